@@ -1,0 +1,66 @@
+//! What ingest answers: the acknowledgement of a batch.
+
+use std::time::Duration;
+
+/// The durability a batch got when it was acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// In the WAL and fsynced: survives power loss.
+    Synced,
+    /// In the WAL, written to the OS, fsynced within `sync_within`:
+    /// survives a process crash.
+    Buffered {
+        /// Longest time until the fsync.
+        sync_within: Duration,
+    },
+    /// In the WAL, written to the OS, never fsynced by the WAL: survives a
+    /// process crash, not a power loss.
+    Unsynced,
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Durability::Synced => write!(f, "synced"),
+            Durability::Buffered { sync_within } => {
+                write!(f, "buffered (fsync within {} ms)", sync_within.as_millis())
+            }
+            Durability::Unsynced => write!(f, "unsynced"),
+        }
+    }
+}
+
+/// One event that was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Index of the event in the batch.
+    pub index: usize,
+    /// Why, naming the field.
+    pub reason: String,
+}
+
+/// The acknowledgement of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Sequence number of the first accepted event; accepted events have
+    /// `first_seq .. first_seq + accepted`, in batch order.
+    pub first_seq: u64,
+    /// Events accepted.
+    pub accepted: usize,
+    /// Events rejected, with index and reason.
+    pub rejected: Vec<Rejected>,
+    /// What durability the accepted events have.
+    pub durability: Durability,
+    /// True when this (producer, sequence) had been applied before: the
+    /// numbers are the original ones and nothing was applied again.
+    pub duplicate: bool,
+}
+
+/// How to ingest a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// (producer id, sequence) for exactly-once retries.
+    pub producer: Option<(String, u64)>,
+    /// Reject the whole batch if any event is bad.
+    pub all_or_nothing: bool,
+}

@@ -1,0 +1,615 @@
+//! [`Db`]: the database handle. Owns the WAL commit thread, the memtables,
+//! the chunk set and the flush thread, and ties the write path together:
+//!
+//! 1. `ingest` validates, encodes and hands the batch to the commit thread,
+//!    which gives it sequence numbers and makes it durable (group commit);
+//! 2. the batch is appended to the active memtable and is visible at once;
+//! 3. a flush swaps the memtable out under the write gate (no batch is
+//!    between WAL and memtable then), rotates the WAL, writes chunks,
+//!    replaces the manifest, and only then deletes the old WAL segments.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use tally_storage::io::{FileSystem, StdFs};
+use tally_storage::manifest::{write_manifest, Manifest};
+
+use crate::ack::{Ack, Durability, Rejected, WriteOptions};
+use crate::commit::{Committed, Committer};
+use crate::error::{EngineError, Result};
+use crate::event::EventBatch;
+use crate::flush::{write_memtable, LiveChunk};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::recovery::{recover, RecoveryReport};
+use crate::validate::validate_event;
+use crate::walrecord::encode_batch;
+
+/// What scans see: memtables and chunks at one moment.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) active: Arc<Memtable>,
+    pub(crate) active_lens: Vec<usize>,
+    pub(crate) immutable: Option<Arc<Memtable>>,
+    pub(crate) chunks: Arc<Vec<Arc<LiveChunk>>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) active: Arc<Memtable>,
+    pub(crate) immutable: Option<Arc<Memtable>>,
+    pub(crate) chunks: Arc<Vec<Arc<LiveChunk>>>,
+    pub(crate) manifest: Manifest,
+}
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) options: Options,
+    pub(crate) state: RwLock<State>,
+    /// Writers hold it shared from WAL append to memtable append; a flush
+    /// takes it exclusively to switch memtables at a WAL segment boundary.
+    write_gate: RwLock<()>,
+    committer: Committer,
+    flush_lock: Mutex<()>,
+    poisoned: Mutex<Option<String>>,
+    closed: AtomicBool,
+    /// Signalled when a flush finishes (writers waiting on memory).
+    room: (Mutex<()>, Condvar),
+    recovery: RecoveryReport,
+    _lock_file: File,
+}
+
+/// An open Tally database.
+///
+/// `Db` is `Send + Sync`: share it between threads by reference or `Arc`.
+/// Call [`Db::close`] to flush and stop cleanly; dropping it without
+/// closing stops the background threads and leaves unflushed data in the
+/// WAL, from where the next open recovers it.
+pub struct Db {
+    inner: Arc<Inner>,
+    flusher: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.inner.dir).finish()
+    }
+}
+
+/// Sizes and counts of an open database.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DbStats {
+    /// Events in chunks and memtables.
+    pub events: u64,
+    /// Events not yet flushed.
+    pub memtable_events: u64,
+    /// Bytes held by memtables (approximate).
+    pub memtable_bytes: u64,
+    /// Distinct (day, key shard) partitions with chunks.
+    pub partitions: u64,
+    /// Chunk files.
+    pub chunks: u64,
+    /// Bytes of chunk files.
+    pub chunk_bytes: u64,
+    /// Stored bytes per column across all chunks (name, bytes).
+    pub column_bytes: Vec<(String, u64)>,
+    /// Smallest and largest event time in chunks (µs), if any.
+    pub time_range: Option<(i64, i64)>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `dir`, recovering from the
+    /// manifest and the WAL.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
+        Self::open_with_fs(dir, options, Arc::new(StdFs))
+    }
+
+    /// Like [`Db::open`], with every file write going through `fs` (tests
+    /// inject faults this way).
+    pub fn open_with_fs(
+        dir: impl AsRef<Path>,
+        options: Options,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Db> {
+        let dir = dir.as_ref().to_path_buf();
+        check_options(&options)?;
+        fs.create_dir_all(&dir)?;
+        let lock_path = dir.join("LOCK");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| tally_storage::StorageError::io(&lock_path, "open", e))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(EngineError::BadDataDir {
+                    path: dir,
+                    reason: "another process (or Db handle) has it open".into(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(tally_storage::StorageError::io(&lock_path, "lock", e).into())
+            }
+        }
+        let recovered = recover(&dir, &fs, &options)?;
+        let committer = Committer::start(
+            recovered.wal,
+            options.wal.sync,
+            options.wal.max_group_bytes,
+            recovered.next_seq,
+            recovered.producers,
+        )?;
+        let inner = Arc::new(Inner {
+            dir,
+            fs,
+            state: RwLock::new(State {
+                active: Arc::new(recovered.memtable),
+                immutable: None,
+                chunks: Arc::new(recovered.chunks),
+                manifest: recovered.manifest,
+            }),
+            options,
+            write_gate: RwLock::new(()),
+            committer,
+            flush_lock: Mutex::new(()),
+            poisoned: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            room: (Mutex::new(()), Condvar::new()),
+            recovery: recovered.report,
+            _lock_file: lock_file,
+        });
+        let flusher = start_flusher(&inner)?;
+        Ok(Db {
+            inner,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the database was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// What recovery did when this handle was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// Validates and ingests a batch. See [`Ack`] for what comes back.
+    ///
+    /// Bad events are rejected with their index and reason and the good
+    /// ones are still taken, unless `opts.all_or_nothing`, in which case a
+    /// bad event rejects the batch with [`EngineError::BatchRejected`].
+    /// With `opts.producer`, a batch already applied is acknowledged again
+    /// with its original numbers and not applied twice.
+    pub fn ingest(&self, batch: &EventBatch, opts: &WriteOptions) -> Result<Ack> {
+        self.inner.ingest(batch, opts)
+    }
+
+    /// Flushes the memtable to chunks now and trims the WAL.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Makes everything acknowledged so far durable (fsyncs the WAL).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.with_committer(|c| c.sync())
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> DbStats {
+        self.inner.stats()
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.inner.snapshot()
+    }
+
+    /// Flushes everything, stops the background threads and releases the
+    /// directory. Everything acknowledged is in chunks afterwards.
+    pub fn close(mut self) -> Result<()> {
+        let r = self.shutdown(true);
+        self.inner.closed.store(true, Ordering::SeqCst);
+        r
+    }
+
+    fn shutdown(&mut self, flush: bool) -> Result<()> {
+        if let Some((tx, handle)) = self.flusher.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+        let mut result = Ok(());
+        if flush && self.inner.poison_reason().is_none() {
+            result = self.inner.flush();
+        }
+        self.inner.committer.shutdown();
+        result
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if !self.inner.closed.load(Ordering::SeqCst) {
+            let _ = self.shutdown(false);
+        }
+    }
+}
+
+fn check_options(o: &Options) -> Result<()> {
+    if o.memtable.memtable_bytes < 1 << 16 {
+        return Err(EngineError::InvalidOption {
+            name: "memtable_bytes",
+            reason: format!(
+                "{} is below the minimum of 64 KiB",
+                o.memtable.memtable_bytes
+            ),
+        });
+    }
+    if o.chunk.key_shards == 0 || o.chunk.key_shards > 4096 {
+        return Err(EngineError::InvalidOption {
+            name: "key_shards",
+            reason: format!("{} is outside 1..=4096", o.chunk.key_shards),
+        });
+    }
+    if o.chunk.block_rows == 0 || o.chunk.block_rows > tally_storage::chunk::MAX_BLOCK_ROWS {
+        return Err(EngineError::InvalidOption {
+            name: "block_rows",
+            reason: format!(
+                "{} is outside 1..={}",
+                o.chunk.block_rows,
+                tally_storage::chunk::MAX_BLOCK_ROWS
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn start_flusher(inner: &Arc<Inner>) -> Result<(Sender<()>, JoinHandle<()>)> {
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let weak = Arc::downgrade(inner);
+    let handle = std::thread::Builder::new()
+        .name("tally-flush".into())
+        .spawn(move || loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let Some(inner) = weak.upgrade() else { break };
+            if inner.poison_reason().is_some() {
+                continue;
+            }
+            if inner.flush_due() {
+                if let Err(e) = inner.flush() {
+                    tracing::error!("background flush failed: {e}");
+                }
+            }
+        })
+        .map_err(|e| EngineError::Poisoned(format!("cannot start flush thread: {e}")))?;
+    Ok((tx, handle))
+}
+
+impl Inner {
+    pub(crate) fn poison_reason(&self) -> Option<String> {
+        self.poisoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn poison(&self, why: String) {
+        let mut p = self.poisoned.lock().unwrap_or_else(|p| p.into_inner());
+        if p.is_none() {
+            *p = Some(why);
+        }
+        self.room.1.notify_all();
+    }
+
+    fn with_committer<T>(&self, f: impl FnOnce(&Committer) -> Result<T>) -> Result<T> {
+        f(&self.committer)
+    }
+
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let st = self.state();
+        Snapshot {
+            active: st.active.clone(),
+            active_lens: st.active.snapshot_lens(),
+            immutable: st.immutable.clone(),
+            chunks: st.chunks.clone(),
+        }
+    }
+
+    fn flush_due(&self) -> bool {
+        let st = self.state();
+        let m = &self.options.memtable;
+        st.immutable.is_none()
+            && st.active.rows() > 0
+            && (st.active.bytes() >= m.memtable_bytes / 2 || st.active.age() >= m.flush_interval)
+    }
+
+    fn memory_full(&self) -> bool {
+        let st = self.state();
+        let used = st.active.bytes() + st.immutable.as_ref().map_or(0, |m| m.bytes());
+        used >= self.options.memtable.memtable_bytes
+    }
+
+    fn ingest(&self, batch: &EventBatch, opts: &WriteOptions) -> Result<Ack> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(EngineError::Closed);
+        }
+        if let Some(p) = self.poison_reason() {
+            return Err(EngineError::Poisoned(p));
+        }
+        let max = self.options.ingest.max_batch_events;
+        if batch.len() > max {
+            return Err(EngineError::BatchRejected {
+                reason: format!("{} events exceed the limit of {max} per batch", batch.len()),
+                rejected: Vec::new(),
+            });
+        }
+        if let Some((id, _)) = &opts.producer {
+            if id.is_empty() || id.len() > tally_storage::manifest::MAX_NAME_BYTES {
+                return Err(EngineError::BatchRejected {
+                    reason: format!(
+                        "producer id must be 1..={} bytes",
+                        tally_storage::manifest::MAX_NAME_BYTES
+                    ),
+                    rejected: Vec::new(),
+                });
+            }
+        }
+        let mut rejected = Vec::new();
+        for (i, e) in batch.iter().enumerate() {
+            if let Err(reason) = validate_event(&e) {
+                rejected.push(Rejected { index: i, reason });
+            }
+        }
+        if opts.all_or_nothing && !rejected.is_empty() {
+            let first = rejected
+                .first()
+                .map(|r| format!("event {}: {}", r.index, r.reason))
+                .unwrap_or_default();
+            return Err(EngineError::BatchRejected {
+                reason: format!(
+                    "{} of {} events are invalid (first: {first}); nothing was applied",
+                    rejected.len(),
+                    batch.len()
+                ),
+                rejected,
+            });
+        }
+        let filtered;
+        let good: &EventBatch = if rejected.is_empty() {
+            batch
+        } else {
+            let mut bad = rejected.iter().map(|r| r.index).peekable();
+            let keep: Vec<u32> = (0..batch.len())
+                .filter(|&i| {
+                    if bad.peek() == Some(&i) {
+                        bad.next();
+                        false
+                    } else {
+                        true
+                    }
+                })
+                .map(|i| i as u32)
+                .collect();
+            filtered = batch.select(&keep);
+            &filtered
+        };
+        if good.is_empty() && opts.producer.is_none() {
+            return Ok(Ack {
+                first_seq: 0,
+                accepted: 0,
+                rejected,
+                durability: Durability::Synced,
+                duplicate: false,
+            });
+        }
+        let payload = encode_batch(good, opts.producer.as_ref().map(|(p, s)| (p.as_str(), *s)));
+        self.wait_for_room()?;
+        let gate = self.write_gate.read().unwrap_or_else(|p| p.into_inner());
+        let committed =
+            self.with_committer(|c| c.append(payload, opts.producer.clone(), good.len() as u32));
+        let ack = match committed {
+            Ok(Committed::Applied {
+                first_seq,
+                durability,
+            }) => {
+                self.state().active.append(good);
+                Ack {
+                    first_seq,
+                    accepted: good.len(),
+                    rejected,
+                    durability,
+                    duplicate: false,
+                }
+            }
+            Ok(Committed::Duplicate {
+                first_seq,
+                accepted,
+            }) => Ack {
+                first_seq,
+                accepted: accepted as usize,
+                rejected,
+                durability: match self.options.wal.sync {
+                    crate::options::SyncPolicy::Sync => Durability::Synced,
+                    crate::options::SyncPolicy::Interval(d) => {
+                        Durability::Buffered { sync_within: d }
+                    }
+                    crate::options::SyncPolicy::None => Durability::Unsynced,
+                },
+                duplicate: true,
+            },
+            Err(e) => {
+                if let EngineError::Poisoned(p) = &e {
+                    self.poison(p.clone());
+                }
+                return Err(e);
+            }
+        };
+        drop(gate);
+        Ok(ack)
+    }
+
+    fn wait_for_room(&self) -> Result<()> {
+        if !self.memory_full() {
+            return Ok(());
+        }
+        let (lock, cv) = &self.room;
+        let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.memory_full() {
+            if let Some(p) = self.poison_reason() {
+                return Err(EngineError::Poisoned(p));
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(EngineError::Closed);
+            }
+            // Make sure a flush is on its way, then wait for it.
+            let (g, _) = cv
+                .wait_timeout(guard, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner());
+            guard = g;
+            if self.flush_due() {
+                drop(guard);
+                self.flush()?;
+                guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        let _one = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = self.poison_reason() {
+            return Err(EngineError::Poisoned(p));
+        }
+        // Switch memtables at a WAL segment boundary.
+        let (immutable, rotated) = {
+            let _gate = self.write_gate.write().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            if st.active.rows() == 0 {
+                return Ok(());
+            }
+            let rotated = match self.with_committer(|c| c.rotate()) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.poison(format!("WAL rotation failed: {e}"));
+                    return Err(e);
+                }
+            };
+            let fresh = Arc::new(Memtable::new(self.options.memtable.shards));
+            let old = std::mem::replace(&mut st.active, fresh);
+            st.immutable = Some(old.clone());
+            (old, rotated)
+        };
+        match self.write_flush(&immutable, &rotated) {
+            Ok(()) => {
+                self.room.1.notify_all();
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(format!("flush failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    fn write_flush(&self, immutable: &Memtable, rotated: &crate::commit::Rotated) -> Result<()> {
+        let (mut manifest, key_shards) = {
+            let st = self.state();
+            (st.manifest.clone(), st.manifest.key_shards)
+        };
+        let mut next_id = manifest.next_chunk_id;
+        let new_chunks = write_memtable(
+            immutable,
+            &self.dir,
+            self.fs.as_ref(),
+            key_shards,
+            &self.options.chunk,
+            &mut next_id,
+        )?;
+        if !new_chunks.is_empty() {
+            self.fs.sync_dir(&crate::partition::chunk_dir(&self.dir))?;
+        }
+        manifest.generation += 1;
+        manifest.next_chunk_id = next_id;
+        manifest.next_seq = rotated.next_seq;
+        manifest.wal_replay_from = rotated.first_segment;
+        manifest.producers = rotated.producers.clone();
+        manifest
+            .chunks
+            .extend(new_chunks.iter().map(|c| c.entry.clone()));
+        write_manifest(self.fs.as_ref(), &self.dir, &manifest)?;
+        {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut all: Vec<Arc<LiveChunk>> = st.chunks.as_ref().clone();
+            all.extend(new_chunks);
+            st.chunks = Arc::new(all);
+            st.immutable = None;
+            st.manifest = manifest;
+        }
+        tally_storage::wal::remove_segments_before(
+            self.fs.as_ref(),
+            &crate::partition::wal_dir(&self.dir),
+            rotated.first_segment,
+        )?;
+        Ok(())
+    }
+
+    fn stats(&self) -> DbStats {
+        let st = self.state();
+        let mut s = DbStats::default();
+        let mut parts = std::collections::HashSet::new();
+        let mut cols: Vec<(String, u64)> = Vec::new();
+        for c in st.chunks.iter() {
+            s.chunks += 1;
+            s.events += c.entry.rows;
+            s.chunk_bytes += c.entry.file_bytes;
+            parts.insert((c.entry.day, c.entry.shard));
+            s.time_range = Some(match s.time_range {
+                None => (c.entry.min_ts, c.entry.max_ts),
+                Some((a, b)) => (a.min(c.entry.min_ts), b.max(c.entry.max_ts)),
+            });
+            add(
+                &mut cols,
+                c.reader.key_name(),
+                c.reader.key_directory_bytes(),
+            );
+            for m in c.reader.columns() {
+                add(&mut cols, &m.name, m.stored_bytes);
+            }
+        }
+        s.partitions = parts.len() as u64;
+        let mem_rows = st.active.rows() + st.immutable.as_ref().map_or(0, |m| m.rows());
+        s.memtable_events = mem_rows;
+        s.events += mem_rows;
+        s.memtable_bytes =
+            (st.active.bytes() + st.immutable.as_ref().map_or(0, |m| m.bytes())) as u64;
+        s.column_bytes = cols;
+        s
+    }
+}
+
+fn add(cols: &mut Vec<(String, u64)>, name: &str, b: u64) {
+    match cols.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => *v += b,
+        None => cols.push((name.to_string(), b)),
+    }
+}

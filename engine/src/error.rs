@@ -1,0 +1,71 @@
+//! The one error type of tally-engine.
+
+use std::path::PathBuf;
+
+/// Result alias for tally-engine.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A file could not be read or written, or is corrupt.
+    #[error(transparent)]
+    Storage(#[from] tally_storage::StorageError),
+    /// A WAL record decoded from a valid frame does not make sense.
+    #[error("corrupt WAL record in segment {segment} at byte offset {offset}: {detail}")]
+    BadWalRecord {
+        /// Segment id.
+        segment: u64,
+        /// Offset of the frame in the segment.
+        offset: u64,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The data directory is in use or not a Tally directory.
+    #[error("cannot open data directory {}: {reason}", path.display())]
+    BadDataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A setting is out of range.
+    #[error("invalid option {name}: {reason}")]
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The whole batch was refused (all-or-nothing with a bad event, or a
+    /// batch that breaks a limit). Nothing of it was applied.
+    #[error("batch rejected: {reason}")]
+    BatchRejected {
+        /// Why.
+        reason: String,
+        /// The bad events (empty when a limit was broken).
+        rejected: Vec<crate::ack::Rejected>,
+    },
+    /// An idempotent batch's sequence is older than the remembered window,
+    /// so whether it was applied can no longer be told.
+    #[error("producer {producer} sequence {sequence} is older than the idempotency window (lowest remembered: {lowest}); the batch was not applied")]
+    SequenceTooOld {
+        /// Producer id.
+        producer: String,
+        /// The batch's sequence.
+        sequence: u64,
+        /// Lowest sequence still remembered.
+        lowest: u64,
+    },
+    /// A scan request is malformed (bad column, bad predicate value).
+    #[error("invalid scan: {0}")]
+    InvalidScan(String),
+    /// An earlier write or flush failed; the database refuses writes until it
+    /// is reopened (recovery then restores every acknowledged batch).
+    #[error("database is read-only after an earlier failure ({0}); reopen it to recover")]
+    Poisoned(String),
+    /// The database was closed.
+    #[error("database is closed")]
+    Closed,
+}

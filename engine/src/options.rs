@@ -1,0 +1,141 @@
+//! Configuration of a [`crate::Db`]: one struct per subsystem, every field
+//! documented with its default (docs/operations.md lists them).
+
+use std::time::Duration;
+
+pub use tally_storage::codec::Compression;
+
+/// When the WAL is fsynced, and so what an acknowledgement promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fsync before acknowledging (group commit: one fsync serves every
+    /// batch waiting for it). Default. An acknowledged batch survives a
+    /// power loss.
+    Sync,
+    /// Acknowledge once written to the OS; fsync at most this long after.
+    /// A process crash loses nothing; a power loss may lose the last interval.
+    Interval(Duration),
+    /// Never fsync the WAL (only flushes sync their chunks). A process crash
+    /// loses nothing; a power loss may lose anything not yet flushed.
+    None,
+}
+
+impl std::str::FromStr for SyncPolicy {
+    type Err = String;
+    /// Parses `sync`, `none`, `interval` (100 ms), `interval=N` or `interval=Nms`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sync" => Ok(SyncPolicy::Sync),
+            "none" => Ok(SyncPolicy::None),
+            "interval" => Ok(SyncPolicy::Interval(Duration::from_millis(100))),
+            _ => {
+                let ms = s
+                    .strip_prefix("interval=")
+                    .map(|v| v.trim_end_matches("ms"))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        format!("unknown durability {s:?}: expected sync, none, interval or interval=N (ms)")
+                    })?;
+                Ok(SyncPolicy::Interval(Duration::from_millis(ms.max(1))))
+            }
+        }
+    }
+}
+
+/// WAL settings.
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// When to fsync. Default: [`SyncPolicy::Sync`].
+    pub sync: SyncPolicy,
+    /// Start a new segment past this size. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Most bytes one group commit writes at once. Default 8 MiB.
+    pub max_group_bytes: usize,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            sync: SyncPolicy::Sync,
+            segment_bytes: 64 << 20,
+            max_group_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Memtable and flush settings.
+#[derive(Debug, Clone)]
+pub struct MemtableOptions {
+    /// Memory for memtables. A flush starts when the active memtable holds
+    /// half of it; writers wait (backpressure) while active plus flushing
+    /// memtables hold all of it. Default 256 MiB.
+    pub memtable_bytes: usize,
+    /// Flush a memtable older than this even if small. Default 5 minutes.
+    pub flush_interval: Duration,
+    /// Independent append buffers (writers pick a free one). Default 8.
+    pub shards: usize,
+}
+
+impl Default for MemtableOptions {
+    fn default() -> Self {
+        MemtableOptions {
+            memtable_bytes: 256 << 20,
+            flush_interval: Duration::from_secs(300),
+            shards: 8,
+        }
+    }
+}
+
+/// Chunk settings.
+#[derive(Debug, Clone)]
+pub struct ChunkOptions {
+    /// Compression of freshly flushed chunks. Default lz4.
+    pub compression: Compression,
+    /// Rows per column block. Default 8192.
+    pub block_rows: usize,
+    /// Key shards per day partition, fixed when the directory is created
+    /// (stored in the manifest; later values are ignored). Default 4.
+    pub key_shards: u32,
+}
+
+impl Default for ChunkOptions {
+    fn default() -> Self {
+        ChunkOptions {
+            compression: Compression::Lz4,
+            block_rows: tally_storage::chunk::DEFAULT_BLOCK_ROWS,
+            key_shards: 4,
+        }
+    }
+}
+
+/// Ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Batches remembered per producer below its highest sequence, for
+    /// idempotent retries of pipelined batches. Default 1024.
+    pub idempotency_window: u64,
+    /// Most events in one batch. Default 1,000,000.
+    pub max_batch_events: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            idempotency_window: 1024,
+            max_batch_events: 1_000_000,
+        }
+    }
+}
+
+/// Everything [`crate::Db::open`] takes.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// WAL settings.
+    pub wal: WalOptions,
+    /// Memtable and flush settings.
+    pub memtable: MemtableOptions,
+    /// Chunk settings.
+    pub chunk: ChunkOptions,
+    /// Ingest settings.
+    pub ingest: IngestOptions,
+}

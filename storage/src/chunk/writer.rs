@@ -1,0 +1,570 @@
+//! Writing a chunk file from rows already sorted by (key, ts).
+
+use std::path::Path;
+
+use roaring::RoaringBitmap;
+
+use super::format::{
+    write_block, BlockRef, ColumnEncoding, ColumnKind, Footer, FooterBlock, FooterColumn,
+    CHUNK_MAGIC, CHUNK_VERSION, HEADER_LEN, MAX_BLOCK_ROWS, MAX_CHUNK_ROWS, TRAILER_MAGIC,
+};
+use super::hash::FxHashMap;
+use crate::codec::{
+    encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, put_varint, Compression,
+};
+use crate::io::FileSystem;
+use crate::{Result, StorageError};
+
+/// The conventional name of the key column (the api_key).
+pub const KEY_COLUMN_NAME: &str = "api_key";
+
+/// The values of one column, one per row, in sorted row order.
+#[derive(Debug, Clone, Copy)]
+pub enum ColumnSource<'a> {
+    /// Signed integers.
+    I64(&'a [i64]),
+    /// Unsigned integers.
+    U64(&'a [u64]),
+    /// Floats.
+    F64(&'a [f64]),
+    /// Byte strings: concatenated bytes and the end offset of each value.
+    Bytes {
+        /// All values' bytes.
+        bytes: &'a [u8],
+        /// End offset of each value in `bytes`.
+        ends: &'a [u32],
+    },
+}
+
+impl ColumnSource<'_> {
+    fn len(&self) -> usize {
+        match self {
+            ColumnSource::I64(v) => v.len(),
+            ColumnSource::U64(v) => v.len(),
+            ColumnSource::F64(v) => v.len(),
+            ColumnSource::Bytes { ends, .. } => ends.len(),
+        }
+    }
+}
+
+fn bytes_at<'a>(bytes: &'a [u8], ends: &[u32], i: usize) -> &'a [u8] {
+    let start = if i == 0 {
+        0
+    } else {
+        ends.get(i - 1).copied().unwrap_or(0) as usize
+    };
+    let end = ends.get(i).copied().unwrap_or(0) as usize;
+    bytes.get(start..end).unwrap_or(&[])
+}
+
+/// One column to write.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkColumn<'a> {
+    /// Column name.
+    pub name: &'a str,
+    /// Values, one per row.
+    pub source: ColumnSource<'a>,
+    /// Build a roaring bitmap per distinct value (byte columns that end up
+    /// dictionary encoded only).
+    pub bitmap_index: bool,
+    /// This is the time column: sorted within each key, stored as per-key
+    /// deltas, and its min/max become the chunk's time range. At most one.
+    pub time_column: bool,
+}
+
+/// Chunk writing settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkWriteOptions {
+    /// Block compression (lz4 for fresh chunks).
+    pub compression: Compression,
+    /// Rows per column block.
+    pub block_rows: usize,
+}
+
+impl Default for ChunkWriteOptions {
+    fn default() -> Self {
+        ChunkWriteOptions {
+            compression: Compression::Lz4,
+            block_rows: super::format::DEFAULT_BLOCK_ROWS,
+        }
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkSummary {
+    /// Rows.
+    pub rows: u64,
+    /// Distinct keys.
+    pub keys: u64,
+    /// Smallest time-column value (0 without a time column).
+    pub min_ts: i64,
+    /// Largest time-column value.
+    pub max_ts: i64,
+    /// File size.
+    pub file_bytes: u64,
+    /// Stored bytes per column (blocks, dictionary and bitmaps), key
+    /// directory under the key column's name.
+    pub column_bytes: Vec<(String, u64)>,
+}
+
+/// Writes a chunk to `path` (created, written in one call, fsynced).
+///
+/// `keys` are the rows' keys (concatenated bytes and end offsets), which
+/// must be sorted; within a key, the time column must be non-decreasing.
+pub fn write_chunk(
+    fs: &dyn FileSystem,
+    path: &Path,
+    key_name: &str,
+    keys: (&[u8], &[u32]),
+    columns: &[ChunkColumn<'_>],
+    opts: &ChunkWriteOptions,
+) -> Result<ChunkSummary> {
+    let bytes = encode_chunk(key_name, keys, columns, opts)?;
+    let mut f = fs.create(path)?;
+    f.write_all(&bytes.0)?;
+    f.sync_data()?;
+    Ok(bytes.1)
+}
+
+/// Encodes a whole chunk file in memory.
+pub(crate) fn encode_chunk(
+    key_name: &str,
+    keys: (&[u8], &[u32]),
+    columns: &[ChunkColumn<'_>],
+    opts: &ChunkWriteOptions,
+) -> Result<(Vec<u8>, ChunkSummary)> {
+    let (key_bytes, key_ends) = keys;
+    let rows = key_ends.len();
+    if rows as u64 > MAX_CHUNK_ROWS {
+        return Err(StorageError::InvalidInput(format!(
+            "a chunk holds at most {MAX_CHUNK_ROWS} rows, got {rows}"
+        )));
+    }
+    let block_rows = opts.block_rows.clamp(1, MAX_BLOCK_ROWS);
+    for c in columns {
+        if c.source.len() != rows {
+            return Err(StorageError::InvalidInput(format!(
+                "column {} has {} values for {rows} rows",
+                c.name,
+                c.source.len()
+            )));
+        }
+    }
+    if columns.iter().filter(|c| c.time_column).count() > 1 {
+        return Err(StorageError::InvalidInput(
+            "at most one time column per chunk".into(),
+        ));
+    }
+
+    // Key directory: distinct keys (sorted) and the end row of each.
+    let mut dir_keys: Vec<&[u8]> = Vec::new();
+    let mut dir_ends: Vec<u64> = Vec::new();
+    let mut key_starts = vec![false; rows];
+    for i in 0..rows {
+        let k = bytes_at(key_bytes, key_ends, i);
+        match dir_keys.last() {
+            Some(&last) if last == k => {
+                if let Some(e) = dir_ends.last_mut() {
+                    *e = i as u64 + 1;
+                }
+            }
+            Some(&last) if last > k => {
+                return Err(StorageError::InvalidInput(format!(
+                    "rows are not sorted by key at row {i}"
+                )));
+            }
+            _ => {
+                dir_keys.push(k);
+                dir_ends.push(i as u64 + 1);
+                if let Some(s) = key_starts.get_mut(i) {
+                    *s = true;
+                }
+            }
+        }
+    }
+
+    let mut file = Vec::with_capacity(rows * 16 + 4096);
+    file.extend_from_slice(CHUNK_MAGIC);
+    file.extend_from_slice(&CHUNK_VERSION.to_le_bytes());
+    file.extend_from_slice(&0u32.to_le_bytes());
+    debug_assert_eq!(file.len(), HEADER_LEN);
+
+    let mut raw = Vec::new();
+    let mut column_bytes = Vec::new();
+
+    // Key directory block: varint(len of encoded keys) keys ends.
+    let key_directory = {
+        let mut keys_enc = Vec::new();
+        encode_byte_strings(dir_keys.iter().copied(), &mut keys_enc);
+        raw.clear();
+        put_varint(&mut raw, keys_enc.len() as u64);
+        raw.extend_from_slice(&keys_enc);
+        encode_u64s(&dir_ends, &mut raw);
+        let offset = file.len() as u64;
+        write_block(&raw, opts.compression, &mut file)?;
+        let r = BlockRef {
+            offset,
+            len: file.len() as u64 - offset,
+        };
+        column_bytes.push((key_name.to_string(), r.len));
+        r
+    };
+
+    let (mut min_ts, mut max_ts) = (0i64, 0i64);
+    let mut footer_columns = Vec::with_capacity(columns.len());
+    for c in columns {
+        let col_start = file.len() as u64;
+        let fc = match c.source {
+            ColumnSource::I64(values) => {
+                if c.time_column {
+                    for i in 1..rows {
+                        if !key_starts.get(i).copied().unwrap_or(true)
+                            && values.get(i) < values.get(i - 1)
+                        {
+                            return Err(StorageError::InvalidInput(format!(
+                                "time column {} decreases within a key at row {i}",
+                                c.name
+                            )));
+                        }
+                    }
+                    min_ts = values.iter().copied().min().unwrap_or(0);
+                    max_ts = values.iter().copied().max().unwrap_or(0);
+                }
+                let mut blocks = Vec::new();
+                let mut tmp: Vec<u64> = Vec::with_capacity(block_rows);
+                for (b, chunk) in values.chunks(block_rows).enumerate() {
+                    raw.clear();
+                    if c.time_column {
+                        tmp.clear();
+                        let base = b * block_rows;
+                        for (j, &v) in chunk.iter().enumerate() {
+                            let reset = j == 0 || key_starts.get(base + j).copied().unwrap_or(true);
+                            let prev = if reset {
+                                min_ts
+                            } else {
+                                chunk.get(j - 1).copied().unwrap_or(min_ts)
+                            };
+                            tmp.push(v.wrapping_sub(prev) as u64);
+                        }
+                        encode_u64s(&tmp, &mut raw);
+                    } else {
+                        encode_i64s(chunk, &mut raw);
+                    }
+                    let lo = chunk.iter().copied().min().unwrap_or(0);
+                    let hi = chunk.iter().copied().max().unwrap_or(0);
+                    blocks.push(push_block(
+                        &mut file,
+                        &raw,
+                        opts.compression,
+                        i64_key(lo),
+                        i64_key(hi),
+                    )?);
+                }
+                FooterColumn {
+                    name: c.name.to_string(),
+                    kind: ColumnKind::I64,
+                    encoding: if c.time_column {
+                        ColumnEncoding::KeyDelta
+                    } else {
+                        ColumnEncoding::Plain
+                    },
+                    dictionary: None,
+                    bitmaps: None,
+                    blocks,
+                }
+            }
+            ColumnSource::U64(values) => {
+                let mut blocks = Vec::new();
+                for chunk in values.chunks(block_rows) {
+                    raw.clear();
+                    encode_u64s(chunk, &mut raw);
+                    let lo = chunk.iter().copied().min().unwrap_or(0);
+                    let hi = chunk.iter().copied().max().unwrap_or(0);
+                    blocks.push(push_block(&mut file, &raw, opts.compression, lo, hi)?);
+                }
+                let bitmaps = if c.bitmap_index {
+                    let mut distinct: Vec<u64> = values.to_vec();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    if distinct.len() <= MAX_U64_BITMAP_VALUES {
+                        let idx: Vec<u32> = values
+                            .iter()
+                            .map(|v| distinct.partition_point(|d| d < v) as u32)
+                            .collect();
+                        Some(write_bitmap_block(
+                            &mut file,
+                            Some(&distinct),
+                            &idx,
+                            distinct.len(),
+                            opts,
+                            &mut raw,
+                        )?)
+                    } else {
+                        None
+                    }
+                } else {
+                    None
+                };
+                FooterColumn {
+                    name: c.name.to_string(),
+                    kind: ColumnKind::U64,
+                    encoding: ColumnEncoding::Plain,
+                    dictionary: None,
+                    bitmaps,
+                    blocks,
+                }
+            }
+            ColumnSource::F64(values) => {
+                let mut blocks = Vec::new();
+                for chunk in values.chunks(block_rows) {
+                    raw.clear();
+                    encode_f64s(chunk, &mut raw);
+                    let lo = chunk.iter().map(|&v| f64_key(v)).min().unwrap_or(0);
+                    let hi = chunk.iter().map(|&v| f64_key(v)).max().unwrap_or(0);
+                    blocks.push(push_block(&mut file, &raw, opts.compression, lo, hi)?);
+                }
+                FooterColumn {
+                    name: c.name.to_string(),
+                    kind: ColumnKind::F64,
+                    encoding: ColumnEncoding::Plain,
+                    dictionary: None,
+                    bitmaps: None,
+                    blocks,
+                }
+            }
+            ColumnSource::Bytes { bytes, ends } => {
+                write_bytes_column(&mut file, c, bytes, ends, block_rows, opts, &mut raw)?
+            }
+        };
+        column_bytes.push((c.name.to_string(), file.len() as u64 - col_start));
+        footer_columns.push(fc);
+    }
+
+    let footer = Footer {
+        rows: rows as u64,
+        block_rows: block_rows as u64,
+        min_ts,
+        max_ts,
+        key_name: key_name.to_string(),
+        keys: dir_keys.len() as u64,
+        key_directory,
+        columns: footer_columns,
+    };
+    let footer_offset = file.len() as u64;
+    write_block(&footer.encode(), Compression::None, &mut file)?;
+    let footer_len = (file.len() as u64 - footer_offset) as u32;
+    let mut trailer = Vec::with_capacity(24);
+    trailer.extend_from_slice(&footer_offset.to_le_bytes());
+    trailer.extend_from_slice(&footer_len.to_le_bytes());
+    let tcrc = crc32c::crc32c(&trailer);
+    trailer.extend_from_slice(&tcrc.to_le_bytes());
+    trailer.extend_from_slice(TRAILER_MAGIC);
+    file.extend_from_slice(&trailer);
+    let summary = ChunkSummary {
+        rows: rows as u64,
+        keys: dir_keys.len() as u64,
+        min_ts,
+        max_ts,
+        file_bytes: file.len() as u64,
+        column_bytes,
+    };
+    Ok((file, summary))
+}
+
+/// Order-preserving u64 image of an i64 (flip the sign bit).
+pub(crate) fn i64_key(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+/// Order-preserving u64 image of an f64 (IEEE total order).
+pub(crate) fn f64_key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+fn push_block(
+    file: &mut Vec<u8>,
+    raw: &[u8],
+    compression: Compression,
+    min: u64,
+    max: u64,
+) -> Result<FooterBlock> {
+    let offset = file.len() as u64;
+    write_block(raw, compression, file)?;
+    Ok(FooterBlock {
+        at: BlockRef {
+            offset,
+            len: file.len() as u64 - offset,
+        },
+        min,
+        max,
+    })
+}
+
+fn write_bytes_column(
+    file: &mut Vec<u8>,
+    c: &ChunkColumn<'_>,
+    bytes: &[u8],
+    ends: &[u32],
+    block_rows: usize,
+    opts: &ChunkWriteOptions,
+    raw: &mut Vec<u8>,
+) -> Result<FooterColumn> {
+    let rows = ends.len();
+    // Dictionary by first appearance, then sorted so codes preserve order.
+    let mut map: FxHashMap<&[u8], u32> = FxHashMap::default();
+    let mut first_codes: Vec<u32> = Vec::with_capacity(rows);
+    let mut distinct: Vec<&[u8]> = Vec::new();
+    let plain_limit = (rows / 2).max(64);
+    for i in 0..rows {
+        let v = bytes_at(bytes, ends, i);
+        let next = distinct.len() as u32;
+        let code = *map.entry(v).or_insert_with(|| {
+            distinct.push(v);
+            next
+        });
+        first_codes.push(code);
+        if distinct.len() > plain_limit {
+            break;
+        }
+    }
+    if distinct.len() > plain_limit {
+        let mut blocks = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + block_rows).min(rows);
+            raw.clear();
+            encode_byte_strings((start..end).map(|i| bytes_at(bytes, ends, i)), raw);
+            blocks.push(push_block(file, raw, opts.compression, 0, u64::MAX)?);
+            start = end;
+        }
+        return Ok(FooterColumn {
+            name: c.name.to_string(),
+            kind: ColumnKind::Bytes,
+            encoding: ColumnEncoding::Plain,
+            dictionary: None,
+            bitmaps: None,
+            blocks,
+        });
+    }
+    let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| distinct.get(a as usize).cmp(&distinct.get(b as usize)));
+    let mut remap = vec![0u32; distinct.len()];
+    for (new, &old) in order.iter().enumerate() {
+        if let Some(r) = remap.get_mut(old as usize) {
+            *r = new as u32;
+        }
+    }
+    let codes: Vec<u64> = first_codes
+        .iter()
+        .map(|&c| u64::from(remap.get(c as usize).copied().unwrap_or(0)))
+        .collect();
+
+    // Dictionary block.
+    raw.clear();
+    encode_byte_strings(
+        order
+            .iter()
+            .map(|&o| distinct.get(o as usize).copied().unwrap_or(&[])),
+        raw,
+    );
+    let offset = file.len() as u64;
+    write_block(raw, opts.compression, file)?;
+    let dictionary = Some((
+        BlockRef {
+            offset,
+            len: file.len() as u64 - offset,
+        },
+        distinct.len() as u64,
+    ));
+
+    let mut blocks = Vec::new();
+    for chunk in codes.chunks(block_rows) {
+        raw.clear();
+        encode_u64s(chunk, raw);
+        let lo = chunk.iter().copied().min().unwrap_or(0);
+        let hi = chunk.iter().copied().max().unwrap_or(0);
+        blocks.push(push_block(file, raw, opts.compression, lo, hi)?);
+    }
+
+    let bitmaps = if c.bitmap_index {
+        let codes32: Vec<u32> = codes.iter().map(|&c| c as u32).collect();
+        Some(write_bitmap_block(
+            file,
+            None,
+            &codes32,
+            distinct.len(),
+            opts,
+            raw,
+        )?)
+    } else {
+        None
+    };
+    Ok(FooterColumn {
+        name: c.name.to_string(),
+        kind: ColumnKind::Bytes,
+        encoding: ColumnEncoding::Dictionary,
+        dictionary,
+        bitmaps,
+        blocks,
+    })
+}
+
+/// Most distinct values of an integer column that get a bitmap index.
+pub(crate) const MAX_U64_BITMAP_VALUES: usize = 4096;
+
+/// Writes a bitmap index block: one roaring bitmap of rows per entry.
+///
+/// Raw layout: varint n_entries; varint len, encode_u64s(values) (integer
+/// columns: the distinct values, ascending; empty for dictionary columns,
+/// whose entry i is code i); varint len, encode_u64s(serialized size of each
+/// bitmap); the bitmaps in portable roaring format, back to back.
+fn write_bitmap_block(
+    file: &mut Vec<u8>,
+    values: Option<&[u64]>,
+    entry_of_row: &[u32],
+    entries: usize,
+    opts: &ChunkWriteOptions,
+    raw: &mut Vec<u8>,
+) -> Result<BlockRef> {
+    let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); entries];
+    for (row, &e) in entry_of_row.iter().enumerate() {
+        if let Some(v) = rows_of.get_mut(e as usize) {
+            v.push(row as u32);
+        }
+    }
+    let mut sizes = Vec::with_capacity(entries);
+    let mut body = Vec::new();
+    for r in rows_of {
+        let bm = RoaringBitmap::from_sorted_iter(r)
+            .map_err(|e| StorageError::InvalidInput(format!("bitmap rows not sorted: {e}")))?;
+        let before = body.len();
+        bm.serialize_into(&mut body)
+            .map_err(|e| StorageError::InvalidInput(format!("bitmap serialize: {e}")))?;
+        sizes.push((body.len() - before) as u64);
+    }
+    raw.clear();
+    put_varint(raw, entries as u64);
+    let mut enc = Vec::new();
+    if let Some(v) = values {
+        encode_u64s(v, &mut enc);
+    }
+    put_varint(raw, enc.len() as u64);
+    raw.extend_from_slice(&enc);
+    enc.clear();
+    encode_u64s(&sizes, &mut enc);
+    put_varint(raw, enc.len() as u64);
+    raw.extend_from_slice(&enc);
+    raw.extend_from_slice(&body);
+    let offset = file.len() as u64;
+    write_block(raw, opts.compression, file)?;
+    Ok(BlockRef {
+        offset,
+        len: file.len() as u64 - offset,
+    })
+}

@@ -1,0 +1,570 @@
+//! Integer columns (`u64`, and `i64` through an order-preserving offset):
+//! the encoders that pick the smallest of constant, frame-of-reference
+//! bit-packing with patched exceptions, and delta (zigzag or plain) plus
+//! the same bit-packing; and the decoders, which unpack 64 values at a time
+//! with width-specialised kernels.
+//!
+//! The shared "bit-packed body" holds `m` values as a base, a bit width
+//! `w`, the low `w` bits of each `value - base` and, aside, the high bits
+//! of the few values that do not fit (exceptions). The width is the one
+//! minimising the estimated total size, so rare outliers (a timestamp
+//! jump at a key start) cost a few bytes each instead of widening every
+//! value. See `docs/codecs.md` for the bytes.
+
+use super::bitpack::{self, packed_len, BLOCK_LEN};
+use super::varint::{get_varint, put_varint, varint_len};
+use super::{
+    expect_end, read_u64, read_u8, INT_BITPACKED, INT_CONSTANT, INT_DELTA, INT_DELTA_ZIGZAG,
+};
+use crate::{Result, StorageError};
+
+/// Flipping the sign bit maps i64 order onto u64 order.
+const SIGN: u64 = 1 << 63;
+
+/// Maps an `i64` onto a `u64` preserving order (`i64::MIN` -> 0).
+pub(crate) fn i64_to_ordered(v: i64) -> u64 {
+    (v as u64) ^ SIGN
+}
+
+/// Inverse of [`i64_to_ordered`].
+pub(crate) fn ordered_to_i64(x: u64) -> i64 {
+    (x ^ SIGN) as i64
+}
+
+fn zigzag(d: u64) -> u64 {
+    let s = d as i64;
+    ((s << 1) ^ (s >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> u64 {
+    (z >> 1) ^ (z & 1).wrapping_neg()
+}
+
+fn identity(x: u64) -> u64 {
+    x
+}
+
+/// Bytes of a bit-packed body's fixed header: base (8) and width (1).
+const BODY_HEADER_LEN: usize = 9;
+
+/// Appends a self-describing encoding of `values` (first byte = codec id)
+/// to `out`, choosing the smallest of the candidates by estimating each
+/// encoded size (like tantivy's `ColumnCodecEstimator`): constant;
+/// frame-of-reference + bit-packing with patched exceptions (values whose
+/// bit length exceeds the chosen width are stored aside as (index, high
+/// bits) so a few outliers do not widen every value; the width minimises
+/// the total size); delta (zigzag, or plain wrapping with a signed base) +
+/// the same bit-packing for smooth or monotone series. The bytes are
+/// described in `docs/codecs.md`.
+pub fn encode_u64s(values: &[u64], out: &mut Vec<u8>) {
+    let (Some(&first), Some((min, max))) = (values.first(), min_max(values)) else {
+        out.push(INT_CONSTANT);
+        out.extend_from_slice(&0u64.to_le_bytes());
+        return;
+    };
+    if min == max {
+        out.push(INT_CONSTANT);
+        out.extend_from_slice(&first.to_le_bytes());
+        return;
+    }
+    let n = values.len();
+    let (width, size) = best_width(&histogram(values, identity, min), n);
+    let mut best = Plan {
+        codec: INT_BITPACKED,
+        transform: identity,
+        base: min,
+        width,
+        size: 1 + size,
+    };
+
+    // min != max, so there are at least two values and one delta.
+    let deltas: Vec<u64> = values
+        .iter()
+        .zip(&values[1..])
+        .map(|(a, b)| b.wrapping_sub(*a))
+        .collect();
+    let m = deltas.len();
+    let stats = delta_stats(&deltas);
+    let mut consider = |codec: u8, transform: fn(u64) -> u64, base: u64| {
+        let (width, size) = best_width(&histogram(&deltas, transform, base), m);
+        let size = 1 + 8 + size;
+        if size < best.size {
+            best = Plan {
+                codec,
+                transform,
+                base,
+                width,
+                size,
+            };
+        }
+    };
+    consider(INT_DELTA_ZIGZAG, zigzag, stats.zigzag_min);
+    consider(INT_DELTA, identity, stats.signed_min);
+    if let Some(nonneg_min) = stats.nonneg_min {
+        // Rare negative deltas (a key start) become exceptions instead of
+        // lowering the base for every value.
+        if nonneg_min != stats.signed_min {
+            consider(INT_DELTA, identity, nonneg_min);
+        }
+    }
+
+    out.push(best.codec);
+    if best.codec == INT_BITPACKED {
+        write_body(values, best.transform, best.base, best.width, out);
+    } else {
+        out.extend_from_slice(&first.to_le_bytes());
+        write_body(&deltas, best.transform, best.base, best.width, out);
+    }
+}
+
+/// Appends exactly `count` values decoded from `data` (an encoding written
+/// by [`encode_u64s`]) to `out`. `data` must be consumed exactly: trailing
+/// bytes are an error. Never panics, and allocates only the `count` values
+/// (which the caller bounds). On error `out` is left as it was.
+pub fn decode_u64s(data: &[u8], count: usize, out: &mut Vec<u64>) -> Result<()> {
+    decode_ints(data, 0, count, out, identity)
+}
+
+/// Appends the encoding of `values` to `out`: the [`encode_u64s`] encoding
+/// of each value with its sign bit flipped (an order-preserving offset,
+/// `i64::MIN` -> 0), so small negative and positive values pack together.
+pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) {
+    let mapped: Vec<u64> = values.iter().map(|&v| i64_to_ordered(v)).collect();
+    encode_u64s(&mapped, out);
+}
+
+/// Appends exactly `count` values decoded from an [`encode_i64s`] encoding
+/// to `out`; same contract as [`decode_u64s`].
+pub fn decode_i64s(data: &[u8], count: usize, out: &mut Vec<i64>) -> Result<()> {
+    decode_ints(data, 0, count, out, ordered_to_i64)
+}
+
+/// The chosen candidate.
+struct Plan {
+    codec: u8,
+    transform: fn(u64) -> u64,
+    base: u64,
+    width: u32,
+    size: usize,
+}
+
+fn min_max(values: &[u64]) -> Option<(u64, u64)> {
+    let first = *values.first()?;
+    let (mut min, mut max) = (first, first);
+    for &v in values {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    Some((min, max))
+}
+
+struct DeltaStats {
+    zigzag_min: u64,
+    /// Smallest delta read as i64, returned as its u64 bits.
+    signed_min: u64,
+    /// Smallest delta that is non-negative as i64, if any.
+    nonneg_min: Option<u64>,
+}
+
+fn delta_stats(deltas: &[u64]) -> DeltaStats {
+    let mut zigzag_min = u64::MAX;
+    let mut signed_min = i64::MAX;
+    let mut nonneg_min = u64::MAX;
+    for &d in deltas {
+        zigzag_min = zigzag_min.min(zigzag(d));
+        signed_min = signed_min.min(d as i64);
+        // Negative deltas have the top bit set and never win this min
+        // unless every delta is negative.
+        nonneg_min = nonneg_min.min(d);
+    }
+    DeltaStats {
+        zigzag_min,
+        signed_min: signed_min as u64,
+        nonneg_min: (nonneg_min as i64 >= 0).then_some(nonneg_min),
+    }
+}
+
+/// Counts values by the bit length of `f(x) - base` (wrapping): entry `l`
+/// is the number of values needing exactly `l` bits.
+fn histogram(xs: &[u64], f: fn(u64) -> u64, base: u64) -> [usize; 65] {
+    // Four tables break the store-to-load chain when runs of values fall
+    // into the same bucket.
+    let mut h = [[0usize; 65]; 4];
+    let bits = |x: u64| (64 - f(x).wrapping_sub(base).leading_zeros()) as usize;
+    let mut chunks = xs.chunks_exact(4);
+    for c in &mut chunks {
+        h[0][bits(c[0])] += 1;
+        h[1][bits(c[1])] += 1;
+        h[2][bits(c[2])] += 1;
+        h[3][bits(c[3])] += 1;
+    }
+    for &x in chunks.remainder() {
+        h[0][bits(x)] += 1;
+    }
+    let mut total = [0usize; 65];
+    for (l, t) in total.iter_mut().enumerate() {
+        *t = h[0][l] + h[1][l] + h[2][l] + h[3][l];
+    }
+    total
+}
+
+/// Chooses the bit width minimising the estimated size of a bit-packed body
+/// of `n` values with bit-length histogram `hist`; returns (width, size).
+fn best_width(hist: &[usize; 65], n: usize) -> (u32, usize) {
+    let max_len = hist.iter().rposition(|&c| c > 0).unwrap_or(0);
+    let no_exceptions = packed_len(n, max_len as u32).unwrap_or(usize::MAX);
+    let mut best = (max_len as u32, no_exceptions.saturating_add(1));
+    let mut exceptions = 0usize;
+    for w in (0..max_len).rev() {
+        exceptions += hist[w + 1];
+        if exceptions > n / 2 {
+            // Packing half the values aside is never the smallest choice
+            // worth its slower decoding.
+            break;
+        }
+        let mut high_bytes = 0usize;
+        for (len, &c) in hist.iter().enumerate().take(max_len + 1).skip(w + 1) {
+            high_bytes += c * (len - w).div_ceil(7);
+        }
+        let gap_bytes = varint_len((n / exceptions.max(1)) as u64);
+        let size = packed_len(n, w as u32)
+            .unwrap_or(usize::MAX)
+            .saturating_add(varint_len(exceptions as u64))
+            .saturating_add(exceptions * gap_bytes)
+            .saturating_add(high_bytes);
+        if size < best.1 {
+            best = (w as u32, size);
+        }
+    }
+    (best.0, best.1 + BODY_HEADER_LEN)
+}
+
+/// Writes a bit-packed body of `f(x)` for each `x` of `xs`.
+fn write_body(xs: &[u64], f: fn(u64) -> u64, base: u64, width: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&base.to_le_bytes());
+    out.push(width as u8);
+    let mut exceptions = Vec::new();
+    bitpack::pack(xs, f, base, width, out, &mut exceptions);
+    put_varint(out, exceptions.len() as u64);
+    let mut next = 0usize;
+    for (index, high) in exceptions {
+        put_varint(out, (index - next) as u64);
+        put_varint(out, high);
+        next = index + 1;
+    }
+}
+
+/// Decodes the integer encoding at `data[pos..]`, which must end exactly
+/// at the end of `data`, appending `count` values mapped through `map`.
+/// Error offsets are relative to `data`. On error `out` is restored.
+pub(crate) fn decode_ints<T: Clone>(
+    data: &[u8],
+    pos: usize,
+    count: usize,
+    out: &mut Vec<T>,
+    map: impl Fn(u64) -> T,
+) -> Result<()> {
+    let start_len = out.len();
+    let result = decode_ints_inner(data, pos, count, out, map);
+    if result.is_err() {
+        out.truncate(start_len);
+    }
+    result
+}
+
+fn decode_ints_inner<T: Clone>(
+    data: &[u8],
+    mut pos: usize,
+    count: usize,
+    out: &mut Vec<T>,
+    map: impl Fn(u64) -> T,
+) -> Result<()> {
+    let id_pos = pos;
+    let codec = read_u8(data, &mut pos, "an integer codec id")?;
+    match codec {
+        INT_CONSTANT => {
+            let value = read_u64(data, &mut pos, "the constant value")?;
+            expect_end(data, pos, "constant integer")?;
+            out.resize(out.len() + count, map(value));
+            Ok(())
+        }
+        INT_BITPACKED => {
+            let body = Body::read(data, &mut pos, count)?;
+            out.reserve(count);
+            let base = body.base;
+            let end = body.decode(|xs| out.extend(xs.iter().map(|&x| map(x.wrapping_add(base)))))?;
+            expect_end(data, end, "bit-packed integer")
+        }
+        INT_DELTA | INT_DELTA_ZIGZAG => {
+            if count == 0 {
+                return Err(StorageError::corrupt(
+                    id_pos,
+                    format!("expected a non-delta codec for zero values, found codec {codec:#04x}"),
+                ));
+            }
+            let first = read_u64(data, &mut pos, "the first value of a delta encoding")?;
+            let body = Body::read(data, &mut pos, count - 1)?;
+            out.reserve(count);
+            out.push(map(first));
+            let base = body.base;
+            let mut acc = first;
+            let end = if codec == INT_DELTA_ZIGZAG {
+                body.decode(|xs| {
+                    out.extend(xs.iter().map(|&x| {
+                        acc = acc.wrapping_add(unzigzag(x.wrapping_add(base)));
+                        map(acc)
+                    }))
+                })?
+            } else {
+                body.decode(|xs| {
+                    out.extend(xs.iter().map(|&x| {
+                        acc = acc.wrapping_add(x.wrapping_add(base));
+                        map(acc)
+                    }))
+                })?
+            };
+            expect_end(data, end, "delta integer")
+        }
+        other => Err(StorageError::corrupt(
+            id_pos,
+            format!(
+                "expected an integer codec id ({INT_CONSTANT:#04x}..={INT_DELTA:#04x}), found {other:#04x}"
+            ),
+        )),
+    }
+}
+
+/// A parsed bit-packed body header.
+struct Body<'a> {
+    base: u64,
+    width: u32,
+    /// Number of values.
+    len: usize,
+    packed: &'a [u8],
+    packed_pos: usize,
+    exceptions: Exceptions<'a>,
+}
+
+impl<'a> Body<'a> {
+    /// Reads the header of a body of `len` values at `data[*pos..]` and
+    /// checks that the packed bytes and the exception list fit in `data`.
+    fn read(data: &'a [u8], pos: &mut usize, len: usize) -> Result<Self> {
+        let base = read_u64(data, pos, "the frame-of-reference base")?;
+        let width_pos = *pos;
+        let width = u32::from(read_u8(data, pos, "the bit width")?);
+        if width > 64 {
+            return Err(StorageError::corrupt(
+                width_pos,
+                format!("expected a bit width of 0..=64, found {width}"),
+            ));
+        }
+        let available = data.len().saturating_sub(*pos);
+        let packed_bytes = packed_len(len, width).filter(|&b| b <= available);
+        let Some(packed_bytes) = packed_bytes else {
+            return Err(StorageError::corrupt(
+                *pos,
+                format!(
+                    "expected {len} values packed at {width} bits, found only {available} bytes"
+                ),
+            ));
+        };
+        let packed_pos = *pos;
+        let packed = &data[packed_pos..packed_pos + packed_bytes];
+        *pos += packed_bytes;
+        let count_pos = *pos;
+        let count = get_varint(data, pos)?;
+        let available = data.len().saturating_sub(*pos) as u64;
+        let too_many = if width == 64 {
+            (count > 0).then(|| "none at width 64".to_string())
+        } else if count > len as u64 {
+            Some(format!("at most one per value ({len})"))
+        } else if count > available / 2 {
+            Some(format!("at least 2 bytes each, {available} bytes left"))
+        } else {
+            None
+        };
+        if let Some(expected) = too_many {
+            return Err(StorageError::corrupt(
+                count_pos,
+                format!("expected an exception count ({expected}), found {count}"),
+            ));
+        }
+        let mut exceptions = Exceptions {
+            data,
+            pos: *pos,
+            left: count as usize,
+            prev: None,
+            next_index: usize::MAX,
+            next_add: 0,
+            width,
+            len,
+        };
+        exceptions.advance()?;
+        Ok(Body {
+            base,
+            width,
+            len,
+            packed,
+            packed_pos,
+            exceptions,
+        })
+    }
+
+    /// Unpacks and patches the values 64 at a time, handing each block
+    /// (without the base added) to `emit`. Returns the offset after the
+    /// exception list.
+    fn decode(mut self, mut emit: impl FnMut(&[u64])) -> Result<usize> {
+        let Some(unpack) = bitpack::unpacker(self.width) else {
+            return Err(StorageError::corrupt(
+                self.packed_pos,
+                format!("expected a bit width of 0..=64, found {}", self.width),
+            ));
+        };
+        let block_bytes = 8 * self.width as usize;
+        let full_blocks = self.len / BLOCK_LEN;
+        let mut buf = [0u64; BLOCK_LEN];
+        let (full, tail) = self.packed.split_at(full_blocks * block_bytes);
+        if block_bytes == 0 {
+            for block in 0..full_blocks {
+                buf = [0; BLOCK_LEN];
+                self.exceptions.patch(block * BLOCK_LEN, &mut buf)?;
+                emit(&buf);
+            }
+        } else {
+            for (block, src) in full.chunks_exact(block_bytes).enumerate() {
+                unpack(src, &mut buf);
+                self.exceptions.patch(block * BLOCK_LEN, &mut buf)?;
+                emit(&buf);
+            }
+        }
+        let rest = self.len % BLOCK_LEN;
+        if rest > 0 {
+            let mut src = [0u8; 8 * BLOCK_LEN];
+            let n = tail.len().min(src.len());
+            src[..n].copy_from_slice(&tail[..n]);
+            unpack(&src[..block_bytes], &mut buf);
+            self.exceptions.patch(full_blocks * BLOCK_LEN, &mut buf)?;
+            emit(&buf[..rest]);
+        }
+        // Every exception index is below `len`, so all were applied.
+        Ok(self.exceptions.pos)
+    }
+}
+
+/// Cursor over a body's exception list: (gap, high bits) varint pairs,
+/// indices strictly increasing, read lazily while blocks are unpacked.
+struct Exceptions<'a> {
+    data: &'a [u8],
+    pos: usize,
+    left: usize,
+    prev: Option<usize>,
+    /// Index of the next exception, `usize::MAX` when none is left.
+    next_index: usize,
+    /// `high << width` of the next exception.
+    next_add: u64,
+    width: u32,
+    len: usize,
+}
+
+impl Exceptions<'_> {
+    /// Reads the next exception into `next_index` / `next_add`.
+    fn advance(&mut self) -> Result<()> {
+        if self.left == 0 {
+            self.next_index = usize::MAX;
+            return Ok(());
+        }
+        let gap_pos = self.pos;
+        let gap = get_varint(self.data, &mut self.pos)?;
+        let index = match self.prev {
+            None => Some(gap),
+            Some(prev) => (prev as u64)
+                .checked_add(1)
+                .and_then(|i| i.checked_add(gap)),
+        };
+        let index = match index {
+            Some(i) if i < self.len as u64 => i as usize,
+            _ => {
+                return Err(StorageError::corrupt(
+                    gap_pos,
+                    format!(
+                        "expected an exception index below {}, found gap {gap} after index {:?}",
+                        self.len, self.prev
+                    ),
+                ))
+            }
+        };
+        let high_pos = self.pos;
+        let high = get_varint(self.data, &mut self.pos)?;
+        // Exceptions exist only for widths below 64 (checked by the header).
+        let fits = self.width == 0 || self.width < 64 && high >> (64 - self.width) == 0;
+        if !fits {
+            return Err(StorageError::corrupt(
+                high_pos,
+                format!(
+                    "expected exception high bits of at most {} bits, found {high:#x}",
+                    64 - self.width
+                ),
+            ));
+        }
+        self.next_add = high.checked_shl(self.width).unwrap_or(0);
+        self.next_index = index;
+        self.prev = Some(index);
+        self.left -= 1;
+        Ok(())
+    }
+
+    /// Adds the high bits of every exception in the block starting at
+    /// value `first` to the unpacked low bits in `buf`.
+    #[inline]
+    fn patch(&mut self, first: usize, buf: &mut [u64; BLOCK_LEN]) -> Result<()> {
+        while self.next_index < first + BLOCK_LEN {
+            if let Some(slot) = buf.get_mut(self.next_index.wrapping_sub(first)) {
+                *slot = slot.wrapping_add(self.next_add);
+            }
+            self.advance()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zigzag_round_trips_and_orders_by_magnitude() {
+        for d in [
+            0u64,
+            1,
+            u64::MAX,
+            5,
+            (-5i64) as u64,
+            i64::MIN as u64,
+            i64::MAX as u64,
+        ] {
+            assert_eq!(unzigzag(zigzag(d)), d);
+        }
+        assert_eq!(zigzag((-1i64) as u64), 1);
+        assert_eq!(zigzag(1), 2);
+    }
+
+    #[test]
+    fn ordered_mapping_preserves_order() {
+        assert_eq!(i64_to_ordered(i64::MIN), 0);
+        assert_eq!(i64_to_ordered(-1) + 1, i64_to_ordered(0));
+        assert_eq!(i64_to_ordered(i64::MAX), u64::MAX);
+        for v in [i64::MIN, -1, 0, 1, i64::MAX] {
+            assert_eq!(ordered_to_i64(i64_to_ordered(v)), v);
+        }
+    }
+
+    #[test]
+    fn best_width_sets_rare_outliers_aside() {
+        let mut hist = [0usize; 65];
+        hist[9] = 10_000;
+        hist[40] = 3;
+        let (w, size) = best_width(&hist, 10_003);
+        assert_eq!(w, 9);
+        assert!(size < packed_len(10_003, 10).unwrap(), "size {size}");
+    }
+}
