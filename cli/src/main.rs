@@ -1,1 +1,68 @@
-fn main() {}
+//! `tally`: the command-line front end of Tally.
+//!
+//! One module per subcommand: [`gen`] makes synthetic events, [`import`]
+//! loads NDJSON/CSV into a data directory, [`export`] writes events back
+//! out, [`stats`] reports sizes, [`bench`] runs measured workloads through
+//! the embedded engine, and [`demo`] is what the README's run command does.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod demo;
+mod export;
+mod gen;
+mod import;
+mod stats;
+mod util;
+
+/// Tally: a columnar time-series database for API analytics and exact
+/// usage-based billing.
+#[derive(Parser, Debug)]
+#[command(name = "tally", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate a day of sample events into a data directory, then print
+    /// its statistics and a sample one-key scan.
+    Demo(demo::DemoArgs),
+    /// Generate deterministic synthetic API events (NDJSON or CSV).
+    Gen(gen::GenArgs),
+    /// Import NDJSON or CSV events into a data directory.
+    Import(import::ImportArgs),
+    /// Export events as NDJSON or CSV.
+    Export(export::ExportArgs),
+    /// Show events, partitions, chunks and bytes per event.
+    Stats(stats::StatsArgs),
+    /// Run a measured workload through the embedded engine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Gen(a) => gen::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Stats(a) => stats::run(a),
+        Command::Bench(b) => bench::run(b),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -334,7 +334,7 @@ fn csv_writer_shape() {
 
 #[test]
 fn ndjson_defaults_and_variants() {
-    let line = r#"{"ts":1764064800000000,"api_key":"k","endpoint":"/e","method":"GET","status_code":404,"latency_ms":3,"ip":"::1"}"#;
+    let line = r#"{"ts":1795600800000000,"api_key":"k","endpoint":"/e","method":"GET","status_code":404,"latency_ms":3,"ip":"::1"}"#;
     let e = parse_one(line).expect("minimal");
     assert_eq!(e.ts, parse_ts("2026-11-25T10:00:00Z").expect("ts"));
     assert_eq!(e.latency_ms, 3.0);
@@ -359,8 +359,8 @@ fn ndjson_defaults_and_variants() {
     // Empty request id = absent; ts as an integer string.
     let e = parse_one(&line_with("request_id", Some("\"\""))).expect("empty rid");
     assert_eq!(e.request_id, None);
-    let e = parse_one(&line_with("ts", Some("\"1764064800000000\""))).expect("ts str");
-    assert_eq!(e.ts, 1_764_064_800_000_000);
+    let e = parse_one(&line_with("ts", Some("\"1795600800000000\""))).expect("ts str");
+    assert_eq!(e.ts, 1_795_600_800_000_000);
     // A leading byte-order mark is tolerated.
     assert!(parse_one(&format!("\u{feff}{}", line_with("", None))).is_ok());
     // Range validation is the engine's job, not the parser's.
@@ -523,7 +523,7 @@ fn ndjson_syntax_errors() {
 fn csv_header_any_order_and_optional_columns() {
     let text = "\u{feff}ip, Status_Code ,ts,api_key,endpoint,method,latency_ms\n\
                 ::1,200,2026-11-25T10:00:00Z,k,/e,GET,1.25\n\
-                1.2.3.4 , 404 , 1764064800000000 ,k2,/f,POST, 2\n";
+                1.2.3.4 , 404 , 1795600800000000 ,k2,/f,POST, 2\n";
     let (events, errors) = read_csv(text.as_bytes(), 10).expect("csv");
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(events.len(), 2);

@@ -77,6 +77,11 @@ pub fn compress(kind: Compression, raw: &[u8], out: &mut Vec<u8>) -> Result<()> 
 /// `raw_len` (it is allocated up front). On error `out` is unchanged.
 pub fn decompress(kind: Compression, data: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<()> {
     let start = out.len();
+    if out.try_reserve(raw_len).is_err() {
+        return Err(StorageError::InvalidInput(format!(
+            "cannot allocate {raw_len} decompressed bytes"
+        )));
+    }
     let result = match kind {
         Compression::None => {
             if data.len() != raw_len {

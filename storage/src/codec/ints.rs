@@ -264,6 +264,11 @@ pub(crate) fn decode_ints<T: Clone>(
     out: &mut Vec<T>,
     map: impl Fn(u64) -> T,
 ) -> Result<()> {
+    if out.try_reserve(count).is_err() {
+        return Err(StorageError::InvalidInput(format!(
+            "cannot allocate {count} decoded values"
+        )));
+    }
     let start_len = out.len();
     let result = decode_ints_inner(data, pos, count, out, map);
     if result.is_err() {

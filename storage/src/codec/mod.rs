@@ -2,12 +2,11 @@
 //! becomes bytes, and the block compression applied afterwards.
 //!
 //! Every encoding is self-describing: its first byte is a codec id (the
-//! table below, mirrored byte by byte in `docs/codecs.md`). The value count
-//! is not stored; the caller keeps it (the chunk footer does) and passes it
-//! back, bounded, to the decoder. Decoders take an in-memory slice, must
-//! consume it exactly, never panic, and report bad input as
-//! [`StorageError::Corrupt`](crate::StorageError::Corrupt) with an offset
-//! relative to that slice.
+//! constants below, mirrored byte by byte in `docs/codecs.md`). The value
+//! count is not stored; the caller keeps it (the chunk footer does) and
+//! passes it back, bounded, to the decoder. Decoders take an in-memory
+//! slice, must consume it exactly, never panic, and report bad input as
+//! [`StorageError::Corrupt`] with an offset relative to that slice.
 //!
 //! Encoders choose among their candidates by estimating each encoded size
 //! from one histogram pass, like tantivy's `ColumnCodecEstimator`, and

@@ -1,0 +1,363 @@
+//! `tally import`: NDJSON or CSV files into a data directory.
+//!
+//! A reader thread cuts the input into blocks of whole lines and parses
+//! them (NDJSON blocks in parallel) into batches; the main thread ingests
+//! them. The WAL is not fsynced per batch during an import; instead the
+//! import ends with `Db::close`, which flushes every event into fsynced
+//! chunks named by the manifest. So an import that exits 0 is durable.
+//! With `--strict`, each file is checked completely first and nothing from
+//! a file with a bad line is imported.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use crossbeam_channel::{bounded, Receiver};
+use tally_engine::text::{parse_ndjson_chunk, CsvEventReader, LineError};
+use tally_engine::{Db, EventBatch, Options, SyncPolicy, WriteOptions};
+
+use crate::util::{engine, CliResult, Format};
+
+/// Arguments of `tally import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Data directory.
+    #[arg(long, default_value = "./tally-data")]
+    data_dir: String,
+    /// Input format (default: from the file extension, .csv → csv, else ndjson).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Import nothing from a file that has any bad line.
+    #[arg(long)]
+    strict: bool,
+    /// Write every rejected line's `FILE:LINE: reason` here.
+    #[arg(long)]
+    rejects: Option<String>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Files to import (`-` for stdin).
+    #[arg(required = true)]
+    files: Vec<String>,
+}
+
+/// Lines per parsed block handed to the engine.
+const BLOCK_BYTES: usize = 4 << 20;
+/// Rejects printed to stderr before the rest are only counted.
+const MAX_PRINTED_REJECTS: usize = 20;
+
+struct Parsed {
+    batch: EventBatch,
+    errors: Vec<LineError>,
+    bytes: u64,
+}
+
+struct Rejects {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    printed: usize,
+    total: u64,
+}
+
+impl Rejects {
+    fn report(&mut self, name: &str, line: Option<u64>, reason: &str) -> CliResult<()> {
+        self.total += 1;
+        let msg = match line {
+            Some(l) => format!("{name}:{l}: {reason}"),
+            None => format!("{name}: {reason}"),
+        };
+        if let Some(f) = &mut self.file {
+            writeln!(f, "{msg}").map_err(|e| format!("cannot write rejects file: {e}"))?;
+        } else if self.printed < MAX_PRINTED_REJECTS {
+            eprintln!("{msg}");
+            self.printed += 1;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(a: ImportArgs) -> CliResult<ExitCode> {
+    let mut options = Options::default();
+    options.wal.sync = SyncPolicy::None;
+    let db = Db::open(&a.data_dir, options).map_err(engine)?;
+    let mut rejects = Rejects {
+        file: match &a.rejects {
+            Some(p) => Some(std::io::BufWriter::new(
+                std::fs::File::create(p).map_err(|e| format!("cannot create {p}: {e}"))?,
+            )),
+            None => None,
+        },
+        printed: 0,
+        total: 0,
+    };
+    let start = Instant::now();
+    let mut imported = 0u64;
+    let mut stdin_buf: Option<Vec<u8>> = None;
+    for name in &a.files {
+        let format = a.format.unwrap_or_else(|| Format::from_path(name));
+        if a.strict {
+            if name == "-" {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .map_err(|e| format!("cannot read stdin: {e}"))?;
+                stdin_buf = Some(buf);
+            }
+            let bad = check_file(name, format, stdin_buf.as_deref(), &mut rejects)?;
+            if bad > 0 {
+                eprintln!("{name}: {bad} bad lines; --strict: nothing imported from it");
+                continue;
+            }
+        }
+        imported += import_file(
+            &db,
+            name,
+            format,
+            stdin_buf.as_deref(),
+            &mut rejects,
+            a.quiet,
+        )?;
+    }
+    let flush_start = Instant::now();
+    db.close().map_err(engine)?;
+    let secs = start.elapsed().as_secs_f64();
+    if let Some(f) = &mut rejects.file {
+        f.flush()
+            .map_err(|e| format!("cannot write rejects file: {e}"))?;
+    }
+    if rejects.file.is_none() && rejects.total as usize > rejects.printed {
+        eprintln!(
+            "... {} more rejected lines not shown (use --rejects FILE to keep them all)",
+            rejects.total as usize - rejects.printed
+        );
+    }
+    eprintln!(
+        "imported {imported} events, rejected {}, in {secs:.2} s ({:.0} events/s; final flush {:.2} s)",
+        rejects.total,
+        imported as f64 / secs.max(1e-9),
+        flush_start.elapsed().as_secs_f64()
+    );
+    Ok(if rejects.total > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn open_input<'a>(
+    name: &str,
+    stdin_buf: Option<&'a [u8]>,
+) -> CliResult<(Box<dyn Read + Send + 'a>, Option<u64>)> {
+    if name == "-" {
+        return Ok(match stdin_buf {
+            Some(b) => (Box::new(b), Some(b.len() as u64)),
+            None => (Box::new(std::io::stdin()), None),
+        });
+    }
+    let f = std::fs::File::open(name).map_err(|e| format!("cannot open {name}: {e}"))?;
+    let len = f.metadata().ok().map(|m| m.len());
+    Ok((Box::new(f), len))
+}
+
+/// Parses a whole file without importing; reports and counts bad lines.
+fn check_file(
+    name: &str,
+    format: Format,
+    stdin_buf: Option<&[u8]>,
+    rejects: &mut Rejects,
+) -> CliResult<u64> {
+    let (input, _) = open_input(name, stdin_buf)?;
+    let mut bad = 0;
+    std::thread::scope(|s| -> CliResult<()> {
+        let rx = spawn_parser(s, input, format);
+        for p in rx {
+            let p = p?;
+            for e in &p.errors {
+                rejects.report(name, Some(e.line), &e.reason)?;
+                bad += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(bad)
+}
+
+fn import_file(
+    db: &Db,
+    name: &str,
+    format: Format,
+    stdin_buf: Option<&[u8]>,
+    rejects: &mut Rejects,
+    quiet: bool,
+) -> CliResult<u64> {
+    let (input, len) = open_input(name, stdin_buf)?;
+    let bar = progress_bar(len, quiet);
+    let mut imported = 0u64;
+    std::thread::scope(|s| -> CliResult<()> {
+        let rx = spawn_parser(s, input, format);
+        for p in rx {
+            let p = p?;
+            for e in &p.errors {
+                rejects.report(name, Some(e.line), &e.reason)?;
+            }
+            if !p.batch.is_empty() {
+                let ack = db
+                    .ingest(&p.batch, &WriteOptions::default())
+                    .map_err(|e| format!("{name}: {e}"))?;
+                for r in &ack.rejected {
+                    rejects.report(name, None, &format!("event {}: {}", r.index, r.reason))?;
+                }
+                imported += ack.accepted as u64;
+            }
+            if let Some(b) = &bar {
+                b.inc(p.bytes);
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(imported)
+}
+
+fn progress_bar(len: Option<u64>, quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len.unwrap_or(0));
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Starts the reader/parser thread; batches arrive on the returned channel.
+fn spawn_parser<'scope, 'a: 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    input: Box<dyn Read + Send + 'a>,
+    format: Format,
+) -> Receiver<CliResult<Parsed>> {
+    let (tx, rx) = bounded::<CliResult<Parsed>>(4);
+    s.spawn(move || {
+        let res = match format {
+            Format::Ndjson => read_ndjson(input, &tx),
+            Format::Csv => read_csv(input, &tx),
+        };
+        if let Err(e) = res {
+            let _ = tx.send(Err(e));
+        }
+    });
+    rx
+}
+
+/// Reads blocks of whole lines and parses pairs of them in parallel.
+fn read_ndjson(
+    input: Box<dyn Read + Send + '_>,
+    tx: &crossbeam_channel::Sender<CliResult<Parsed>>,
+) -> CliResult<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut line_no = 1u64;
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut blocks: Vec<(Vec<u8>, u64)> = Vec::with_capacity(2);
+        let mut eof = false;
+        while blocks.len() < 2 && !eof {
+            let mut block = std::mem::take(&mut carry);
+            while block.len() < BLOCK_BYTES {
+                let buf = reader.fill_buf().map_err(|e| format!("read failed: {e}"))?;
+                if buf.is_empty() {
+                    eof = true;
+                    break;
+                }
+                let n = buf.len();
+                block.extend_from_slice(buf);
+                reader.consume(n);
+            }
+            if !eof {
+                // Keep the partial last line for the next block.
+                match block.iter().rposition(|&b| b == b'\n') {
+                    Some(p) => carry = block.split_off(p + 1),
+                    None => continue,
+                }
+            }
+            if block.is_empty() {
+                continue;
+            }
+            let lines = block.iter().filter(|&&b| b == b'\n').count() as u64;
+            blocks.push((block, line_no));
+            line_no += lines;
+        }
+        let parsed: Vec<Parsed> = {
+            use rayon::prelude::*;
+            blocks
+                .par_iter()
+                .map(|(block, first)| parse_block(block, *first))
+                .collect()
+        };
+        for p in parsed {
+            if tx.send(Ok(p)).is_err() {
+                return Ok(());
+            }
+        }
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+fn parse_block(block: &[u8], first_line: u64) -> Parsed {
+    let mut batch = EventBatch::with_capacity(block.len() / 200 + 16);
+    let mut errors = Vec::new();
+    match std::str::from_utf8(block) {
+        Ok(text) => parse_ndjson_chunk(text, first_line, &mut batch, &mut errors),
+        Err(_) => {
+            // Rare: fall back line by line so one bad line names itself.
+            let mut line = first_line;
+            for raw in block.split(|&b| b == b'\n') {
+                match std::str::from_utf8(raw) {
+                    Ok(t) => parse_ndjson_chunk(t, line, &mut batch, &mut errors),
+                    Err(_) => errors.push(LineError {
+                        line,
+                        reason: "line is not valid UTF-8".into(),
+                    }),
+                }
+                line += 1;
+            }
+        }
+    }
+    Parsed {
+        batch,
+        errors,
+        bytes: block.len() as u64,
+    }
+}
+
+fn read_csv(
+    input: Box<dyn Read + Send + '_>,
+    tx: &crossbeam_channel::Sender<CliResult<Parsed>>,
+) -> CliResult<()> {
+    let mut reader = CsvEventReader::new(BufReader::with_capacity(1 << 20, input))?;
+    loop {
+        let mut batch = EventBatch::with_capacity(16384);
+        let mut errors = Vec::new();
+        let n = reader.read_into(&mut batch, 16384, &mut errors)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let bytes = (batch.heap_bytes() / 2) as u64;
+        if tx
+            .send(Ok(Parsed {
+                batch,
+                errors,
+                bytes,
+            }))
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+}

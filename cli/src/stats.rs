@@ -1,0 +1,94 @@
+//! `tally stats`: events, partitions, chunks, bytes on disk, bytes per
+//! event overall and per column.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use tally_engine::{Db, DbStats, Options};
+
+use crate::util::{engine, human_bytes, CliResult};
+
+/// Arguments of `tally stats`.
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Data directory.
+    #[arg(long, default_value = "./tally-data")]
+    data_dir: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: StatsArgs) -> CliResult<ExitCode> {
+    if !std::path::Path::new(&a.data_dir).join("MANIFEST").exists() {
+        return Err(format!(
+            "{} is not a Tally data directory (no MANIFEST)",
+            a.data_dir
+        ));
+    }
+    let db = Db::open(&a.data_dir, Options::default()).map_err(engine)?;
+    let s = db.stats();
+    drop(db);
+    if a.json {
+        println!("{}", to_json(&s));
+    } else {
+        print!("{}", to_table(&s));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn per_event(bytes: u64, events: u64) -> f64 {
+    if events == 0 {
+        0.0
+    } else {
+        bytes as f64 / events as f64
+    }
+}
+
+/// The stats as a JSON object.
+pub fn to_json(s: &DbStats) -> serde_json::Value {
+    let chunk_events = s.events - s.memtable_events;
+    let cols: serde_json::Map<String, serde_json::Value> = s
+        .column_bytes
+        .iter()
+        .map(|(n, b)| {
+            (
+                n.clone(),
+                serde_json::json!({"bytes": b, "bytes_per_event": per_event(*b, chunk_events)}),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "events": s.events,
+        "memtable_events": s.memtable_events,
+        "partitions": s.partitions,
+        "chunks": s.chunks,
+        "chunk_bytes": s.chunk_bytes,
+        "bytes_per_event": per_event(s.chunk_bytes, chunk_events),
+        "columns": cols,
+    })
+}
+
+/// The stats as aligned text.
+pub fn to_table(s: &DbStats) -> String {
+    let chunk_events = s.events - s.memtable_events;
+    let mut out = String::new();
+    out.push_str(&format!("events          {}\n", s.events));
+    out.push_str(&format!("  in memtable   {}\n", s.memtable_events));
+    out.push_str(&format!("partitions      {}\n", s.partitions));
+    out.push_str(&format!("chunks          {}\n", s.chunks));
+    out.push_str(&format!(
+        "bytes on disk   {} ({})\n",
+        s.chunk_bytes,
+        human_bytes(s.chunk_bytes)
+    ));
+    out.push_str(&format!(
+        "bytes/event     {:.2}\n",
+        per_event(s.chunk_bytes, chunk_events)
+    ));
+    out.push_str("column            bytes/event\n");
+    for (n, b) in &s.column_bytes {
+        out.push_str(&format!("  {n:<16}{:>10.3}\n", per_event(*b, chunk_events)));
+    }
+    out
+}

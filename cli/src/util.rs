@@ -1,0 +1,57 @@
+//! Helpers shared by the subcommands: errors, formats, time arguments.
+
+use std::path::Path;
+
+use tally_engine::text::parse_ts;
+
+/// A command's error: a sentence for the user.
+pub type CliResult<T> = Result<T, String>;
+
+/// Text formats of import and export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Ndjson,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+impl Format {
+    /// The format a file name implies (.csv → CSV, otherwise NDJSON).
+    pub fn from_path(path: &str) -> Format {
+        if Path::new(path)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            Format::Csv
+        } else {
+            Format::Ndjson
+        }
+    }
+}
+
+/// Parses a time argument: RFC 3339 or epoch microseconds.
+pub fn parse_time_arg(s: &str) -> Result<i64, String> {
+    parse_ts(s).map_err(|e| format!("bad time {s:?}: {e}"))
+}
+
+/// Turns an engine error into a CLI error.
+pub fn engine<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Human-readable byte count.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
