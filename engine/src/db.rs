@@ -209,6 +209,20 @@ impl Db {
         self.inner.with_committer(|c| c.sync())
     }
 
+    /// Reads every block of every chunk and checks its checksum and
+    /// encoding. Returns the number of blocks checked, or the first error
+    /// (naming the file and offset).
+    pub fn verify(&self) -> Result<u64> {
+        use rayon::prelude::*;
+        let snap = self.inner.snapshot();
+        let counts: Vec<Result<u64>> = snap
+            .chunks
+            .par_iter()
+            .map(|c| c.reader.verify().map_err(EngineError::from))
+            .collect();
+        counts.into_iter().sum()
+    }
+
     /// Counts and sizes.
     pub fn stats(&self) -> DbStats {
         self.inner.stats()

@@ -9,6 +9,8 @@ mod db;
 mod error;
 mod event;
 mod flush;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod gen;
 mod idempotency;
 mod memtable;

@@ -10,6 +10,8 @@
 pub mod chunk;
 pub mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod manifest;
 pub mod wal;

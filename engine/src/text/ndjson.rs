@@ -26,6 +26,24 @@ use super::{
 };
 use crate::{EventBatch, EventRef};
 
+/// The 8 bytes at `b[i..i + 8]` as a little-endian word, if there are 8.
+fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let chunk: [u8; 8] = b.get(i..i.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// Whether any byte of `w` is `"`, `\` or a control character (< 0x20).
+/// Exact (no false negatives); used to skip plain string bytes 8 at a time.
+fn needs_attention(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    quote | backslash | control != 0
+}
+
 /// A scanned JSON value.
 enum Val<'a> {
     Str(Cow<'a, str>),
@@ -73,6 +91,13 @@ impl<'a> Scanner<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
+            // Skip 8 plain bytes at a time.
+            while let Some(w) = word_at(b, i) {
+                if needs_attention(w) {
+                    break;
+                }
+                i += 8;
+            }
             match b.get(i) {
                 None => return Err("unterminated string"),
                 Some(b'"') => break,
@@ -474,6 +499,24 @@ fn write_json_str(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let b = s.as_bytes();
+    // Fast path: nothing to escape.
+    let mut i = 0;
+    while let Some(w) = word_at(b, i) {
+        if needs_attention(w) {
+            break;
+        }
+        i += 8;
+    }
+    if !b
+        .get(i..)
+        .unwrap_or_default()
+        .iter()
+        .any(|&c| c == b'"' || c == b'\\' || c < 0x20)
+    {
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {

@@ -4,7 +4,8 @@
 //! file    := header block* footer_block trailer
 //! header  := "TALLYCHK" version:u32 flags:u32                     (16 bytes)
 //! block   := 0xB1 compression:u8 reserved:u16 raw_len:u32
-//!            stored_len:u32 crc32c(stored):u32 stored[stored_len]  (16 + n)
+//!            stored_len:u32 crc:u32 stored[stored_len]            (16 + n)
+//!            crc = CRC32C(header bytes 0..12 ++ stored)
 //! trailer := footer_offset:u64 footer_len:u32 crc32c(trailer[0..12]):u32
 //!            "TALLYEND"                                           (24 bytes)
 //! ```
@@ -337,6 +338,13 @@ impl Cursor<'_> {
     }
 }
 
+/// CRC32C over the header's first 12 bytes, then the stored bytes: a flip
+/// anywhere in a block, header included, is caught.
+fn block_crc(header: &[u8], stored: &[u8]) -> u32 {
+    let h = crc32c::crc32c(header.get(..12).unwrap_or_default());
+    crc32c::crc32c_append(h, stored)
+}
+
 /// Appends a block (header + stored bytes) holding `raw` to `out`,
 /// compressed with `compression` when that makes it smaller.
 pub(crate) fn write_block(raw: &[u8], compression: Compression, out: &mut Vec<u8>) -> Result<()> {
@@ -357,12 +365,12 @@ pub(crate) fn write_block(raw: &[u8], compression: Compression, out: &mut Vec<u8
     let stored_len = out.len() - start - BLOCK_HEADER_LEN;
     let raw_len = u32::try_from(raw.len())
         .map_err(|_| StorageError::InvalidInput("block larger than 4 GiB".into()))?;
-    let crc = crc32c::crc32c(out.get(start + BLOCK_HEADER_LEN..).unwrap_or_default());
     let mut h = [0u8; BLOCK_HEADER_LEN];
     h[0] = BLOCK_TAG;
     h[1] = used.code();
     h[4..8].copy_from_slice(&raw_len.to_le_bytes());
     h[8..12].copy_from_slice(&(stored_len as u32).to_le_bytes());
+    let crc = block_crc(&h, out.get(start + BLOCK_HEADER_LEN..).unwrap_or_default());
     h[12..16].copy_from_slice(&crc.to_le_bytes());
     if let Some(dst) = out.get_mut(start..start + BLOCK_HEADER_LEN) {
         dst.copy_from_slice(&h);
@@ -414,7 +422,7 @@ pub(crate) fn read_block(file: &[u8], r: BlockRef, out: &mut Vec<u8>) -> Result<
         ));
     }
     let stored = block.get(BLOCK_HEADER_LEN..).unwrap_or_default();
-    let crc = crc32c::crc32c(stored);
+    let crc = block_crc(h, stored);
     if crc != stored_crc {
         return Err(err(
             at + 12,

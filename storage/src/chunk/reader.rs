@@ -182,6 +182,13 @@ impl ChunkReader {
         Self::from_mapped(path, file).map_err(|e| e.located(path, 0))
     }
 
+    /// Opens a chunk held in memory, with the same checks as
+    /// [`ChunkReader::open`]; `name` stands for the file in errors and
+    /// [`ChunkReader::path`].
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<ChunkReader> {
+        Self::from_mapped(name, MappedFile::from_vec(bytes)).map_err(|e| e.located(name, 0))
+    }
+
     fn from_mapped(path: &Path, file: MappedFile) -> Result<ChunkReader> {
         let data = file.bytes();
         if data.len() < HEADER_LEN + TRAILER_LEN {
@@ -196,6 +203,13 @@ impl ChunkReader {
         }
         if data.get(..8) != Some(CHUNK_MAGIC.as_slice()) {
             return Err(StorageError::corrupt(0, "expected magic \"TALLYCHK\""));
+        }
+        let flags = le_u32(data, 12);
+        if flags != 0 {
+            return Err(StorageError::corrupt(
+                12,
+                format!("chunk header flags: expected 0, found {flags:#x}"),
+            ));
         }
         let version = le_u32(data, 8);
         if version != CHUNK_VERSION {
@@ -541,12 +555,40 @@ impl ChunkReader {
         })
     }
 
+    /// Reads and decodes every block of the file (column blocks, bitmaps;
+    /// the footer, key directory and dictionaries were checked at open), so
+    /// any checksum or decoding error surfaces now. Returns the blocks read.
+    pub fn verify(&self) -> Result<u64> {
+        let mut blocks = 0u64;
+        for (ci, m) in self.columns.iter().enumerate() {
+            for bi in 0..m.blocks.len() {
+                self.decode_block(ci, bi)?;
+                blocks += 1;
+            }
+            if let Some(r) = m.bitmaps {
+                let table = self.load_bitmaps(r).map_err(|e| self.err(e))?;
+                for (i, &(a, b)) in table.ranges.iter().enumerate() {
+                    RoaringBitmap::deserialize_from(table.raw.get(a..b).unwrap_or_default())
+                        .map_err(|e| {
+                            self.err(StorageError::corrupt(
+                                r.offset as usize,
+                                format!("bitmap {i} of column {}: {e}", m.name),
+                            ))
+                        })?;
+                }
+                blocks += 1;
+            }
+        }
+        Ok(blocks)
+    }
+
     /// Decodes column `col` for the given rows (ascending), decoding each
     /// needed block once.
     pub fn gather(&self, col: usize, rows: &[u32]) -> Result<ColumnValues> {
         let meta = self.meta(col)?;
         let br = self.block_rows().max(1);
         let mut out = empty_like(meta.kind, meta.dictionary_encoded, self.dictionary(col));
+        reserve(&mut out, rows.len());
         let mut i = 0;
         while i < rows.len() {
             let row = rows.get(i).copied().unwrap_or(0);
@@ -573,6 +615,16 @@ impl ChunkReader {
     }
 }
 
+fn reserve(out: &mut ColumnValues, n: usize) {
+    match out {
+        ColumnValues::I64(v) => v.reserve(n),
+        ColumnValues::U64(v) => v.reserve(n),
+        ColumnValues::F64(v) => v.reserve(n),
+        ColumnValues::Dict { codes, .. } => codes.reserve(n),
+        ColumnValues::Bytes { ends, .. } => ends.reserve(n),
+    }
+}
+
 fn empty_like(kind: ColumnKind, dict: bool, d: Option<&Arc<Dictionary>>) -> ColumnValues {
     match (kind, dict) {
         (ColumnKind::I64, _) => ColumnValues::I64(Vec::new()),
@@ -590,6 +642,30 @@ fn empty_like(kind: ColumnKind, dict: bool, d: Option<&Arc<Dictionary>>) -> Colu
 }
 
 fn append_selected(out: &mut ColumnValues, vals: &ColumnValues, sel: &[u32], base: u32) {
+    // Fast path: a contiguous run of rows is one slice copy.
+    if let (Some(&first), Some(&last)) = (sel.first(), sel.last()) {
+        if (last - first) as usize + 1 == sel.len() {
+            let (a, b) = ((first - base) as usize, (last - base) as usize + 1);
+            let done = match (&mut *out, vals) {
+                (ColumnValues::I64(o), ColumnValues::I64(v)) => {
+                    v.get(a..b).map(|s| o.extend_from_slice(s))
+                }
+                (ColumnValues::U64(o), ColumnValues::U64(v)) => {
+                    v.get(a..b).map(|s| o.extend_from_slice(s))
+                }
+                (ColumnValues::F64(o), ColumnValues::F64(v)) => {
+                    v.get(a..b).map(|s| o.extend_from_slice(s))
+                }
+                (ColumnValues::Dict { codes: o, .. }, ColumnValues::Dict { codes: v, .. }) => {
+                    v.get(a..b).map(|s| o.extend_from_slice(s))
+                }
+                _ => None,
+            };
+            if done.is_some() {
+                return;
+            }
+        }
+    }
     let idx = sel.iter().map(|&r| (r - base) as usize);
     match (out, vals) {
         (ColumnValues::I64(o), ColumnValues::I64(v)) => o.extend(idx.filter_map(|i| v.get(i))),
