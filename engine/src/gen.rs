@@ -790,7 +790,7 @@ impl Generator {
         let mut rng = Rng::new(cfg.seed);
         let days = cfg.days.max(1);
         let keys = u64::from(cfg.keys.max(1));
-        let span = i64::from(days) * US_PER_DAY;
+        let span = i64::from(days).saturating_mul(US_PER_DAY);
         let start = cfg.end_ts.saturating_sub(span);
         let warp = TimeWarp::new(start, cfg.end_ts, days);
 
@@ -870,7 +870,9 @@ impl Generator {
         let count = (u64::from(days) * 4 + self.rng.below(u64::from(days) * 2 + 1)).min(20_000);
         let mut bursts = Vec::with_capacity(count as usize);
         for _ in 0..count {
-            let start = self.start + self.rng.below(span.max(1) as u64) as i64;
+            let start = self
+                .start
+                .saturating_add(self.rng.below(span.max(1) as u64) as i64);
             let minutes = 2 + self.rng.below(14) as i64;
             // Bursts hit busy keys and endpoints (indices are popularity
             // ranks), where they show on dashboards.
@@ -888,7 +890,7 @@ impl Generator {
                 .unwrap_or(503);
             bursts.push(Burst {
                 start,
-                end: start + minutes * US_PER_MIN,
+                end: start.saturating_add(minutes * US_PER_MIN),
                 target,
                 p5xx,
                 code,

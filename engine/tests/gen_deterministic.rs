@@ -99,6 +99,49 @@ fn count_is_exact() {
 }
 
 #[test]
+fn extreme_configs_do_not_panic() {
+    for c in [
+        GenConfig {
+            events: 2_000,
+            days: u32::MAX,
+            keys: u32::MAX,
+            ..GenConfig::default()
+        },
+        GenConfig {
+            events: 2_000,
+            days: 0,
+            keys: 0,
+            end_ts: i64::MIN,
+            ..GenConfig::default()
+        },
+        GenConfig {
+            events: 2_000,
+            days: 3,
+            keys: 1,
+            end_ts: i64::MAX,
+            request_ids: true,
+            ..GenConfig::default()
+        },
+    ] {
+        let batch = generate(c.clone(), 333);
+        assert_eq!(batch.len(), 2_000);
+        for e in batch.iter() {
+            assert!(e.ts < c.end_ts || c.end_ts == i64::MIN);
+            assert!(e.latency_ms.is_finite());
+        }
+    }
+    let one = generate(
+        GenConfig {
+            events: 1_000,
+            keys: 1,
+            ..GenConfig::default()
+        },
+        100,
+    );
+    assert!(one.iter().all(|e| e.api_key == "key_000000"));
+}
+
+#[test]
 fn ts_range_order_and_late_arrivals() {
     for (days, events) in [(1u32, 200_000u64), (7, 100_000), (1, 50)] {
         let c = GenConfig {

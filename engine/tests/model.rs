@@ -1,0 +1,357 @@
+//! Model-based test: random sequences of ingest (with bad events,
+//! all-or-nothing batches and idempotent retries), flush, crash (drop
+//! without close), clean reopen and scans, checked against a plain
+//! in-memory model. After every step the engine's answer to a scan equals
+//! the model's; after a crash the engine equals the acknowledged state.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::ops::Bound;
+
+use proptest::prelude::*;
+use tally_engine::{
+    Column, Db, EngineError, Event, EventBatch, Options, Predicate, ScanRequest, SyncPolicy, Value,
+    WriteOptions,
+};
+
+const BASE_TS: i64 = 1_795_478_400_000_000; // 2026-11-24T00:00:00Z
+const KEYS: [&str; 5] = ["k_a", "k_b", "k_c", "k_d", "key_with_a_longer_name"];
+const ENDPOINTS: [&str; 4] = ["/v1/a", "/v1/b/:id", "/v2/c", "/health"];
+const METHODS: [&str; 3] = ["GET", "POST", "DELETE"];
+const STATUSES: [u16; 5] = [200, 201, 404, 500, 503];
+const COUNTRIES: [&str; 3] = ["", "US", "DE"];
+
+#[derive(Debug, Clone)]
+struct Spec {
+    ts_off: i64,
+    key: usize,
+    endpoint: usize,
+    method: usize,
+    status: usize,
+    latency_milli: u32,
+    bytes: u64,
+    ip: u8,
+    geo: usize,
+    rid: Option<u16>,
+    bad: bool,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (
+        (
+            -86_400_000_000i64..3 * 86_400_000_000,
+            0..KEYS.len(),
+            0..ENDPOINTS.len(),
+            0..METHODS.len(),
+        ),
+        (0..STATUSES.len(), 0u32..500_000, 0u64..100_000, 0u8..6),
+        (
+            0..COUNTRIES.len(),
+            proptest::option::of(0u16..1000),
+            proptest::bool::weighted(0.05),
+        ),
+    )
+        .prop_map(
+            |(
+                (ts_off, key, endpoint, method),
+                (status, latency_milli, bytes, ip),
+                (geo, rid, bad),
+            )| Spec {
+                ts_off,
+                key,
+                endpoint,
+                method,
+                status,
+                latency_milli,
+                bytes,
+                ip,
+                geo,
+                rid,
+                bad,
+            },
+        )
+}
+
+fn event(s: &Spec) -> Event {
+    Event {
+        ts: BASE_TS + s.ts_off,
+        api_key: KEYS[s.key].to_string(),
+        endpoint: ENDPOINTS[s.endpoint].to_string(),
+        method: METHODS[s.method].to_string(),
+        status_code: if s.bad { 700 } else { STATUSES[s.status] },
+        latency_ms: f64::from(s.latency_milli) / 1000.0,
+        request_bytes: s.bytes,
+        response_bytes: s.bytes * 3 + 7,
+        ip: if s.ip < 4 {
+            IpAddr::from([10, 0, 0, s.ip])
+        } else {
+            IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(s.ip)])
+        },
+        user_agent: format!("agent/{}", s.ip % 3),
+        geo_country: COUNTRIES[s.geo].to_string(),
+        request_id: s.rid.map(|r| format!("req-{r}")),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ScanSpec {
+    from: Option<i64>,
+    to: Option<i64>,
+    keys: Option<Vec<usize>>,
+    endpoint: Option<usize>,
+    statuses: Option<Vec<usize>>,
+    min_latency: Option<u32>,
+    geo: Option<usize>,
+}
+
+fn scan_spec() -> impl Strategy<Value = ScanSpec> {
+    (
+        proptest::option::of(-86_400_000_000i64..3 * 86_400_000_000),
+        proptest::option::of(-86_400_000_000i64..3 * 86_400_000_000),
+        proptest::option::of(proptest::collection::vec(0..KEYS.len(), 0..3)),
+        proptest::option::of(0..ENDPOINTS.len()),
+        proptest::option::of(proptest::collection::vec(0..STATUSES.len(), 1..3)),
+        proptest::option::of(0u32..500_000),
+        proptest::option::of(0..COUNTRIES.len()),
+    )
+        .prop_map(
+            |(from, to, keys, endpoint, statuses, min_latency, geo)| ScanSpec {
+                from: from.map(|f| BASE_TS + f),
+                to: to.map(|t| BASE_TS + t),
+                keys,
+                endpoint,
+                statuses,
+                min_latency,
+                geo,
+            },
+        )
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Ingest {
+        events: Vec<Spec>,
+        producer: Option<(u8, u64)>,
+        all_or_nothing: bool,
+    },
+    Flush,
+    Crash,
+    Reopen,
+    Scan(ScanSpec),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (
+            proptest::collection::vec(spec(), 0..60),
+            proptest::option::of((0u8..2, 0u64..8)),
+            proptest::bool::weighted(0.2),
+        )
+            .prop_map(|(events, producer, all_or_nothing)| Op::Ingest { events, producer, all_or_nothing }),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Crash),
+        1 => Just(Op::Reopen),
+        3 => scan_spec().prop_map(Op::Scan),
+    ]
+}
+
+fn options() -> Options {
+    let mut o = Options::default();
+    o.wal.sync = SyncPolicy::Sync;
+    o.memtable.memtable_bytes = 64 << 10;
+    o.wal.segment_bytes = 16 << 10;
+    o.chunk.block_rows = 16;
+    o.chunk.key_shards = 2;
+    o
+}
+
+fn request(s: &ScanSpec) -> ScanRequest {
+    let mut preds = Vec::new();
+    if let Some(e) = s.endpoint {
+        preds.push(Predicate::Eq(
+            Column::Endpoint,
+            Value::Str(ENDPOINTS[e].into()),
+        ));
+    }
+    if let Some(st) = &s.statuses {
+        preds.push(Predicate::In(
+            Column::StatusCode,
+            st.iter()
+                .map(|&i| Value::Int(i64::from(STATUSES[i])))
+                .collect(),
+        ));
+    }
+    if let Some(l) = s.min_latency {
+        preds.push(Predicate::Range {
+            column: Column::LatencyMs,
+            low: Bound::Included(Value::Float(f64::from(l) / 1000.0)),
+            high: Bound::Unbounded,
+        });
+    }
+    if let Some(g) = s.geo {
+        preds.push(Predicate::Eq(
+            Column::GeoCountry,
+            Value::Str(COUNTRIES[g].into()),
+        ));
+    }
+    ScanRequest {
+        from: s.from,
+        to: s.to,
+        api_keys: s
+            .keys
+            .as_ref()
+            .map(|k| k.iter().map(|&i| KEYS[i].to_string()).collect()),
+        predicates: preds,
+        columns: Column::ALL.to_vec(),
+    }
+}
+
+fn model_matches(s: &ScanSpec, e: &Event) -> bool {
+    s.from.is_none_or(|f| e.ts >= f)
+        && s.to.is_none_or(|t| e.ts < t)
+        && s.keys
+            .as_ref()
+            .is_none_or(|k| k.iter().any(|&i| KEYS[i] == e.api_key))
+        && s.endpoint.is_none_or(|i| ENDPOINTS[i] == e.endpoint)
+        && s.statuses
+            .as_ref()
+            .is_none_or(|st| st.iter().any(|&i| STATUSES[i] == e.status_code))
+        && s.min_latency
+            .is_none_or(|l| e.latency_ms >= f64::from(l) / 1000.0)
+        && s.geo.is_none_or(|g| COUNTRIES[g] == e.geo_country)
+}
+
+fn canon(mut v: Vec<Event>) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .drain(..)
+        .map(|e| format!("{e:?}|{}", e.latency_ms.to_bits()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn check_scan(db: &Db, model: &[Event], s: &ScanSpec) -> Result<(), TestCaseError> {
+    let got = db
+        .scan(&request(s))
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let got = canon(
+        got.to_events()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?,
+    );
+    let want = canon(
+        model
+            .iter()
+            .filter(|e| model_matches(s, e))
+            .cloned()
+            .collect(),
+    );
+    prop_assert_eq!(got, want, "scan {:?}", s);
+    Ok(())
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Some(Db::open(dir.path(), options()).unwrap());
+    let mut model: Vec<Event> = Vec::new();
+    let mut applied: HashMap<(u8, u64), (u64, usize)> = HashMap::new();
+    let everything = ScanSpec {
+        from: None,
+        to: None,
+        keys: None,
+        endpoint: None,
+        statuses: None,
+        min_latency: None,
+        geo: None,
+    };
+    for op in ops {
+        let d = db.as_ref().unwrap();
+        match op {
+            Op::Ingest {
+                events,
+                producer,
+                all_or_nothing,
+            } => {
+                let evs: Vec<Event> = events.iter().map(event).collect();
+                let bad: Vec<usize> = events
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.bad)
+                    .map(|(i, _)| i)
+                    .collect();
+                let opts = WriteOptions {
+                    producer: producer.map(|(p, s)| (format!("producer-{p}"), s)),
+                    all_or_nothing,
+                };
+                let res = d.ingest(&EventBatch::from_events(&evs), &opts);
+                if all_or_nothing && !bad.is_empty() {
+                    prop_assert!(
+                        matches!(res, Err(EngineError::BatchRejected { .. })),
+                        "{:?}",
+                        res
+                    );
+                    continue;
+                }
+                let ack = res.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(
+                    ack.rejected.iter().map(|r| r.index).collect::<Vec<_>>(),
+                    bad.clone()
+                );
+                let good: Vec<Event> = evs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !bad.contains(i))
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                match producer {
+                    Some(key) => match applied.get(&key) {
+                        Some(&(first, n)) => {
+                            prop_assert!(ack.duplicate);
+                            prop_assert_eq!((ack.first_seq, ack.accepted), (first, n));
+                        }
+                        None => {
+                            prop_assert!(!ack.duplicate);
+                            applied.insert(key, (ack.first_seq, ack.accepted));
+                            model.extend(good);
+                        }
+                    },
+                    None => {
+                        prop_assert_eq!(ack.accepted, good.len());
+                        model.extend(good);
+                    }
+                }
+            }
+            Op::Flush => d.flush().map_err(|e| TestCaseError::fail(e.to_string()))?,
+            Op::Crash => {
+                drop(db.take());
+                db = Some(
+                    Db::open(dir.path(), options())
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?,
+                );
+                check_scan(db.as_ref().unwrap(), &model, &everything)?;
+            }
+            Op::Reopen => {
+                db.take()
+                    .unwrap()
+                    .close()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                db = Some(
+                    Db::open(dir.path(), options())
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?,
+                );
+                prop_assert_eq!(db.as_ref().unwrap().recovery_report().wal_events, 0);
+                check_scan(db.as_ref().unwrap(), &model, &everything)?;
+            }
+            Op::Scan(s) => check_scan(d, &model, &s)?,
+        }
+    }
+    check_scan(db.as_ref().unwrap(), &model, &everything)?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn engine_matches_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run(ops)?;
+    }
+}
