@@ -18,8 +18,8 @@
 //! - methods by endpoint kind (collections GET/POST, items GET/PUT/PATCH/
 //!   DELETE, actions POST, …); status mostly 200/201/204, ~4% 4xx
 //!   (400/401/403/404/429, a few misconfigured keys with many 401 or 429),
-//!   ~1% 5xx (500/502/503/504) plus error bursts: a few per day, a key or
-//!   an endpoint returns mostly 5xx for 2–15 minutes.
+//!   ~1% 5xx (500/502/503/504) plus error bursts: 4–6 a day, one of the
+//!   top keys (or its favourite endpoint) gets 30–80% 5xx for 2–15 minutes.
 //! - latency lognormal per endpoint (median 20–200 ms), a cache-hit mode
 //!   (1–5 ms) on some endpoints, slower at peak hours and on 5xx (504 ≈ a
 //!   30 s timeout), fast 401/403/429; rounded to µs (ms with 3 decimals).
@@ -874,14 +874,15 @@ impl Generator {
                 .start
                 .saturating_add(self.rng.below(span.max(1) as u64) as i64);
             let minutes = 2 + self.rng.below(14) as i64;
-            // Bursts hit busy keys and endpoints (indices are popularity
-            // ranks), where they show on dashboards.
+            // Bursts hit busy keys and endpoints (a top key, or the
+            // favourite endpoint of one), where they show on dashboards.
+            let rank = self.rng.below(self.key_law.n.min(5));
+            let key = self.key_of_rank(rank);
             let target = if self.rng.chance(0.6) {
-                let rank = self.rng.below(self.key_law.n.min(20));
-                Target::Key(self.key_of_rank(rank))
+                Target::Key(key)
             } else {
-                let n = self.endpoints.len().min(15) as u64;
-                Target::Endpoint(self.rng.below(n) as usize)
+                let h = self.profile(key, rank).h;
+                Target::Endpoint(lut_pick(&self.ep_lut, EP_BITS, hash2(h, 1000)))
             };
             let p5xx = 0.3 + 0.5 * self.rng.f64();
             let code = [500, 502, 503, 504]

@@ -73,7 +73,7 @@ fn output_is_pinned() {
     let fp = fingerprint(&batch);
     assert_eq!(fp, PINNED, "generator output changed: {fp:#018x}");
 }
-const PINNED: u64 = 0;
+const PINNED: u64 = 0x1bac_9aee_139a_1f6a;
 
 #[test]
 fn count_is_exact() {
@@ -259,7 +259,8 @@ fn status_mix_and_schema_sanity() {
 
 #[test]
 fn error_bursts_exist() {
-    // Some minute has a key or endpoint with mostly 5xx.
+    // Some minute has a busy key or endpoint with a third or more 5xx
+    // (at the base rate of ~1% that practically never happens by chance).
     let batch = generate(cfg(300_000, 5), 8192);
     let mut per: std::collections::HashMap<(i64, &str), (u32, u32)> = Default::default();
     for e in batch.iter() {
@@ -272,7 +273,7 @@ fn error_bursts_exist() {
     }
     let hot = per
         .values()
-        .filter(|(n, bad)| *n >= 10 && *bad * 4 >= *n)
+        .filter(|(n, bad)| *n >= 10 && *bad * 3 >= *n)
         .count();
     assert!(hot > 0, "no error bursts");
 }
