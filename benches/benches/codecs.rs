@@ -60,7 +60,10 @@ fn main() {
         out.clear();
         decode_f64s(&enc, N, &mut out).expect("decode");
     });
-    assert!(out.iter().zip(&lat).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert!(out
+        .iter()
+        .zip(&lat)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
     println!(
         "{:<28} {:>6.2} bits/value  encode {:>7.0} M/s  decode {:>7.0} M/s",
         "latency ms (3 decimals)",

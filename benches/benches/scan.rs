@@ -6,7 +6,9 @@
 use tally_benches::median_time;
 use tally_engine::gen::{GenConfig, Generator};
 use tally_engine::partition::DAY_US;
-use tally_engine::{Column, ColumnValues, Db, EventBatch, Options, ScanRequest, SyncPolicy, WriteOptions};
+use tally_engine::{
+    Column, ColumnValues, Db, EventBatch, Options, ScanRequest, SyncPolicy, WriteOptions,
+};
 
 fn main() {
     let events: u64 = std::env::var("TALLY_BENCH_EVENTS")

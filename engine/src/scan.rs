@@ -846,6 +846,31 @@ fn scan_chunk(chunk: &LiveChunk, p: &Plan) -> Result<(Option<ScanBatch>, ScanSta
         }
     }
     st.rows_after_index += cand.len();
+    // Fast path: no residual predicate and one contiguous run of rows (the
+    // whole chunk, or one key's rows): decode by range, no row list.
+    if residual.is_empty() {
+        if let (Some(a), Some(b)) = (cand.min(), cand.max()) {
+            if u64::from(b - a) + 1 == cand.len() {
+                st.rows_matched += cand.len();
+                let mut columns = Vec::with_capacity(p.columns.len());
+                for &c in &p.columns {
+                    columns.push(if c == Column::ApiKey {
+                        let rows: Vec<u32> = (a..=b).collect();
+                        key_column(r, &rows)
+                    } else {
+                        r.read_range(col_index(r, c)?, a, b + 1)?
+                    });
+                }
+                return Ok((
+                    Some(ScanBatch {
+                        rows: cand.len() as usize,
+                        columns,
+                    }),
+                    st,
+                ));
+            }
+        }
+    }
     let mut rows_sel: Vec<u32> = cand.iter().collect();
     for pred in residual {
         if rows_sel.is_empty() {

@@ -362,3 +362,19 @@ fn manifest_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("empty", Manifest::default().encode()),
     ]
 }
+
+#[test]
+fn valid_seeds_from_the_encoders_decode() {
+    use tally_storage::chunk::ChunkReader;
+    for (name, bytes) in chunk_file_seeds() {
+        let reader = ChunkReader::from_bytes(Path::new(name), bytes).expect(name);
+        for (col, meta) in reader.columns().iter().enumerate() {
+            for block in 0..meta.blocks.len() {
+                reader.decode_block(col, block).expect(name);
+            }
+        }
+    }
+    for (name, bytes) in manifest_seeds() {
+        Manifest::decode(&bytes, Path::new(name)).expect(name);
+    }
+}

@@ -378,9 +378,33 @@ pub(crate) fn write_block(raw: &[u8], compression: Compression, out: &mut Vec<u8
     Ok(())
 }
 
+/// Reads and checks the block at `r` in `file` and returns its raw bytes:
+/// borrowed from `file` when stored uncompressed, decompressed otherwise.
+pub(crate) fn block_bytes(file: &[u8], r: BlockRef) -> Result<std::borrow::Cow<'_, [u8]>> {
+    let at = r.offset as usize;
+    if let Some(h) = file.get(at..at + BLOCK_HEADER_LEN) {
+        if h.get(1) == Some(&Compression::None.code()) && r.len as usize >= BLOCK_HEADER_LEN {
+            // Checks everything read_block checks, then borrows.
+            let mut probe = Vec::new();
+            check_block(file, r, &mut probe, false)?;
+            return Ok(std::borrow::Cow::Borrowed(
+                file.get(at + BLOCK_HEADER_LEN..at + r.len as usize)
+                    .unwrap_or_default(),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    read_block(file, r, &mut out)?;
+    Ok(std::borrow::Cow::Owned(out))
+}
+
 /// Reads and checks the block at `r` in `file`, appending its raw
 /// (decompressed) bytes to `out`. Offsets in errors are file offsets.
 pub(crate) fn read_block(file: &[u8], r: BlockRef, out: &mut Vec<u8>) -> Result<()> {
+    check_block(file, r, out, true)
+}
+
+fn check_block(file: &[u8], r: BlockRef, out: &mut Vec<u8>, copy: bool) -> Result<()> {
     let at = r.offset as usize;
     let err = |off: usize, d: String| StorageError::corrupt(off, d);
     let end = at
@@ -447,7 +471,9 @@ pub(crate) fn read_block(file: &[u8], r: BlockRef, out: &mut Vec<u8>) -> Result<
                     ),
                 ));
             }
-            out.extend_from_slice(stored);
+            if copy {
+                out.extend_from_slice(stored);
+            }
             Ok(())
         }
         c => decompress(c, stored, raw_len, out)

@@ -9,8 +9,8 @@ use roaring::RoaringBitmap;
 
 use super::dictionary::Dictionary;
 use super::format::{
-    read_block, BlockRef, ColumnEncoding, ColumnKind, Footer, CHUNK_MAGIC, CHUNK_VERSION,
-    HEADER_LEN, TRAILER_LEN, TRAILER_MAGIC,
+    block_bytes, read_block, BlockRef, ColumnEncoding, ColumnKind, Footer, CHUNK_MAGIC,
+    CHUNK_VERSION, HEADER_LEN, TRAILER_LEN, TRAILER_MAGIC,
 };
 use super::mmap::MappedFile;
 use crate::codec::{decode_byte_strings, decode_f64s, decode_i64s, decode_u64s, get_varint};
@@ -476,8 +476,8 @@ impl ChunkReader {
             StorageError::InvalidInput(format!("block {block} out of range for {}", meta.name))
         })?;
         let n = (b.rows.1 - b.rows.0) as usize;
-        let mut raw = Vec::new();
-        read_block(self.file.bytes(), b.at, &mut raw)?;
+        let raw = block_bytes(self.file.bytes(), b.at)?;
+        let raw: &[u8] = &raw;
         let what = |e| {
             relocate(
                 e,
@@ -488,7 +488,7 @@ impl ChunkReader {
         Ok(match (meta.kind, meta.is_time, meta.dictionary_encoded) {
             (ColumnKind::I64, true, _) => {
                 let mut deltas = Vec::with_capacity(n);
-                decode_u64s(&raw, n, &mut deltas).map_err(what)?;
+                decode_u64s(raw, n, &mut deltas).map_err(what)?;
                 let min = self.footer.min_ts;
                 let mut out = Vec::with_capacity(n);
                 let first_key = self.keys.key_index_of_row(b.rows.0);
@@ -512,17 +512,17 @@ impl ChunkReader {
             }
             (ColumnKind::I64, false, _) => {
                 let mut out = Vec::with_capacity(n);
-                decode_i64s(&raw, n, &mut out).map_err(what)?;
+                decode_i64s(raw, n, &mut out).map_err(what)?;
                 ColumnValues::I64(out)
             }
             (ColumnKind::U64, _, _) => {
                 let mut out = Vec::with_capacity(n);
-                decode_u64s(&raw, n, &mut out).map_err(what)?;
+                decode_u64s(raw, n, &mut out).map_err(what)?;
                 ColumnValues::U64(out)
             }
             (ColumnKind::F64, _, _) => {
                 let mut out = Vec::with_capacity(n);
-                decode_f64s(&raw, n, &mut out).map_err(what)?;
+                decode_f64s(raw, n, &mut out).map_err(what)?;
                 ColumnValues::F64(out)
             }
             (ColumnKind::Bytes, _, true) => {
@@ -531,7 +531,7 @@ impl ChunkReader {
                     .cloned()
                     .ok_or_else(|| StorageError::corrupt(0, "dictionary missing"))?;
                 let mut wide = Vec::with_capacity(n);
-                decode_u64s(&raw, n, &mut wide).map_err(what)?;
+                decode_u64s(raw, n, &mut wide).map_err(what)?;
                 let limit = dict.len() as u64;
                 let mut codes = Vec::with_capacity(n);
                 for c in wide {
@@ -549,7 +549,7 @@ impl ChunkReader {
                 ColumnValues::Dict { dict, codes }
             }
             (ColumnKind::Bytes, _, false) => {
-                let (bytes, ends) = decode_byte_strings(&raw, n).map_err(what)?;
+                let (bytes, ends) = decode_byte_strings(raw, n).map_err(what)?;
                 ColumnValues::Bytes { bytes, ends }
             }
         })
@@ -580,6 +580,53 @@ impl ChunkReader {
             }
         }
         Ok(blocks)
+    }
+
+    /// Decodes column `col` for the contiguous rows `start..end`. Blocks
+    /// wholly inside the range of plain numeric columns are decoded straight
+    /// into the result.
+    pub fn read_range(&self, col: usize, start: u32, end: u32) -> Result<ColumnValues> {
+        let meta = self.meta(col)?;
+        let end = end.min(self.rows());
+        let mut out = empty_like(meta.kind, meta.dictionary_encoded, self.dictionary(col));
+        reserve(&mut out, end.saturating_sub(start) as usize);
+        for (bi, b) in meta.blocks.iter().enumerate() {
+            let (s, e) = (b.rows.0.max(start), b.rows.1.min(end));
+            if s >= e {
+                continue;
+            }
+            let whole = s == b.rows.0 && e == b.rows.1;
+            let direct = whole && !meta.is_time && !meta.dictionary_encoded;
+            if direct {
+                let raw = block_bytes(self.file.bytes(), b.at).map_err(|e| self.err(e))?;
+                let n = (e - s) as usize;
+                let what = |err| {
+                    self.err(relocate(
+                        err,
+                        b.at.offset,
+                        &format!("block {bi} of column {}", meta.name),
+                    ))
+                };
+                match &mut out {
+                    ColumnValues::U64(v) => decode_u64s(&raw, n, v).map_err(what)?,
+                    ColumnValues::I64(v) => decode_i64s(&raw, n, v).map_err(what)?,
+                    ColumnValues::F64(v) => decode_f64s(&raw, n, v).map_err(what)?,
+                    _ => {
+                        let vals = self.decode_block(col, bi)?;
+                        append_range(&mut out, &vals, 0, vals.len());
+                    }
+                }
+            } else {
+                let vals = self.decode_block(col, bi)?;
+                append_range(
+                    &mut out,
+                    &vals,
+                    (s - b.rows.0) as usize,
+                    (e - b.rows.0) as usize,
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Decodes column `col` for the given rows (ascending), decoding each
@@ -613,6 +660,11 @@ impl ChunkReader {
         }
         Ok(out)
     }
+}
+
+fn append_range(out: &mut ColumnValues, vals: &ColumnValues, a: usize, b: usize) {
+    let sel: Vec<u32> = (a as u32..b as u32).collect();
+    append_selected(out, vals, &sel, 0);
 }
 
 fn reserve(out: &mut ColumnValues, n: usize) {
