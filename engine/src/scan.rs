@@ -794,23 +794,23 @@ fn scan_chunk(chunk: &LiveChunk, p: &Plan) -> Result<(Option<ScanBatch>, ScanSta
         let has_bitmaps = meta.is_some_and(|m| m.has_bitmaps);
         match pred {
             Typed::BytesIn(_, vals) if has_bitmaps => {
-                let mut bm = RoaringBitmap::new();
-                if let Some(dict) = r.dictionary(ci) {
-                    for v in vals {
-                        if let Some(code) = dict.find(v) {
-                            bm |= r.bitmap(ci, u64::from(code))?;
-                        }
-                    }
+                let keys: Vec<u64> = match r.dictionary(ci) {
+                    Some(dict) => vals
+                        .iter()
+                        .filter_map(|v| dict.find(v))
+                        .map(u64::from)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                match union_of_bitmaps(r, ci, &keys)? {
+                    Some(bm) => cand &= bm,
+                    None => residual.push(pred),
                 }
-                cand &= bm;
             }
-            Typed::U64In(_, vals) if has_bitmaps => {
-                let mut bm = RoaringBitmap::new();
-                for &v in vals {
-                    bm |= r.bitmap(ci, v)?;
-                }
-                cand &= bm;
-            }
+            Typed::U64In(_, vals) if has_bitmaps => match union_of_bitmaps(r, ci, vals)? {
+                Some(bm) => cand &= bm,
+                None => residual.push(pred),
+            },
             Typed::U64Range(_, lo, hi) => {
                 if let Some(m) = meta {
                     for b in &m.blocks {
@@ -909,6 +909,19 @@ fn scan_chunk(chunk: &LiveChunk, p: &Plan) -> Result<(Option<ScanBatch>, ScanSta
         }),
         st,
     ))
+}
+
+/// The rows holding any of `keys` (codes or values), or `None` when one of
+/// them is too common to be indexed in this chunk.
+fn union_of_bitmaps(r: &ChunkReader, col: usize, keys: &[u64]) -> Result<Option<RoaringBitmap>> {
+    let mut bm = RoaringBitmap::new();
+    for &k in keys {
+        match r.bitmap(col, k)? {
+            Some(b) => bm |= b,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(bm))
 }
 
 /// The api_key column for the given rows, as codes into the key directory.

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use tally_engine::text::time::MAX_TS;
 use tally_engine::text::{
     csv_header, format_ts, parse_ndjson_chunk, parse_ndjson_line, parse_ts, write_csv,
-    write_ndjson, CsvEventReader, LineError,
+    write_ndjson, CsvEventReader, LineError, FIELD_NAMES,
 };
 use tally_engine::{Event, EventBatch};
 
@@ -608,6 +608,23 @@ fn csv_row_errors_name_the_field_and_line() {
         errors[0].reason,
         "field \"status_code\": expected an integer, found \"abc\""
     );
+}
+
+#[test]
+fn csv_crlf_line_numbers() {
+    let good = "2026-11-25T10:00:00Z,k,/e,GET,200,1.5,1,2,1.2.3.4,ua,US,r";
+    let text = format!(
+        "{}\r\n{good}\r\n\r\n2026-11-25T10:00:00Z,k,/e,GET,200,1.5,1,2,1.2.3.4,\"a\r\nb\",US,\r\n\
+         {good}\r\nnot a row\r\n",
+        csv_header()
+    );
+    let (events, errors) = read_csv(text.as_bytes(), 100).expect("csv");
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[1].user_agent, "a\r\nb");
+    assert_eq!(events[1].request_id, None);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].line, 7);
+    assert_eq!(csv_header().split(',').collect::<Vec<_>>(), FIELD_NAMES);
 }
 
 #[test]

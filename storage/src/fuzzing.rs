@@ -289,7 +289,7 @@ fn probe_bitmaps(reader: &ChunkReader, col: usize) {
     }
     probes.push(u64::MAX);
     for key in probes {
-        if let Ok(bitmap) = reader.bitmap(col, key) {
+        if let Ok(Some(bitmap)) = reader.bitmap(col, key) {
             let _ = bitmap.len();
         }
     }

@@ -32,16 +32,37 @@ fn word_at(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
-/// Whether any byte of `w` is `"`, `\` or a control character (< 0x20).
-/// Exact (no false negatives); used to skip plain string bytes 8 at a time.
-fn needs_attention(w: u64) -> bool {
+/// A mask whose lowest set bit is the high bit of the first byte of `w`
+/// (little-endian) that is a quote, a backslash or a control character
+/// (< 0x20); 0 when there is none. Bits above the lowest may be spurious
+/// (borrows), the lowest never is.
+fn special_mask(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let quote = has_zero(w ^ (ONES * u64::from(b'"')));
     let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    quote | backslash | control != 0
+    quote | backslash | control
+}
+
+/// The index of the first byte at or after `i` that is a quote, a backslash
+/// or a control character, or `b.len()` (8 bytes at a time, then bytewise).
+fn skip_plain(b: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(b, i) {
+        let m = special_mask(w);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// A scanned JSON value.
@@ -91,13 +112,7 @@ impl<'a> Scanner<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            // Skip 8 plain bytes at a time.
-            while let Some(w) = word_at(b, i) {
-                if needs_attention(w) {
-                    break;
-                }
-                i += 8;
-            }
+            i = skip_plain(b, i);
             match b.get(i) {
                 None => return Err("unterminated string"),
                 Some(b'"') => break,
@@ -500,19 +515,7 @@ fn write_json_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let b = s.as_bytes();
     // Fast path: nothing to escape.
-    let mut i = 0;
-    while let Some(w) = word_at(b, i) {
-        if needs_attention(w) {
-            break;
-        }
-        i += 8;
-    }
-    if !b
-        .get(i..)
-        .unwrap_or_default()
-        .iter()
-        .any(|&c| c == b'"' || c == b'\\' || c < 0x20)
-    {
+    if skip_plain(b, 0) == b.len() {
         out.extend_from_slice(b);
         out.push(b'"');
         return;

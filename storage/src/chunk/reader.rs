@@ -381,8 +381,9 @@ impl ChunkReader {
 
     /// The rows where column `col` holds `key`: for a dictionary column
     /// `key` is a code, for an integer column the value itself. Empty when
-    /// the value does not occur.
-    pub fn bitmap(&self, col: usize, key: u64) -> Result<RoaringBitmap> {
+    /// the value does not occur; `None` when the value is too common to be
+    /// indexed (decode the column to find its rows).
+    pub fn bitmap(&self, col: usize, key: u64) -> Result<Option<RoaringBitmap>> {
         let meta = self.meta(col)?;
         let Some(r) = meta.bitmaps else {
             return Err(StorageError::InvalidInput(format!(
@@ -405,20 +406,25 @@ impl ChunkReader {
         let entry = match &table.values {
             Some(values) => match values.binary_search(&key) {
                 Ok(i) => i,
-                Err(_) => return Ok(RoaringBitmap::new()),
+                Err(_) => return Ok(Some(RoaringBitmap::new())),
             },
             None => key as usize,
         };
         let Some(&(a, b)) = table.ranges.get(entry) else {
-            return Ok(RoaringBitmap::new());
+            return Ok(Some(RoaringBitmap::new()));
         };
+        if a == b {
+            return Ok(None);
+        }
         let bytes = table.raw.get(a..b).unwrap_or_default();
-        RoaringBitmap::deserialize_from(bytes).map_err(|e| {
-            self.err(StorageError::corrupt(
-                r.offset as usize,
-                format!("bitmap {key} of column {}: {e}", meta.name),
-            ))
-        })
+        RoaringBitmap::deserialize_from(bytes)
+            .map(Some)
+            .map_err(|e| {
+                self.err(StorageError::corrupt(
+                    r.offset as usize,
+                    format!("bitmap {key} of column {}: {e}", meta.name),
+                ))
+            })
     }
 
     fn load_bitmaps(&self, r: BlockRef) -> Result<BitmapTable> {
@@ -568,6 +574,9 @@ impl ChunkReader {
             if let Some(r) = m.bitmaps {
                 let table = self.load_bitmaps(r).map_err(|e| self.err(e))?;
                 for (i, &(a, b)) in table.ranges.iter().enumerate() {
+                    if a == b {
+                        continue;
+                    }
                     RoaringBitmap::deserialize_from(table.raw.get(a..b).unwrap_or_default())
                         .map_err(|e| {
                             self.err(StorageError::corrupt(

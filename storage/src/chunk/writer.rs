@@ -515,6 +515,11 @@ fn write_bytes_column(
     })
 }
 
+/// A value found in more than 1/DENSE_VALUE_FRACTION of a chunk's rows gets
+/// no bitmap: a predicate on it selects so much that decoding the column
+/// costs no more, and its bitmap would be the largest of all.
+pub(crate) const DENSE_VALUE_FRACTION: usize = 8;
+
 /// Most distinct values of an integer column that get a bitmap index.
 pub(crate) const MAX_U64_BITMAP_VALUES: usize = 4096;
 
@@ -540,7 +545,14 @@ fn write_bitmap_block(
     }
     let mut sizes = Vec::with_capacity(entries);
     let mut body = Vec::new();
+    let rows = entry_of_row.len();
     for r in rows_of {
+        if r.len() * DENSE_VALUE_FRACTION > rows {
+            // Too common to be worth an index: size 0 marks "not indexed",
+            // and readers evaluate the value by decoding the column.
+            sizes.push(0);
+            continue;
+        }
         let bm = RoaringBitmap::from_sorted_iter(r)
             .map_err(|e| StorageError::InvalidInput(format!("bitmap rows not sorted: {e}")))?;
         let before = body.len();
