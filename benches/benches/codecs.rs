@@ -43,7 +43,13 @@ fn main() {
         .collect();
     report_u64("ts per-key deltas", &deltas);
     let status: Vec<u64> = (0..N)
-        .map(|_| if r.next_u64() % 20 == 0 { 404 } else { 200 })
+        .map(|_| {
+            if r.next_u64().is_multiple_of(20) {
+                404
+            } else {
+                200
+            }
+        })
         .collect();
     report_u64("status codes (95% 200)", &status);
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use clap::Args;
 use crossbeam_channel::{bounded, Receiver};
-use tally_engine::text::{parse_ndjson_chunk, CsvEventReader, LineError};
+use tally_engine::text::{parse_ndjson_chunk_checked, CsvEventReader, LineError};
 use tally_engine::{Db, EventBatch, Options, SyncPolicy, WriteOptions};
 
 use crate::util::{engine, CliResult, Format};
@@ -44,6 +44,8 @@ pub struct ImportArgs {
 
 /// Lines per parsed block handed to the engine.
 const BLOCK_BYTES: usize = 4 << 20;
+/// Longest accepted input line.
+const MAX_LINE_BYTES: usize = 64 << 20;
 /// Rejects printed to stderr before the rest are only counted.
 const MAX_PRINTED_REJECTS: usize = 20;
 
@@ -267,7 +269,18 @@ fn read_ndjson(
         let mut eof = false;
         while blocks.len() < 2 && !eof {
             let mut block = std::mem::take(&mut carry);
-            while block.len() < BLOCK_BYTES {
+            // A line longer than a block grows the block up to MAX_LINE_BYTES.
+            let mut target = BLOCK_BYTES;
+            while block.len() < target || (!block.contains(&b'\n') && !eof) {
+                if block.len() >= target {
+                    target *= 2;
+                    if target > MAX_LINE_BYTES {
+                        return Err(format!(
+                            "a line at or after line {line_no} is longer than {} MiB",
+                            MAX_LINE_BYTES >> 20
+                        ));
+                    }
+                }
                 let buf = reader.fill_buf().map_err(|e| format!("read failed: {e}"))?;
                 if buf.is_empty() {
                     eof = true;
@@ -279,9 +292,8 @@ fn read_ndjson(
             }
             if !eof {
                 // Keep the partial last line for the next block.
-                match block.iter().rposition(|&b| b == b'\n') {
-                    Some(p) => carry = block.split_off(p + 1),
-                    None => continue,
+                if let Some(p) = block.iter().rposition(|&b| b == b'\n') {
+                    carry = block.split_off(p + 1);
                 }
             }
             if block.is_empty() {
@@ -313,19 +325,17 @@ fn parse_block(block: &[u8], first_line: u64) -> Parsed {
     let mut batch = EventBatch::with_capacity(block.len() / 200 + 16);
     let mut errors = Vec::new();
     match std::str::from_utf8(block) {
-        Ok(text) => parse_ndjson_chunk(text, first_line, &mut batch, &mut errors),
+        Ok(text) => parse_ndjson_chunk_checked(text, first_line, &mut batch, &mut errors),
         Err(_) => {
             // Rare: fall back line by line so one bad line names itself.
-            let mut line = first_line;
-            for raw in block.split(|&b| b == b'\n') {
+            for (line, raw) in (first_line..).zip(block.split(|&b| b == b'\n')) {
                 match std::str::from_utf8(raw) {
-                    Ok(t) => parse_ndjson_chunk(t, line, &mut batch, &mut errors),
+                    Ok(t) => parse_ndjson_chunk_checked(t, line, &mut batch, &mut errors),
                     Err(_) => errors.push(LineError {
                         line,
                         reason: "line is not valid UTF-8".into(),
                     }),
                 }
-                line += 1;
             }
         }
     }
@@ -340,7 +350,8 @@ fn read_csv(
     input: Box<dyn Read + Send + '_>,
     tx: &crossbeam_channel::Sender<CliResult<Parsed>>,
 ) -> CliResult<()> {
-    let mut reader = CsvEventReader::new(BufReader::with_capacity(1 << 20, input))?;
+    let mut reader =
+        CsvEventReader::new(BufReader::with_capacity(1 << 20, input))?.with_validation(true);
     loop {
         let mut batch = EventBatch::with_capacity(16384);
         let mut errors = Vec::new();

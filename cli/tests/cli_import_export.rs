@@ -3,6 +3,8 @@
 //! FILE:LINE with exit status 1 and the rest imported; --strict imports
 //! nothing from a bad file; stats prints JSON.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -13,8 +13,8 @@ pub enum Durability {
         /// Longest time until the fsync.
         sync_within: Duration,
     },
-    /// In the WAL, written to the OS, never fsynced by the WAL: survives a
-    /// process crash, not a power loss.
+    /// In the WAL, written to the OS, not fsynced until the next segment
+    /// rotation, flush or close: survives a process crash, not a power loss.
     Unsynced,
 }
 

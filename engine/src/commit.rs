@@ -350,8 +350,10 @@ fn write_pending(st: &mut State, payloads: &mut Vec<Vec<u8>>, pending: &mut Vec<
     }
     payloads.clear();
     for (reply, r) in pending.drain(..) {
+        // After a failed write nothing in this group is acknowledged: not
+        // even a duplicate, whose original may have been in the same write.
         let r = match (&st.failed, r) {
-            (Some(f), Ok(Committed::Applied { .. })) => Err(EngineError::Poisoned(f.clone())),
+            (Some(f), Ok(_)) => Err(EngineError::Poisoned(f.clone())),
             (_, r) => r,
         };
         let _ = reply.send(r);

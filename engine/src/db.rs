@@ -245,10 +245,11 @@ impl Db {
             drop(tx);
             let _ = handle.join();
         }
-        let mut result = Ok(());
-        if flush && self.inner.poison_reason().is_none() {
-            result = self.inner.flush();
-        }
+        let result = match (flush, self.inner.poison_reason()) {
+            (true, None) => self.inner.flush(),
+            (true, Some(p)) => Err(EngineError::Poisoned(p)),
+            (false, _) => Ok(()),
+        };
         self.inner.committer.shutdown();
         result
     }
@@ -296,23 +297,26 @@ fn start_flusher(inner: &Arc<Inner>) -> Result<(Sender<()>, JoinHandle<()>)> {
     let weak = Arc::downgrade(inner);
     let handle = std::thread::Builder::new()
         .name("tally-flush".into())
-        .spawn(move || loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            let Some(inner) = weak.upgrade() else { break };
-            if inner.poison_reason().is_some() {
-                continue;
-            }
-            if inner.flush_due() {
-                if let Err(e) = inner.flush() {
-                    tracing::error!("background flush failed: {e}");
-                }
+        .spawn(move || {
+            while !matches!(
+                rx.recv_timeout(Duration::from_millis(200)),
+                Err(RecvTimeoutError::Disconnected)
+            ) {
+                flush_tick(&weak);
             }
         })
         .map_err(|e| EngineError::Poisoned(format!("cannot start flush thread: {e}")))?;
     Ok((tx, handle))
+}
+
+/// One wake-up of the flush thread: flush if the memtable is due.
+fn flush_tick(weak: &std::sync::Weak<Inner>) {
+    let Some(inner) = weak.upgrade() else { return };
+    if inner.poison_reason().is_none() && inner.flush_due() {
+        if let Err(e) = inner.flush() {
+            tracing::error!("background flush failed: {e}");
+        }
+    }
 }
 
 impl Inner {
@@ -437,6 +441,16 @@ impl Inner {
             });
         }
         let payload = encode_batch(good, opts.producer.as_ref().map(|(p, s)| (p.as_str(), *s)));
+        if payload.len() > tally_storage::wal::MAX_RECORD_BYTES {
+            return Err(EngineError::BatchRejected {
+                reason: format!(
+                    "the batch encodes to {} bytes, more than the {} bytes one WAL record holds; split it",
+                    payload.len(),
+                    tally_storage::wal::MAX_RECORD_BYTES
+                ),
+                rejected: Vec::new(),
+            });
+        }
         self.wait_for_room()?;
         let gate = self.write_gate.read().unwrap_or_else(|p| p.into_inner());
         let committed =

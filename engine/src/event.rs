@@ -130,9 +130,9 @@ impl StrColumn {
 
     /// Appends one value.
     ///
-    /// # Panics
-    /// Never in practice: the column holds at most 4 GiB of text, and ingest
-    /// bounds batches far below that (`MAX_BATCH_BYTES`).
+    /// A column holds at most 4 GiB of text (offsets are u32); past that
+    /// the offset saturates. Ingest bounds a batch to a 64 MiB WAL record and
+    /// a memtable shard to `memtable_bytes`, far below it.
     pub fn push(&mut self, value: &str) {
         self.bytes.push_str(value);
         self.ends
@@ -174,6 +174,20 @@ impl StrColumn {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
+    }
+
+    /// Keeps the first `len` values.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        let end = if len == 0 {
+            0
+        } else {
+            self.ends.get(len - 1).copied().unwrap_or(0) as usize
+        };
+        self.bytes.truncate(end);
+        self.ends.truncate(len);
     }
 }
 
@@ -285,6 +299,25 @@ impl EventBatch {
     /// Copies every event out as owned rows.
     pub fn to_events(&self) -> Vec<Event> {
         self.iter().map(|e| e.to_owned()).collect()
+    }
+
+    /// Keeps the first `len` events.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        self.ts.truncate(len);
+        self.api_key.truncate(len);
+        self.endpoint.truncate(len);
+        self.method.truncate(len);
+        self.status_code.truncate(len);
+        self.latency_ms.truncate(len);
+        self.request_bytes.truncate(len);
+        self.response_bytes.truncate(len);
+        self.ip.truncate(len);
+        self.user_agent.truncate(len);
+        self.geo_country.truncate(len);
+        self.request_id.truncate(len);
     }
 
     /// Removes all events, keeping the allocations.

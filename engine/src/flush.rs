@@ -73,6 +73,9 @@ pub(crate) fn write_memtable(
     write_batches(&shards, dir, fs, key_shards, opts, next_id)
 }
 
+/// One partition to write: (day, key shard), chunk id, (shard, row) refs.
+type PartitionJob = ((i32, u32), u64, Vec<(u32, u32)>);
+
 /// Writes the rows of `shards` as chunks, one per partition.
 pub(crate) fn write_batches(
     shards: &[&EventBatch],
@@ -95,7 +98,7 @@ pub(crate) fn write_batches(
     }
     let mut keys: Vec<(i32, u32)> = parts.keys().copied().collect();
     keys.sort_unstable();
-    let jobs: Vec<((i32, u32), u64, Vec<(u32, u32)>)> = keys
+    let jobs: Vec<PartitionJob> = keys
         .into_iter()
         .map(|k| {
             let id = *next_id;

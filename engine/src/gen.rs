@@ -972,7 +972,7 @@ impl Generator {
     }
 
     fn ip_of(h: u64, country: usize) -> IpAddr {
-        if h % 10 == 0 {
+        if h.is_multiple_of(10) {
             let p = V6_PREFIXES
                 .get(country % V6_PREFIXES.len())
                 .copied()

@@ -15,8 +15,9 @@ pub enum SyncPolicy {
     /// Acknowledge once written to the OS; fsync at most this long after.
     /// A process crash loses nothing; a power loss may lose the last interval.
     Interval(Duration),
-    /// Never fsync the WAL (only flushes sync their chunks). A process crash
-    /// loses nothing; a power loss may lose anything not yet flushed.
+    /// Never fsync the WAL per batch (only segment rotation, flushes and
+    /// close sync). A process crash loses nothing; a power loss may lose
+    /// anything written since the last such sync.
     None,
 }
 
@@ -49,7 +50,8 @@ pub struct WalOptions {
     pub sync: SyncPolicy,
     /// Start a new segment past this size. Default 64 MiB.
     pub segment_bytes: u64,
-    /// Most bytes one group commit writes at once. Default 8 MiB.
+    /// A group commit stops taking more waiting batches once it holds this
+    /// many bytes (the batch that crosses it is still included). Default 8 MiB.
     pub max_group_bytes: usize,
 }
 
@@ -114,7 +116,8 @@ pub struct IngestOptions {
     /// Batches remembered per producer below its highest sequence, for
     /// idempotent retries of pipelined batches. Default 1024.
     pub idempotency_window: u64,
-    /// Most events in one batch. Default 1,000,000.
+    /// Most events in one batch. Default 100,000. (A batch must also
+    /// encode to at most 64 MiB, the largest WAL record.)
     pub max_batch_events: usize,
 }
 
@@ -122,7 +125,7 @@ impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             idempotency_window: 1024,
-            max_batch_events: 1_000_000,
+            max_batch_events: 100_000,
         }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! 1. chunks outside the time range are skipped (manifest min/max);
 //! 2. the key directory narrows each chunk to the rows of the wanted keys;
-//! 3. the time range narrows further (binary search inside a key's rows,
-//!    whose ts is sorted; block min/max otherwise);
+//! 3. the time range narrows further (inside a key's rows, whose ts is
+//!    sorted, by binary search over the decoded ts; by block min/max and
+//!    then row by row otherwise);
 //! 4. equality / IN on bitmap-indexed columns intersect roaring bitmaps;
 //! 5. range predicates drop blocks by min/max;
 //! 6. remaining predicates decode only their column, only for candidates;
@@ -458,9 +459,8 @@ fn plan(req: &ScanRequest) -> Result<Plan> {
                     for v in &vs {
                         as_f64(column, v)?;
                     }
-                    // IN on a float: OR of point ranges, kept as a bytes-free
-                    // residual via several F64 ranges is not expressible as
-                    // one predicate; use the hull plus exact check below.
+                    // Equality on a float is a point range; IN of several
+                    // floats is not supported (use ranges).
                     let vals: Vec<f64> = vs
                         .iter()
                         .map(|v| as_f64(column, v))

@@ -164,8 +164,9 @@ pub(crate) fn decode_batch(payload: &[u8]) -> Result<BatchRecord, String> {
     }
     let first_seq = u64::from_le_bytes(r.fixed::<8>("first_seq")?);
     let n = u32::from_le_bytes(r.fixed::<4>("event count")?) as usize;
-    // Every event takes at least 41 fixed bytes: bound n before allocating.
-    if n > MAX_RECORD_EVENTS || n.saturating_mul(41) > payload.len() {
+    // Every event takes at least 63 bytes (8 ts + 2 status + 8 latency +
+    // 16 byte counts + 5 ip + 6 × 4 text offsets): bound n before allocating.
+    if n > MAX_RECORD_EVENTS || n.saturating_mul(63) > payload.len() {
         return Err(format!(
             "event count {n} cannot fit in a {}-byte payload",
             payload.len()

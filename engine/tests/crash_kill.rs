@@ -5,6 +5,8 @@
 //! is present exactly once, that no batch is half applied, and that retried
 //! batches are recognised across the crash. Repeated over several rounds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,7 +71,7 @@ fn crash_child_entry() {
             )
             .expect("ingest");
         println!("ACK {b} {} {}", ack.accepted, ack.duplicate);
-        if b % 37 == 0 {
+        if b.is_multiple_of(37) {
             db.flush().expect("flush");
         }
         b += 1;

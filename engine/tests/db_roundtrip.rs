@@ -2,6 +2,8 @@
 //! once and unchanged, from the memtable, from chunks, and after recovery
 //! from the WAL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use tally_engine::gen::{GenConfig, Generator};
 use tally_engine::{
     Column, Db, Event, EventBatch, Options, Predicate, ScanRequest, Value, WriteOptions,
@@ -31,7 +33,7 @@ fn key(e: &Event) -> (String, i64, String, u64, u64) {
 }
 
 fn sorted(mut v: Vec<Event>) -> Vec<Event> {
-    v.sort_by(|a, b| key(a).cmp(&key(b)));
+    v.sort_by_key(key);
     v
 }
 

@@ -8,6 +8,8 @@
 //! bit-flipped variants. `TALLY_REGEN_CORPUS=1 cargo test -p tally-engine
 //! --test fuzz_corpus` rewrites them (deterministically) before replaying.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};

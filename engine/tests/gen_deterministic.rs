@@ -1,5 +1,7 @@
 //! The synthetic traffic generator: determinism, counts, and data shape.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::time::Instant;
 
 use tally_engine::gen::{GenConfig, Generator};

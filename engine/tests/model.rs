@@ -4,6 +4,8 @@
 //! in-memory model. After every step the engine's answer to a scan equals
 //! the model's; after a crash the engine equals the acknowledged state.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Bound;

@@ -2,6 +2,8 @@
 //! a bad WAL record before the tail, a damaged chunk or a damaged manifest
 //! is an error naming the file and byte offset. Never a panic or a hang.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::path::{Path, PathBuf};
 
 use tally_engine::gen::{GenConfig, Generator};

@@ -1,5 +1,7 @@
 //! NDJSON and CSV: round trips (proptest) and every rejection path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
@@ -625,6 +627,45 @@ fn csv_crlf_line_numbers() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].line, 7);
     assert_eq!(csv_header().split(',').collect::<Vec<_>>(), FIELD_NAMES);
+}
+
+#[test]
+fn csv_line_numbers_survive_blank_lines_and_big_inputs() {
+    let good = "2026-11-25T10:00:00Z,k,/e,GET,200,1.5,1,2,1.2.3.4,ua,US,r";
+    let bad = "2026-11-25T10:00:00Z,k,/e,GET,oops,1.5,1,2,1.2.3.4,ua,US,r";
+    for eol in ["\n", "\r\n"] {
+        // Blank lines before a record, then enough rows to cycle the
+        // reader's raw-byte window several times.
+        let mut text = format!("{}{eol}{good}{eol}{eol}{eol}{bad}{eol}", csv_header());
+        let mut want = vec![5u64];
+        let mut line = 5;
+        for i in 0..20_000u64 {
+            line += 1;
+            if i % 4999 == 0 {
+                text.push_str(&format!("\"{bad}\",x{eol}"));
+                want.push(line);
+            } else if i % 3001 == 0 {
+                text.push_str(&format!(
+                    "2026-11-25T10:00:00Z,\"two{eol}lines\",/e,GET,oops,1,,,::1,,,{eol}"
+                ));
+                want.push(line);
+                line += 1;
+            } else {
+                text.push_str(good);
+                text.push_str(eol);
+            }
+        }
+        let (events, errors) = read_csv(text.as_bytes(), 1000).expect("csv");
+        let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, want, "eol {eol:?}");
+        assert_eq!(events.len() + errors.len(), 20_002);
+    }
+}
+
+#[test]
+fn csv_reader_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<CsvEventReader<std::fs::File>>();
 }
 
 #[test]

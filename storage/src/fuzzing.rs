@@ -314,7 +314,9 @@ fn repair_chunk_checksums(data: &[u8]) -> Option<Vec<u8>> {
         if end > trailer {
             break;
         }
-        let crc = crc32c::crc32c(fixed.get(start..end)?).to_le_bytes();
+        // A block's CRC covers its header's first 12 bytes, then the stored bytes.
+        let crc = crc32c::crc32c(fixed.get(at..at + 12)?);
+        let crc = crc32c::crc32c_append(crc, fixed.get(start..end)?).to_le_bytes();
         fixed.get_mut(at + 12..at + 16)?.copy_from_slice(&crc);
         at = end;
     }
@@ -349,4 +351,45 @@ pub fn seed_variants(name: &str, valid: &[u8]) -> Vec<(String, Vec<u8>)> {
         out.push((format!("{name}.flip{at}"), flipped));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::{write_chunk, ChunkColumn, ChunkWriteOptions, ColumnSource};
+    use crate::io::StdFs;
+
+    /// The repair must recompute checksums exactly as the writers do, or
+    /// the repaired runs of the targets stop at the checksum again.
+    #[test]
+    fn repaired_checksums_match_the_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.tch");
+        let keys = (b"ab".as_slice(), [1u32, 2].as_slice());
+        let ts = [5i64, 9];
+        let columns = [ChunkColumn {
+            name: "ts",
+            source: ColumnSource::I64(&ts),
+            bitmap_index: false,
+            time_column: true,
+        }];
+        let opts = ChunkWriteOptions::default();
+        write_chunk(&StdFs, &path, "k", keys, &columns, &opts).unwrap();
+        let valid = std::fs::read(&path).unwrap();
+        let mut broken = valid.clone();
+        let t = broken.len() - TRAILER_LEN;
+        let footer = u64::from_le_bytes(broken[t..t + 8].try_into().unwrap()) as usize;
+        for crc_at in [CHUNK_HEADER_LEN + 12, footer + 12, t + 12] {
+            broken[crc_at..crc_at + 4].fill(0);
+        }
+        assert!(ChunkReader::from_bytes(&path, broken.clone()).is_err());
+        assert_eq!(repair_chunk_checksums(&broken), Some(valid.clone()));
+        assert_eq!(repair_chunk_checksums(&valid), None);
+
+        let manifest = Manifest::default().encode();
+        let mut broken = manifest.clone();
+        let n = broken.len();
+        broken[n - 4..].fill(0);
+        assert_eq!(repair_manifest_checksum(&broken), Some(manifest));
+    }
 }

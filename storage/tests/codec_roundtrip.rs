@@ -5,6 +5,8 @@
 //! random bytes) return a `Corrupt` error or exactly `count` values, never
 //! panic, and leave the output vector as it was on error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use proptest::prelude::*;
 use tally_storage::codec::{
     compress, decode_byte_strings, decode_f64s, decode_i64s, decode_u64s, decompress,

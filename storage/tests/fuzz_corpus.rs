@@ -8,6 +8,8 @@
 //! bit-flipped variants. `TALLY_REGEN_CORPUS=1 cargo test -p tally-storage
 //! --test fuzz_corpus` rewrites them (deterministically) before replaying.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

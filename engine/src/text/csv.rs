@@ -9,9 +9,18 @@
 //! ignoring ASCII case; unknown or duplicated columns are an error.
 //! Numeric, `ts` and `ip` cells may carry surrounding spaces; string cells
 //! are taken verbatim.
+//!
+//! Line numbers: the csv crate's record position is where the previous
+//! record ended, which is one line early after a `\r\n` line end and
+//! points at the first of any blank lines it skipped. So the reader keeps
+//! a short window of the raw bytes (a tap under the csv crate's buffer) and
+//! moves each position past the line breaks that precede the record: lines
+//! are exact for `\n` and `\r\n` files, blank lines and quoted fields
+//! spanning lines alike (lines are counted by `\n`).
 
 use std::io::Read;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ::csv::{ByteRecord, ReaderBuilder};
 
@@ -21,12 +30,46 @@ use super::{
 };
 use crate::{EventBatch, EventRef};
 
+/// Raw bytes read from the input, from stream offset `base` on.
+#[derive(Debug, Default)]
+struct Window {
+    bytes: Vec<u8>,
+    base: u64,
+}
+
+/// Forwards reads and keeps a copy of the bytes in a shared [`Window`].
+struct Tap<R> {
+    inner: R,
+    window: Arc<Mutex<Window>>,
+}
+
+fn lock(w: &Mutex<Window>) -> MutexGuard<'_, Window> {
+    // Nothing panics while the lock is held; a poisoned lock is still usable.
+    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        lock(&self.window)
+            .bytes
+            .extend_from_slice(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+}
+
+/// Bytes of raw input kept behind the current record before compacting.
+const WINDOW_SLACK: usize = 1 << 16;
+
 /// Reads events from CSV text with a header row.
 pub struct CsvEventReader<R: Read> {
-    rdr: ::csv::Reader<R>,
+    rdr: ::csv::Reader<Tap<R>>,
+    window: Arc<Mutex<Window>>,
     /// Field of each column, in column order.
     cols: Vec<Field>,
     record: ByteRecord,
+    /// Also check the schema rules (`validate_event`) per row.
+    validate: bool,
 }
 
 impl<R: Read> std::fmt::Debug for CsvEventReader<R> {
@@ -72,10 +115,15 @@ impl<R: Read> CsvEventReader<R> {
     /// Fails on an empty input, unknown or duplicated columns, a missing
     /// required column, or an I/O error.
     pub fn new(reader: R) -> Result<Self, String> {
+        let window = Arc::new(Mutex::new(Window::default()));
+        let tap = Tap {
+            inner: reader,
+            window: Arc::clone(&window),
+        };
         let mut rdr = ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(reader);
+            .from_reader(tap);
         let mut header = ByteRecord::new();
         match rdr.read_byte_record(&mut header) {
             Ok(true) => {}
@@ -112,9 +160,19 @@ impl<R: Read> CsvEventReader<R> {
         }
         Ok(CsvEventReader {
             rdr,
+            window,
             cols,
             record: ByteRecord::new(),
+            validate: false,
         })
+    }
+
+    /// Also checks every parsed row against the schema rules
+    /// ([`crate::validate_event`]) and reports a failing row as a line
+    /// error instead of pushing it. Off by default (pure parsing).
+    pub fn with_validation(mut self, validate: bool) -> Self {
+        self.validate = validate;
+        self
     }
 
     /// Reads up to `max_rows` records, appending good events to `batch` and
@@ -138,13 +196,47 @@ impl<R: Read> CsvEventReader<R> {
                 Err(e) => return Err(format!("reading CSV: {e}")),
             }
             n += 1;
-            let line = self.record.position().map_or(0, |p| p.line());
+            let line = self.record_line();
             match parse_record(&self.cols, &self.record) {
-                Ok(e) => batch.push(&e),
+                Ok(e) => match self
+                    .validate
+                    .then(|| crate::validate::validate_event(&e))
+                    .unwrap_or(Ok(()))
+                {
+                    Ok(()) => batch.push(&e),
+                    Err(reason) => errors.push(LineError { line, reason }),
+                },
                 Err(reason) => errors.push(LineError { line, reason }),
             }
         }
         Ok(n)
+    }
+
+    /// The line where the record just read starts: the csv crate's start
+    /// position moved past the line breaks (pending `\n` of a `\r\n`, blank
+    /// lines) the parser skipped before the record. Also drops raw bytes
+    /// no longer needed.
+    fn record_line(&mut self) -> u64 {
+        let Some(pos) = self.record.position() else {
+            return 0;
+        };
+        let (start, mut line) = (pos.byte(), pos.line());
+        let end = self.rdr.position().byte();
+        let mut w = lock(&self.window);
+        let from = usize::try_from(start.saturating_sub(w.base)).unwrap_or(usize::MAX);
+        for &c in w.bytes.get(from..).unwrap_or_default() {
+            match c {
+                b'\n' => line += 1,
+                b'\r' => {}
+                _ => break,
+            }
+        }
+        let done = usize::try_from(end.saturating_sub(w.base)).unwrap_or(0);
+        if done > WINDOW_SLACK && done <= w.bytes.len() {
+            w.bytes.drain(..done);
+            w.base = end;
+        }
+        line
     }
 }
 

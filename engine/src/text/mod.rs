@@ -18,7 +18,9 @@ pub mod ndjson;
 pub mod time;
 
 pub use self::csv::{csv_header, write_csv, CsvEventReader};
-pub use self::ndjson::{parse_ndjson_chunk, parse_ndjson_line, write_ndjson};
+pub use self::ndjson::{
+    parse_ndjson_chunk, parse_ndjson_chunk_checked, parse_ndjson_line, write_ndjson,
+};
 pub use self::time::{format_ts, parse_ts};
 
 /// The event fields in schema order, as named in NDJSON keys and CSV headers.

@@ -463,7 +463,7 @@ pub fn parse_ndjson_line(line: &str, batch: &mut EventBatch) -> Result<(), Strin
     let Some(ip) = f.ip else {
         return Err("missing field \"ip\"".to_string());
     };
-    batch.push(&EventRef {
+    let event = EventRef {
         ts: f.ts,
         api_key: &f.api_key,
         endpoint: &f.endpoint,
@@ -476,7 +476,8 @@ pub fn parse_ndjson_line(line: &str, batch: &mut EventBatch) -> Result<(), Strin
         user_agent: &f.user_agent,
         geo_country: &f.geo_country,
         request_id: f.request_id.as_deref(),
-    });
+    };
+    batch.push(&event);
     Ok(())
 }
 
@@ -492,13 +493,45 @@ pub fn parse_ndjson_chunk(
     batch: &mut EventBatch,
     errors: &mut Vec<LineError>,
 ) {
+    parse_chunk(text, first_line_no, batch, errors, false);
+}
+
+/// Like [`parse_ndjson_chunk`], and also checks every parsed event against
+/// the schema rules ([`crate::validate_event`]: status range, country code,
+/// lengths, ...): a failing line is recorded in `errors` instead of pushed,
+/// so every event in `batch` is one ingest accepts. `tally import` uses it.
+pub fn parse_ndjson_chunk_checked(
+    text: &str,
+    first_line_no: u64,
+    batch: &mut EventBatch,
+    errors: &mut Vec<LineError>,
+) {
+    parse_chunk(text, first_line_no, batch, errors, true);
+}
+
+fn parse_chunk(
+    text: &str,
+    first_line_no: u64,
+    batch: &mut EventBatch,
+    errors: &mut Vec<LineError>,
+    validate: bool,
+) {
     let mut line_no = first_line_no;
     for line in text.split('\n') {
         let blank = line
             .bytes()
             .all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
         if !blank {
-            if let Err(reason) = parse_ndjson_line(line, batch) {
+            let before = batch.len();
+            let res = parse_ndjson_line(line, batch).and_then(|()| {
+                if !validate {
+                    return Ok(());
+                }
+                crate::validate::validate_event(&batch.get(before)).inspect_err(|_| {
+                    batch.truncate(before);
+                })
+            });
+            if let Err(reason) = res {
                 errors.push(LineError {
                     line: line_no,
                     reason,

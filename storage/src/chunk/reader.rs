@@ -204,13 +204,6 @@ impl ChunkReader {
         if data.get(..8) != Some(CHUNK_MAGIC.as_slice()) {
             return Err(StorageError::corrupt(0, "expected magic \"TALLYCHK\""));
         }
-        let flags = le_u32(data, 12);
-        if flags != 0 {
-            return Err(StorageError::corrupt(
-                12,
-                format!("chunk header flags: expected 0, found {flags:#x}"),
-            ));
-        }
         let version = le_u32(data, 8);
         if version != CHUNK_VERSION {
             return Err(StorageError::UnsupportedVersion {
@@ -218,6 +211,13 @@ impl ChunkReader {
                 found: version,
                 supported: CHUNK_VERSION,
             });
+        }
+        let flags = le_u32(data, 12);
+        if flags != 0 {
+            return Err(StorageError::corrupt(
+                12,
+                format!("chunk header flags: expected 0, found {flags:#x}"),
+            ));
         }
         let t = data.len() - TRAILER_LEN;
         if data.get(t + 16..) != Some(TRAILER_MAGIC.as_slice()) {

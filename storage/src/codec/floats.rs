@@ -119,7 +119,7 @@ fn choose_exponent(values: &[f64]) -> Option<u8> {
             64 - (max.wrapping_sub(min) as u64).leading_zeros() as usize
         };
         let bytes = (decimals * width).div_ceil(8) + exceptions * EXCEPTION_BYTES;
-        if best.map_or(true, |(b, _)| bytes < b) {
+        if best.is_none_or(|(b, _)| bytes < b) {
             best = Some((bytes, e as u8));
         }
         if exceptions == 0 {

@@ -61,7 +61,10 @@ pub fn replay(
         let path = segment_path(dir, id);
         let data = fs.read(&path)?;
         let is_last = Some(id) == last;
-        if data.len() < SEGMENT_HEADER_LEN && is_last && data.iter().all(|&b| b == 0) {
+        // Crash while creating the last segment: its header is short, or
+        // the file is all zeros.
+        let header_unwritten = data.len() < SEGMENT_HEADER_LEN || data.iter().all(|&b| b == 0);
+        if is_last && header_unwritten {
             // Crash while creating the segment: nothing was ever written to it.
             fs.truncate(&path, 0)?;
             fs.remove(&path)?;

@@ -87,6 +87,16 @@ impl SegmentHeader {
                 supported: WAL_VERSION,
             });
         }
+        let flags = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+        let reserved = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
+        if flags != 0 || reserved != 0 {
+            return Err(corrupt(
+                FLAGS_AT,
+                format!(
+                    "segment header flags/reserved: expected 0, found {flags:#x}/{reserved:#x}"
+                ),
+            ));
+        }
         let mut id = [0u8; 8];
         id.copy_from_slice(&h[ID_AT..RESERVED_AT]);
         Ok(SegmentHeader {
