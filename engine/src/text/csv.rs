@@ -198,11 +198,11 @@ impl<R: Read> CsvEventReader<R> {
             n += 1;
             let line = self.record_line();
             match parse_record(&self.cols, &self.record) {
-                Ok(e) => match self
-                    .validate
-                    .then(|| crate::validate::validate_event(&e))
-                    .unwrap_or(Ok(()))
-                {
+                Ok(e) => match if self.validate {
+                    crate::validate::validate_event(&e)
+                } else {
+                    Ok(())
+                } {
                     Ok(()) => batch.push(&e),
                     Err(reason) => errors.push(LineError { line, reason }),
                 },
