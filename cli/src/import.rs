@@ -2,9 +2,10 @@
 //!
 //! A reader thread cuts the input into blocks of whole lines and parses
 //! them (NDJSON blocks in parallel) into batches; the main thread ingests
-//! them. The WAL is not fsynced per batch during an import; instead the
+//! them. Import is a bulk load: batches bypass the WAL (`skip_wal`) and the
 //! import ends with `Db::close`, which flushes every event into fsynced
-//! chunks named by the manifest. So an import that exits 0 is durable.
+//! chunks named by the manifest. So an import that exits 0 is durable; one
+//! that is killed leaves nothing of the unflushed part (re-run it).
 //! With `--strict`, each file is checked completely first and nothing from
 //! a file with a bad line is imported.
 
@@ -204,7 +205,13 @@ fn import_file(
             }
             if !p.batch.is_empty() {
                 let ack = db
-                    .ingest(&p.batch, &WriteOptions::default())
+                    .ingest(
+                        &p.batch,
+                        &WriteOptions {
+                            skip_wal: true,
+                            ..WriteOptions::default()
+                        },
+                    )
                     .map_err(|e| format!("{name}: {e}"))?;
                 for r in &ack.rejected {
                     rejects.report(name, None, &format!("event {}: {}", r.index, r.reason))?;

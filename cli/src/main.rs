@@ -45,9 +45,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // TALLY_LOG=error|warn|info|debug|trace sets the log level (default info).
+    let level = std::env::var("TALLY_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_max_level(level)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

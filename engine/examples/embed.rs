@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &WriteOptions {
             producer: Some(("example".into(), 1)),
             all_or_nothing: false,
+            skip_wal: false,
         },
     )?;
     println!(
@@ -55,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &WriteOptions {
             producer: Some(("example".into(), 1)),
             all_or_nothing: false,
+            skip_wal: false,
         },
     )?;
     println!(

@@ -16,6 +16,9 @@ pub enum Durability {
     /// In the WAL, written to the OS, not fsynced until the next segment
     /// rotation, flush or close: survives a process crash, not a power loss.
     Unsynced,
+    /// Not in the WAL (`skip_wal`): in memory only, durable once the next
+    /// flush or close returns Ok. A crash before that loses it.
+    UntilFlush,
 }
 
 impl std::fmt::Display for Durability {
@@ -26,6 +29,7 @@ impl std::fmt::Display for Durability {
                 write!(f, "buffered (fsync within {} ms)", sync_within.as_millis())
             }
             Durability::Unsynced => write!(f, "unsynced"),
+            Durability::UntilFlush => write!(f, "not durable until the next flush"),
         }
     }
 }
@@ -63,4 +67,9 @@ pub struct WriteOptions {
     pub producer: Option<(String, u64)>,
     /// Reject the whole batch if any event is bad.
     pub all_or_nothing: bool,
+    /// Bulk loading: do not write the batch to the WAL. It is visible at
+    /// once but durable only after the next successful [`crate::Db::flush`]
+    /// or [`crate::Db::close`] (the acknowledgement says
+    /// [`Durability::UntilFlush`]). Cannot be combined with `producer`.
+    pub skip_wal: bool,
 }

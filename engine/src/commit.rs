@@ -60,6 +60,11 @@ pub(crate) enum Request {
     Sync {
         reply: Sender<Result<()>>,
     },
+    /// Sequence numbers for a batch that bypasses the WAL.
+    Reserve {
+        events: u32,
+        reply: Sender<Result<u64>>,
+    },
 }
 
 /// Handle to the commit thread.
@@ -139,6 +144,14 @@ impl Committer {
     pub(crate) fn rotate(&self) -> Result<Rotated> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Request::Rotate { reply })?;
+        rx.recv()
+            .map_err(|_| EngineError::Poisoned("WAL commit thread has stopped".into()))?
+    }
+
+    /// Gives `events` sequence numbers to a batch that bypasses the WAL.
+    pub(crate) fn reserve(&self, events: u32) -> Result<u64> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(Request::Reserve { events, reply })?;
         rx.recv()
             .map_err(|_| EngineError::Poisoned("WAL commit thread has stopped".into()))?
     }
@@ -309,6 +322,17 @@ fn process_group(st: &mut State, group: Vec<Request>) {
                             Err(e.into())
                         }
                     },
+                };
+                let _ = reply.send(r);
+            }
+            Request::Reserve { events, reply } => {
+                let r = match &st.failed {
+                    Some(f) => Err(EngineError::Poisoned(f.clone())),
+                    None => {
+                        let first = st.next_seq;
+                        st.next_seq += u64::from(events);
+                        Ok(first)
+                    }
                 };
                 let _ = reply.send(r);
             }

@@ -33,9 +33,8 @@ use crate::walrecord::encode_batch;
 /// What scans see: memtables and chunks at one moment.
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
-    pub(crate) active: Arc<Memtable>,
-    pub(crate) active_lens: Vec<usize>,
-    pub(crate) immutable: Option<Arc<Memtable>>,
+    /// Segments of the active and (if flushing) immutable memtables.
+    pub(crate) memtable: Vec<Arc<EventBatch>>,
     pub(crate) chunks: Arc<Vec<Arc<LiveChunk>>>,
 }
 
@@ -345,10 +344,12 @@ impl Inner {
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let st = self.state();
+        let mut memtable = st.active.segments();
+        if let Some(m) = &st.immutable {
+            memtable.extend(m.segments());
+        }
         Snapshot {
-            active: st.active.clone(),
-            active_lens: st.active.snapshot_lens(),
-            immutable: st.immutable.clone(),
+            memtable,
             chunks: st.chunks.clone(),
         }
     }
@@ -393,8 +394,9 @@ impl Inner {
             }
         }
         let mut rejected = Vec::new();
-        for (i, e) in batch.iter().enumerate() {
-            if let Err(reason) = validate_event(&e) {
+        // Rows a checking parser already validated are not checked again.
+        for i in batch.validated.0.min(batch.len())..batch.len() {
+            if let Err(reason) = validate_event(&batch.get(i)) {
                 rejected.push(Rejected { index: i, reason });
             }
         }
@@ -431,6 +433,9 @@ impl Inner {
             filtered = batch.select(&keep);
             &filtered
         };
+        if opts.skip_wal {
+            return self.ingest_unlogged(good, rejected, opts);
+        }
         if good.is_empty() && opts.producer.is_none() {
             return Ok(Ack {
                 first_seq: 0,
@@ -494,6 +499,33 @@ impl Inner {
         };
         drop(gate);
         Ok(ack)
+    }
+
+    /// The bulk-load path: sequence numbers from the commit thread, rows
+    /// straight into the memtable, nothing in the WAL.
+    fn ingest_unlogged(
+        &self,
+        good: &EventBatch,
+        rejected: Vec<Rejected>,
+        opts: &WriteOptions,
+    ) -> Result<Ack> {
+        if opts.producer.is_some() {
+            return Err(EngineError::BatchRejected {
+                reason: "skip_wal cannot be combined with an idempotent producer sequence".into(),
+                rejected: Vec::new(),
+            });
+        }
+        self.wait_for_room()?;
+        let _gate = self.write_gate.read().unwrap_or_else(|p| p.into_inner());
+        let first_seq = self.with_committer(|c| c.reserve(good.len() as u32))?;
+        self.state().active.append(good);
+        Ok(Ack {
+            first_seq,
+            accepted: good.len(),
+            rejected,
+            durability: Durability::UntilFlush,
+            duplicate: false,
+        })
     }
 
     fn wait_for_room(&self) -> Result<()> {

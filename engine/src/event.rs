@@ -210,6 +210,20 @@ pub struct EventBatch {
     pub(crate) geo_country: StrColumn,
     /// Empty string = absent.
     pub(crate) request_id: StrColumn,
+    /// Rows `0..validated` are known to pass [`crate::validate_event`]
+    /// (set by the checking parsers), so ingest need not check them again.
+    pub(crate) validated: ValidatedPrefix,
+}
+
+/// A count of leading rows already validated. Not part of a batch's value:
+/// it compares equal regardless.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ValidatedPrefix(pub(crate) usize);
+
+impl PartialEq for ValidatedPrefix {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl EventBatch {
@@ -233,6 +247,7 @@ impl EventBatch {
             user_agent: StrColumn::with_capacity(rows, 32),
             geo_country: StrColumn::with_capacity(rows, 2),
             request_id: StrColumn::with_capacity(rows, 0),
+            validated: ValidatedPrefix(0),
         }
     }
 
@@ -306,6 +321,7 @@ impl EventBatch {
         if len >= self.len() {
             return;
         }
+        self.validated.0 = self.validated.0.min(len);
         self.ts.truncate(len);
         self.api_key.truncate(len);
         self.endpoint.truncate(len);
@@ -322,6 +338,7 @@ impl EventBatch {
 
     /// Removes all events, keeping the allocations.
     pub fn clear(&mut self) {
+        self.validated.0 = 0;
         self.ts.clear();
         self.api_key.clear();
         self.endpoint.clear();

@@ -6,7 +6,6 @@
 //! in parallel. The caller then names the chunks in the manifest and only
 //! after that trims the WAL (see `Db::flush`).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use rayon::prelude::*;
 use tally_storage::chunk::{
     write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource,
 };
+use tally_storage::hash::FxHashMap;
 use tally_storage::io::FileSystem;
 use tally_storage::manifest::ChunkEntry;
 
@@ -66,15 +66,10 @@ pub(crate) fn write_memtable(
     opts: &ChunkOptions,
     next_id: &mut u64,
 ) -> Result<Vec<Arc<LiveChunk>>> {
-    let guards: Vec<_> = (0..mem.shard_count())
-        .filter_map(|i| mem.read_shard(i))
-        .collect();
-    let shards: Vec<&EventBatch> = guards.iter().map(|g| &**g).collect();
+    let segments = mem.segments();
+    let shards: Vec<&EventBatch> = segments.iter().map(|s| &**s).collect();
     write_batches(&shards, dir, fs, key_shards, opts, next_id)
 }
-
-/// One partition to write: (day, key shard), chunk id, (shard, row) refs.
-type PartitionJob = ((i32, u32), u64, Vec<(u32, u32)>);
 
 /// Writes the rows of `shards` as chunks, one per partition.
 pub(crate) fn write_batches(
@@ -85,25 +80,27 @@ pub(crate) fn write_batches(
     opts: &ChunkOptions,
     next_id: &mut u64,
 ) -> Result<Vec<Arc<LiveChunk>>> {
-    let mut parts: HashMap<(i32, u32), Vec<(u32, u32)>> = HashMap::new();
-    for (s, batch) in shards.iter().enumerate() {
-        for r in 0..batch.len() {
-            let day = batch.ts.get(r).copied().map(day_of).unwrap_or(0);
-            let shard = key_shard(batch.api_key.get(r), key_shards);
-            parts
-                .entry((day, shard))
-                .or_default()
-                .push((s as u32, r as u32));
-        }
-    }
-    let mut keys: Vec<(i32, u32)> = parts.keys().copied().collect();
+    // Each row's partition, computed in parallel per segment.
+    let row_parts: Vec<Vec<(i32, u32)>> = shards
+        .par_iter()
+        .map(|batch| {
+            (0..batch.len())
+                .map(|r| {
+                    let day = batch.ts.get(r).copied().map(day_of).unwrap_or(0);
+                    (day, key_shard(batch.api_key.get(r), key_shards))
+                })
+                .collect()
+        })
+        .collect();
+    let mut keys: Vec<(i32, u32)> = row_parts.iter().flatten().copied().collect();
     keys.sort_unstable();
-    let jobs: Vec<PartitionJob> = keys
+    keys.dedup();
+    let jobs: Vec<((i32, u32), u64)> = keys
         .into_iter()
         .map(|k| {
             let id = *next_id;
             *next_id += 1;
-            (k, id, parts.remove(&k).unwrap_or_default())
+            (k, id)
         })
         .collect();
     let write_opts = ChunkWriteOptions {
@@ -111,8 +108,20 @@ pub(crate) fn write_batches(
         block_rows: opts.block_rows,
     };
     jobs.into_par_iter()
-        .map(|((day, shard), id, rows)| {
-            write_partition(shards, dir, fs, &write_opts, day, shard, id, rows).map(Arc::new)
+        .map(|((day, shard), id)| {
+            // Copy the partition's rows into one contiguous batch, reading
+            // the memtable in order: the sort-and-gather that follows then
+            // works on the partition's own smaller, cache-friendlier columns.
+            let mut batch = EventBatch::new();
+            for (seg, parts) in shards.iter().zip(&row_parts) {
+                for (r, &p) in parts.iter().enumerate() {
+                    if p == (day, shard) {
+                        batch.push(&seg.get(r));
+                    }
+                }
+            }
+            let rows: Vec<(u32, u32)> = (0..batch.len() as u32).map(|r| (0, r)).collect();
+            write_partition(&[&batch], dir, fs, &write_opts, day, shard, id, rows).map(Arc::new)
         })
         .collect()
 }
@@ -126,50 +135,92 @@ fn write_partition(
     day: i32,
     shard: u32,
     id: u64,
-    mut rows: Vec<(u32, u32)>,
+    rows: Vec<(u32, u32)>,
 ) -> Result<LiveChunk> {
-    let key = |&(s, r): &(u32, u32)| -> (&str, i64) {
-        let b = shards.get(s as usize);
-        (
-            b.map(|b| b.api_key.get(r as usize)).unwrap_or(""),
-            b.and_then(|b| b.ts.get(r as usize).copied()).unwrap_or(0),
-        )
-    };
-    rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
-    let n = rows.len();
-    let mut ts = Vec::with_capacity(n);
-    let mut status = Vec::with_capacity(n);
-    let mut latency = Vec::with_capacity(n);
-    let mut req = Vec::with_capacity(n);
-    let mut resp = Vec::with_capacity(n);
-    let mut api_key = Bytes::with_capacity(n, 16);
-    let mut endpoint = Bytes::with_capacity(n, 20);
-    let mut method = Bytes::with_capacity(n, 4);
-    let mut ip = Bytes::with_capacity(n, 4);
-    let mut ua = Bytes::with_capacity(n, 40);
-    let mut geo = Bytes::with_capacity(n, 2);
-    let mut rid = Bytes::with_capacity(n, 0);
-    for &(s, r) in &rows {
+    let t_sort = std::time::Instant::now();
+    // Sort by (api_key, ts) through integer keys: rank the distinct keys
+    // once, then sort (rank, ts, index) tuples without string compares.
+    let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut names: Vec<&str> = Vec::new();
+    let mut order: Vec<(u32, i64, u32)> = Vec::with_capacity(rows.len());
+    for (i, &(s, r)) in rows.iter().enumerate() {
         let Some(b) = shards.get(s as usize) else {
             continue;
         };
-        let e = b.get(r as usize);
-        ts.push(e.ts);
-        status.push(u64::from(e.status_code));
-        latency.push(e.latency_ms);
-        req.push(e.request_bytes);
-        resp.push(e.response_bytes);
-        api_key.push(e.api_key.as_bytes());
-        endpoint.push(e.endpoint.as_bytes());
-        method.push(e.method.as_bytes());
-        match e.ip {
-            IpAddr::V4(a) => ip.push(&a.octets()),
-            IpAddr::V6(a) => ip.push(&a.octets()),
-        }
-        ua.push(e.user_agent.as_bytes());
-        geo.push(e.geo_country.as_bytes());
-        rid.push(e.request_id.unwrap_or("").as_bytes());
+        let k = b.api_key.get(r as usize);
+        let next = names.len() as u32;
+        let id = *ids.entry(k).or_insert_with(|| {
+            names.push(k);
+            next
+        });
+        let ts = b.ts.get(r as usize).copied().unwrap_or(0);
+        order.push((id, ts, i as u32));
     }
+    let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+    by_name.sort_unstable_by_key(|&i| names.get(i as usize).copied().unwrap_or(""));
+    let mut rank = vec![0u32; names.len()];
+    for (pos, &id) in by_name.iter().enumerate() {
+        if let Some(r) = rank.get_mut(id as usize) {
+            *r = pos as u32;
+        }
+    }
+    for o in &mut order {
+        o.0 = rank.get(o.0 as usize).copied().unwrap_or(0);
+    }
+    order.sort_unstable();
+    let rows: Vec<(u32, u32)> = order
+        .iter()
+        .filter_map(|&(_, _, i)| rows.get(i as usize).copied())
+        .collect();
+    let sort_ms = t_sort.elapsed().as_secs_f64() * 1e3;
+    let t_gather = std::time::Instant::now();
+    let batch_of = |s: u32| shards.get(s as usize).copied();
+    let nums = |f: &dyn Fn(&EventBatch, usize) -> u64| -> Vec<u64> {
+        rows.iter()
+            .map(|&(s, r)| batch_of(s).map_or(0, |b| f(b, r as usize)))
+            .collect()
+    };
+    let text = |f: &dyn Fn(&EventBatch) -> &crate::event::StrColumn, avg: usize| -> Bytes {
+        let mut out = Bytes::with_capacity(rows.len(), avg);
+        for &(s, r) in &rows {
+            out.push(batch_of(s).map_or("", |b| f(b).get(r as usize)).as_bytes());
+        }
+        out
+    };
+    let ts: Vec<i64> = rows
+        .iter()
+        .map(|&(s, r)| {
+            batch_of(s)
+                .and_then(|b| b.ts.get(r as usize).copied())
+                .unwrap_or(0)
+        })
+        .collect();
+    let latency: Vec<f64> = rows
+        .iter()
+        .map(|&(s, r)| {
+            batch_of(s)
+                .and_then(|b| b.latency_ms.get(r as usize).copied())
+                .unwrap_or(0.0)
+        })
+        .collect();
+    let status = nums(&|b, r| b.status_code.get(r).map_or(0, |&v| u64::from(v)));
+    let req = nums(&|b, r| b.request_bytes.get(r).copied().unwrap_or(0));
+    let resp = nums(&|b, r| b.response_bytes.get(r).copied().unwrap_or(0));
+    let api_key = text(&|b| &b.api_key, 16);
+    let endpoint = text(&|b| &b.endpoint, 20);
+    let method = text(&|b| &b.method, 4);
+    let ua = text(&|b| &b.user_agent, 40);
+    let geo = text(&|b| &b.geo_country, 2);
+    let rid = text(&|b| &b.request_id, 0);
+    let mut ip = Bytes::with_capacity(rows.len(), 4);
+    for &(s, r) in &rows {
+        match batch_of(s).and_then(|b| b.ip.get(r as usize)) {
+            Some(IpAddr::V4(a)) => ip.push(&a.octets()),
+            Some(IpAddr::V6(a)) => ip.push(&a.octets()),
+            None => ip.push(&[0, 0, 0, 0]),
+        }
+    }
+    let gather_ms = t_gather.elapsed().as_secs_f64() * 1e3;
     let col = |c: Column, source| ChunkColumn {
         name: c.name(),
         source,
@@ -190,6 +241,7 @@ fn write_partition(
         col(Column::RequestId, rid.source()),
     ];
     let path = chunk_path(dir, id);
+    let t_write = std::time::Instant::now();
     let summary = write_chunk(
         fs,
         &path,
@@ -198,6 +250,11 @@ fn write_partition(
         &columns,
         opts,
     )?;
+    tracing::debug!(
+        "chunk {id}: {} rows, sort {sort_ms:.1} ms, gather {gather_ms:.1} ms, encode+write {:.1} ms",
+        rows.len(),
+        t_write.elapsed().as_secs_f64() * 1e3
+    );
     let reader = ChunkReader::open(&path)?;
     Ok(LiveChunk {
         entry: ChunkEntry {

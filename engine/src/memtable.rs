@@ -1,22 +1,28 @@
-//! Memtables: sharded columnar append buffers.
+//! Memtables: sharded, append-only lists of immutable columnar segments.
 //!
-//! A memtable is a set of independent [`EventBatch`] shards behind
-//! read-write locks. A writer appends its whole batch to the first shard it
-//! can lock, so concurrent writers rarely wait on each other; scans and
-//! flush take read locks. Rows are in arrival order; flush sorts them.
-//! When the active memtable is swapped out for flushing it becomes
-//! immutable: no writer touches it again.
+//! Each shard is a list of `Arc<EventBatch>` segments behind a mutex held
+//! only to push. A writer appends its whole batch as a new segment of the
+//! first shard it can lock (or extends that shard's last segment in place
+//! when the segment is small and nobody else holds it), so concurrent
+//! writers rarely wait on each other and ingest copies each event once. A
+//! scan or flush clones the segment lists (cheap `Arc` clones) and then
+//! reads without any lock: segments never change once shared. Rows are in
+//! arrival order; flush sorts them. When the active memtable is swapped out
+//! for flushing it becomes immutable: no writer touches it again.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::event::EventBatch;
 
+/// Segments smaller than this may be extended in place by later appends.
+const SMALL_SEGMENT_ROWS: usize = 4096;
+
 /// One memtable.
 #[derive(Debug)]
 pub(crate) struct Memtable {
-    shards: Vec<RwLock<EventBatch>>,
+    shards: Vec<Mutex<Vec<Arc<EventBatch>>>>,
     bytes: AtomicUsize,
     rows: AtomicU64,
     next_shard: AtomicUsize,
@@ -26,9 +32,7 @@ pub(crate) struct Memtable {
 impl Memtable {
     pub(crate) fn new(shards: usize) -> Memtable {
         Memtable {
-            shards: (0..shards.max(1))
-                .map(|_| RwLock::new(EventBatch::new()))
-                .collect(),
+            shards: (0..shards.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
             bytes: AtomicUsize::new(0),
             rows: AtomicU64::new(0),
             next_shard: AtomicUsize::new(0),
@@ -46,7 +50,7 @@ impl Memtable {
         let mut guard = None;
         for i in 0..n {
             if let Some(s) = self.shards.get((start + i) % n) {
-                if let Ok(g) = s.try_write() {
+                if let Ok(g) = s.try_lock() {
                     guard = Some(g);
                     break;
                 }
@@ -54,13 +58,22 @@ impl Memtable {
         }
         let mut guard = match guard {
             Some(g) => g,
-            None => match self.shards.get(start).map(|s| s.write()) {
+            None => match self.shards.get(start).map(|s| s.lock()) {
                 Some(Ok(g)) => g,
                 Some(Err(poisoned)) => poisoned.into_inner(),
                 None => return,
             },
         };
-        guard.extend_from(batch);
+        let extended = match guard.last_mut().and_then(Arc::get_mut) {
+            Some(last) if last.len() + batch.len() <= SMALL_SEGMENT_ROWS => {
+                last.extend_from(batch);
+                true
+            }
+            _ => false,
+        };
+        if !extended {
+            guard.push(Arc::new(batch.clone()));
+        }
         drop(guard);
         self.bytes.fetch_add(batch.heap_bytes(), Ordering::Relaxed);
         self.rows.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -78,21 +91,14 @@ impl Memtable {
         self.created.elapsed()
     }
 
-    pub(crate) fn shard_count(&self) -> usize {
-        self.shards.len()
-    }
-
-    /// Read access to shard `i` (None when out of range).
-    pub(crate) fn read_shard(&self, i: usize) -> Option<RwLockReadGuard<'_, EventBatch>> {
-        self.shards
-            .get(i)
-            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Rows currently in each shard: a scan's snapshot boundary.
-    pub(crate) fn snapshot_lens(&self) -> Vec<usize> {
-        (0..self.shards.len())
-            .map(|i| self.read_shard(i).map(|s| s.len()).unwrap_or(0))
-            .collect()
+    /// Every segment appended so far: a consistent snapshot (later appends
+    /// add new segments or extend segments nobody else holds).
+    pub(crate) fn segments(&self) -> Vec<Arc<EventBatch>> {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            let g = s.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(g.iter().cloned());
+        }
+        out
     }
 }

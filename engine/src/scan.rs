@@ -18,7 +18,6 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::ops::Bound;
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -28,7 +27,6 @@ use crate::db::Db;
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBatch, EventRef};
 use crate::flush::LiveChunk;
-use crate::memtable::Memtable;
 use crate::schema::Column;
 
 /// A literal in a predicate.
@@ -614,48 +612,34 @@ impl Db {
                 result.batches.push(b);
             }
         }
-        let mut mems: Vec<(&Arc<Memtable>, Option<&[usize]>)> =
-            vec![(&snap.active, Some(&snap.active_lens))];
-        if let Some(m) = &snap.immutable {
-            mems.push((m, None));
-        }
         let keyset: Option<HashSet<&str>> = p
             .keys
             .as_ref()
             .map(|k| k.iter().map(String::as_str).collect());
-        for (mem, lens) in mems {
-            for s in 0..mem.shard_count() {
-                let Some(shard) = mem.read_shard(s) else {
-                    continue;
-                };
-                let len = lens
-                    .and_then(|l| l.get(s).copied())
-                    .unwrap_or(shard.len())
-                    .min(shard.len());
-                result.stats.memtable_rows_examined += len as u64;
-                let rows: Vec<u32> = (0..len)
-                    .filter(|&r| {
-                        let e = shard.get(r);
-                        e.ts >= p.lo
-                            && e.ts <= p.hi
-                            && keyset.as_ref().is_none_or(|k| k.contains(e.api_key))
-                            && p.preds.iter().all(|pr| event_matches(pr, &e))
-                    })
-                    .map(|r| r as u32)
-                    .collect();
-                if rows.is_empty() {
-                    continue;
-                }
-                result.stats.rows_matched += rows.len() as u64;
-                result.batches.push(ScanBatch {
-                    rows: rows.len(),
-                    columns: p
-                        .columns
-                        .iter()
-                        .map(|&c| memtable_column(&shard, &rows, c))
-                        .collect(),
-                });
+        for seg in &snap.memtable {
+            result.stats.memtable_rows_examined += seg.len() as u64;
+            let rows: Vec<u32> = (0..seg.len())
+                .filter(|&r| {
+                    let e = seg.get(r);
+                    e.ts >= p.lo
+                        && e.ts <= p.hi
+                        && keyset.as_ref().is_none_or(|k| k.contains(e.api_key))
+                        && p.preds.iter().all(|pr| event_matches(pr, &e))
+                })
+                .map(|r| r as u32)
+                .collect();
+            if rows.is_empty() {
+                continue;
             }
+            result.stats.rows_matched += rows.len() as u64;
+            result.batches.push(ScanBatch {
+                rows: rows.len(),
+                columns: p
+                    .columns
+                    .iter()
+                    .map(|&c| memtable_column(seg, &rows, c))
+                    .collect(),
+            });
         }
         Ok(result)
     }

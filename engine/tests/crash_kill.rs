@@ -67,6 +67,7 @@ fn crash_child_entry() {
                 &WriteOptions {
                     producer: Some(("crash-child".into(), b)),
                     all_or_nothing: false,
+                    skip_wal: false,
                 },
             )
             .expect("ingest");

@@ -84,6 +84,7 @@ fn injected_io_faults_never_lose_or_duplicate_acknowledged_batches() {
                     &WriteOptions {
                         producer: Some(("p".into(), b)),
                         all_or_nothing: true,
+                        skip_wal: false,
                     },
                 );
                 match res {
@@ -137,6 +138,7 @@ fn injected_io_faults_never_lose_or_duplicate_acknowledged_batches() {
                 &WriteOptions {
                     producer: Some(("p".into(), b)),
                     all_or_nothing: true,
+                    skip_wal: false,
                 },
             )
             .unwrap();

@@ -45,6 +45,8 @@ const CHUNK_HEADER_LEN: usize = 16;
 const CHUNK_BLOCK_HEADER_LEN: usize = 16;
 /// Blocks decoded per column of a fuzzed chunk (bounds the time per input).
 const MAX_BLOCKS_PER_COLUMN: usize = 256;
+/// Longest row range read at once from a fuzzed chunk.
+const MAX_RANGE_ROWS: u32 = 4096;
 /// Bitmap keys probed per column of a fuzzed chunk.
 const MAX_BITMAP_PROBES: u64 = 8;
 
@@ -239,8 +241,9 @@ fn repair_manifest_checksum(data: &[u8]) -> Option<Vec<u8>> {
 /// Target `chunk_file`: opens the input as a chunk file
 /// ([`ChunkReader::from_bytes`]), as given and with its checksums
 /// recomputed, then reads the key directory, decodes every block of every
-/// column, gathers a few rows and reads bitmaps. Every error is fine.
-/// Checks that decoded blocks and gathers return one value per row.
+/// column, gathers a few rows, reads a few row ranges and bitmaps, and
+/// verifies the file. Every error is fine. Checks that decoded blocks,
+/// gathers and ranges return one value per row.
 pub fn chunk_file(data: &[u8]) {
     read_chunk(data.to_vec());
     if let Some(repaired) = repair_chunk_checksums(data) {
@@ -261,6 +264,14 @@ fn read_chunk(bytes: Vec<u8>) {
     let mut picks = vec![0, rows / 2, rows.saturating_sub(1)];
     picks.retain(|&r| r < rows);
     picks.dedup();
+    // Bounded windows: a range of all rows of a chunk claiming 2^32 rows
+    // would reserve gigabytes before reading a block.
+    let mid = rows / 2;
+    let ranges = [
+        (0, rows.min(MAX_RANGE_ROWS)),
+        (mid.saturating_sub(7), mid.saturating_add(9)),
+        (rows.saturating_sub(MAX_RANGE_ROWS), rows),
+    ];
     for (col, meta) in reader.columns().iter().enumerate() {
         for (block, b) in meta.blocks.iter().enumerate().take(MAX_BLOCKS_PER_COLUMN) {
             if let Ok(values) = reader.decode_block(col, block) {
@@ -271,11 +282,18 @@ fn read_chunk(bytes: Vec<u8>) {
         if let Ok(values) = reader.gather(col, &picks) {
             assert_eq!(values.len(), picks.len(), "rows of a gather");
         }
+        for &(start, end) in &ranges {
+            if let Ok(values) = reader.read_range(col, start, end) {
+                let expected = end.min(rows).saturating_sub(start) as usize;
+                assert_eq!(values.len(), expected, "rows of a range");
+            }
+        }
         if meta.has_bitmaps {
             probe_bitmaps(&reader, col);
         }
         assert!(reader.gather(col, &[rows]).is_err(), "gather past the end");
     }
+    let _ = reader.verify();
     let n_cols = reader.columns().len();
     assert!(reader.decode_block(n_cols, 0).is_err(), "missing column");
 }

@@ -12,6 +12,7 @@ pub mod codec;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hash;
 pub mod io;
 pub mod manifest;
 pub mod wal;

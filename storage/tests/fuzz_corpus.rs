@@ -95,6 +95,10 @@ fn regenerate() {
     write_target("codec_ints", codec_ints_seeds());
     write_target("codec_decompress", codec_decompress_seeds());
     write_target("chunk_file", chunk_file_seeds());
+    let dir = corpus_root().join("chunk_file");
+    for (name, bytes) in chunk_file_regressions() {
+        fs::write(dir.join(name), bytes).expect("write seed");
+    }
     write_target("manifest", manifest_seeds());
 }
 
@@ -309,6 +313,78 @@ fn chunk_file_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("one_row", chunk_bytes(1, opts(Compression::Lz4, 8192))),
         ("empty", chunk_bytes(0, opts(Compression::Lz4, 8192))),
     ]
+}
+
+/// Hand-built chunk files (valid checksums) that once panicked the reader.
+fn chunk_file_regressions() -> Vec<(&'static str, Vec<u8>)> {
+    let rows = u64::from(u32::MAX) - 1;
+    let block_rows = 1 << 20;
+    vec![
+        // Footer block lengths summing past u64::MAX (overflow at open).
+        (
+            "regress_block_lengths_overflow",
+            crafted_chunk(2, 1, &[(16, u64::MAX), (16, 5)]),
+        ),
+        // 2^32 - 2 rows in blocks of 2^20: the last block's end overflowed u32.
+        (
+            "regress_last_block_end_overflow",
+            crafted_chunk(
+                rows,
+                block_rows,
+                &vec![(16, 16); rows.div_ceil(block_rows) as usize],
+            ),
+        ),
+    ]
+}
+
+/// A chunk with one key owning all `rows` rows and one U64 column whose
+/// footer lists `blocks` (offset, length), which need not exist.
+fn crafted_chunk(rows: u64, block_rows: u64, blocks: &[(u64, u64)]) -> Vec<u8> {
+    use tally_storage::codec::put_varint;
+    fn block(raw: &[u8], out: &mut Vec<u8>) -> (u64, u64) {
+        let at = out.len();
+        let mut header = vec![0xB1, 0, 0, 0];
+        header.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        header.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header), raw);
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(raw);
+        (at as u64, (out.len() - at) as u64)
+    }
+    let mut file = b"TALLYCHK".to_vec();
+    file.extend_from_slice(&1u32.to_le_bytes());
+    file.extend_from_slice(&0u32.to_le_bytes());
+    let mut keys = Vec::new();
+    encode_byte_strings([b"a".as_slice()].into_iter(), &mut keys);
+    let mut directory = Vec::new();
+    put_varint(&mut directory, keys.len() as u64);
+    directory.extend_from_slice(&keys);
+    encode_u64s(&[rows], &mut directory);
+    let (dir_at, dir_len) = block(&directory, &mut file);
+    let mut footer = Vec::new();
+    for v in [rows, block_rows, 0, 0, 1] {
+        put_varint(&mut footer, v);
+    }
+    footer.push(b'k');
+    for v in [1, dir_at, dir_len, 1, 1] {
+        put_varint(&mut footer, v);
+    }
+    footer.extend_from_slice(&[b'c', 2, 0, 0, 0]);
+    put_varint(&mut footer, blocks.len() as u64);
+    for &(at, len) in blocks {
+        for v in [at, len, 0, 0] {
+            put_varint(&mut footer, v);
+        }
+    }
+    let (footer_at, footer_len) = block(&footer, &mut file);
+    let mut trailer = footer_at.to_le_bytes().to_vec();
+    trailer.extend_from_slice(&(footer_len as u32).to_le_bytes());
+    let crc = crc32c::crc32c(&trailer);
+    trailer.extend_from_slice(&crc.to_le_bytes());
+    trailer.extend_from_slice(b"TALLYEND");
+    file.extend_from_slice(&trailer);
+    file
 }
 
 fn manifest_seeds() -> Vec<(&'static str, Vec<u8>)> {

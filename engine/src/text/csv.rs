@@ -203,7 +203,13 @@ impl<R: Read> CsvEventReader<R> {
                 } else {
                     Ok(())
                 } {
-                    Ok(()) => batch.push(&e),
+                    Ok(()) => {
+                        let before = batch.len();
+                        batch.push(&e);
+                        if self.validate && batch.validated.0 == before {
+                            batch.validated.0 = before + 1;
+                        }
+                    }
                     Err(reason) => errors.push(LineError { line, reason }),
                 },
                 Err(reason) => errors.push(LineError { line, reason }),

@@ -527,9 +527,16 @@ fn parse_chunk(
                 if !validate {
                     return Ok(());
                 }
-                crate::validate::validate_event(&batch.get(before)).inspect_err(|_| {
-                    batch.truncate(before);
-                })
+                let was_valid = batch.validated.0 == before;
+                crate::validate::validate_event(&batch.get(before))
+                    .map(|()| {
+                        if was_valid {
+                            batch.validated.0 = before + 1;
+                        }
+                    })
+                    .inspect_err(|_| {
+                        batch.truncate(before);
+                    })
             });
             if let Err(reason) = res {
                 errors.push(LineError {

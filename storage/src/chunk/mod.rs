@@ -14,7 +14,6 @@
 
 mod dictionary;
 mod format;
-mod hash;
 mod mmap;
 mod reader;
 mod writer;

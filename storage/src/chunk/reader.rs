@@ -271,7 +271,7 @@ impl ChunkReader {
                 .map(|(i, b)| {
                     let start = i as u32 * br;
                     BlockMeta {
-                        rows: (start, (start + br).min(rows)),
+                        rows: (start, start.saturating_add(br).min(rows)),
                         min: b.min,
                         max: b.max,
                         stored_bytes: b.at.len,
@@ -279,9 +279,13 @@ impl ChunkReader {
                     }
                 })
                 .collect();
-            let stored_bytes = c.blocks.iter().map(|b| b.at.len).sum::<u64>()
-                + c.dictionary.map_or(0, |d| d.0.len)
-                + c.bitmaps.map_or(0, |b| b.len);
+            // Block refs are only checked when read: saturate, not overflow.
+            let stored_bytes = c
+                .blocks
+                .iter()
+                .fold(0u64, |sum, b| sum.saturating_add(b.at.len))
+                .saturating_add(c.dictionary.map_or(0, |d| d.0.len))
+                .saturating_add(c.bitmaps.map_or(0, |b| b.len));
             let dict = match c.dictionary {
                 Some((r, n)) => {
                     let mut raw = Vec::new();
@@ -657,7 +661,7 @@ impl ChunkReader {
             }
             let block = (row / br) as usize;
             let block_start = block as u32 * br;
-            let block_end = block_start + br;
+            let block_end = block_start.saturating_add(br);
             let j = i + rows
                 .get(i..)
                 .unwrap_or_default()

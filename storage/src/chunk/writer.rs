@@ -8,10 +8,10 @@ use super::format::{
     write_block, BlockRef, ColumnEncoding, ColumnKind, Footer, FooterBlock, FooterColumn,
     CHUNK_MAGIC, CHUNK_VERSION, HEADER_LEN, MAX_BLOCK_ROWS, MAX_CHUNK_ROWS, TRAILER_MAGIC,
 };
-use super::hash::FxHashMap;
 use crate::codec::{
     encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, put_varint, Compression,
 };
+use crate::hash::FxHashMap;
 use crate::io::FileSystem;
 use crate::{Result, StorageError};
 
@@ -421,13 +421,22 @@ fn write_bytes_column(
     let mut first_codes: Vec<u32> = Vec::with_capacity(rows);
     let mut distinct: Vec<&[u8]> = Vec::new();
     let plain_limit = (rows / 2).max(64);
+    // Rows sorted by key repeat values often (a key's country, agent, ip):
+    // reuse the previous row's code before hashing.
+    let mut prev: Option<(&[u8], u32)> = None;
     for i in 0..rows {
         let v = bytes_at(bytes, ends, i);
-        let next = distinct.len() as u32;
-        let code = *map.entry(v).or_insert_with(|| {
-            distinct.push(v);
-            next
-        });
+        let code = match prev {
+            Some((pv, pc)) if pv == v => pc,
+            _ => {
+                let next = distinct.len() as u32;
+                *map.entry(v).or_insert_with(|| {
+                    distinct.push(v);
+                    next
+                })
+            }
+        };
+        prev = Some((v, code));
         first_codes.push(code);
         if distinct.len() > plain_limit {
             break;
