@@ -251,81 +251,90 @@ fn spawn_parser<'scope, 'a: 'scope>(
     format: Format,
 ) -> Receiver<CliResult<Parsed>> {
     let (tx, rx) = bounded::<CliResult<Parsed>>(4);
-    s.spawn(move || {
-        let res = match format {
-            Format::Ndjson => read_ndjson(input, &tx),
-            Format::Csv => read_csv(input, &tx),
-        };
-        if let Err(e) = res {
-            let _ = tx.send(Err(e));
+    match format {
+        Format::Ndjson => {
+            // One reader cuts blocks of whole lines; parser threads (one per
+            // core) parse them. Dedicated threads rather than the rayon pool,
+            // which a running flush may occupy.
+            let (btx, brx) = bounded::<(Vec<u8>, u64)>(4);
+            let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
+            for _ in 0..parsers {
+                let (brx, tx) = (brx.clone(), tx.clone());
+                s.spawn(move || {
+                    for (block, first) in brx {
+                        if tx.send(Ok(parse_block(&block, first))).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            s.spawn(move || {
+                if let Err(e) = read_ndjson_blocks(input, &btx) {
+                    let _ = tx.send(Err(e));
+                }
+            });
         }
-    });
+        Format::Csv => {
+            s.spawn(move || {
+                if let Err(e) = read_csv(input, &tx) {
+                    let _ = tx.send(Err(e));
+                }
+            });
+        }
+    }
     rx
 }
 
-/// Reads blocks of whole lines and parses pairs of them in parallel.
-fn read_ndjson(
+/// Cuts the input into blocks of whole lines (with the number of each
+/// block's first line) for the parser threads.
+fn read_ndjson_blocks(
     input: Box<dyn Read + Send + '_>,
-    tx: &crossbeam_channel::Sender<CliResult<Parsed>>,
+    tx: &crossbeam_channel::Sender<(Vec<u8>, u64)>,
 ) -> CliResult<()> {
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut line_no = 1u64;
     let mut carry: Vec<u8> = Vec::new();
-    loop {
-        let mut blocks: Vec<(Vec<u8>, u64)> = Vec::with_capacity(2);
-        let mut eof = false;
-        while blocks.len() < 2 && !eof {
-            let mut block = std::mem::take(&mut carry);
-            // A line longer than a block grows the block up to MAX_LINE_BYTES.
-            let mut target = BLOCK_BYTES;
-            while block.len() < target || (!block.contains(&b'\n') && !eof) {
-                if block.len() >= target {
-                    target *= 2;
-                    if target > MAX_LINE_BYTES {
-                        return Err(format!(
-                            "a line at or after line {line_no} is longer than {} MiB",
-                            MAX_LINE_BYTES >> 20
-                        ));
-                    }
-                }
-                let buf = reader.fill_buf().map_err(|e| format!("read failed: {e}"))?;
-                if buf.is_empty() {
-                    eof = true;
-                    break;
-                }
-                let n = buf.len();
-                block.extend_from_slice(buf);
-                reader.consume(n);
-            }
-            if !eof {
-                // Keep the partial last line for the next block.
-                if let Some(p) = block.iter().rposition(|&b| b == b'\n') {
-                    carry = block.split_off(p + 1);
+    let mut eof = false;
+    while !eof {
+        let mut block = std::mem::take(&mut carry);
+        // A line longer than a block grows the block up to MAX_LINE_BYTES.
+        let mut target = BLOCK_BYTES;
+        while block.len() < target || (!block.contains(&b'\n') && !eof) {
+            if block.len() >= target {
+                target *= 2;
+                if target > MAX_LINE_BYTES {
+                    return Err(format!(
+                        "a line at or after line {line_no} is longer than {} MiB",
+                        MAX_LINE_BYTES >> 20
+                    ));
                 }
             }
-            if block.is_empty() {
-                continue;
+            let buf = reader.fill_buf().map_err(|e| format!("read failed: {e}"))?;
+            if buf.is_empty() {
+                eof = true;
+                break;
             }
-            let lines = block.iter().filter(|&&b| b == b'\n').count() as u64;
-            blocks.push((block, line_no));
-            line_no += lines;
+            let n = buf.len();
+            block.extend_from_slice(buf);
+            reader.consume(n);
         }
-        let parsed: Vec<Parsed> = {
-            use rayon::prelude::*;
-            blocks
-                .par_iter()
-                .map(|(block, first)| parse_block(block, *first))
-                .collect()
-        };
-        for p in parsed {
-            if tx.send(Ok(p)).is_err() {
-                return Ok(());
+        if !eof {
+            // Keep the partial last line for the next block.
+            if let Some(p) = block.iter().rposition(|&b| b == b'\n') {
+                carry = block.split_off(p + 1);
             }
         }
-        if eof {
+        if block.is_empty() {
+            continue;
+        }
+        let lines = block.iter().filter(|&&b| b == b'\n').count() as u64;
+        let first = line_no;
+        line_no += lines;
+        if tx.send((block, first)).is_err() {
             return Ok(());
         }
     }
+    Ok(())
 }
 
 fn parse_block(block: &[u8], first_line: u64) -> Parsed {

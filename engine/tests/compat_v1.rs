@@ -108,7 +108,11 @@ fn v1_data_directory_reads_back_the_same_events() {
     copy_dir(&fixture(), t.path());
     let db = Db::open(t.path(), Options::default()).unwrap();
     assert_eq!(db.recovery_report().wal_events, 50);
-    let got = db.scan(&ScanRequest::all_columns()).unwrap().to_events().unwrap();
+    let got = db
+        .scan(&ScanRequest::all_columns())
+        .unwrap()
+        .to_events()
+        .unwrap();
     let expected = std::fs::read_to_string(fixture().join("expected.ndjson")).unwrap();
     assert_eq!(lines_of(&got).concat(), expected);
     // The idempotency memory survived in the manifest and the WAL.
@@ -132,8 +136,14 @@ fn v1_data_directory_reads_back_the_same_events() {
 fn v1_corrupt_manifest_variant_is_an_error_naming_it() {
     let t = tempfile::tempdir().unwrap();
     copy_dir(&fixture(), t.path());
-    std::fs::copy(fixture().join("MANIFEST.flipped"), t.path().join("MANIFEST")).unwrap();
-    let err = Db::open(t.path(), Options::default()).unwrap_err().to_string();
+    std::fs::copy(
+        fixture().join("MANIFEST.flipped"),
+        t.path().join("MANIFEST"),
+    )
+    .unwrap();
+    let err = Db::open(t.path(), Options::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("MANIFEST") && err.contains("offset"), "{err}");
 }
 
