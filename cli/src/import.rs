@@ -4,8 +4,12 @@
 //! them (NDJSON blocks in parallel) into batches; the main thread ingests
 //! them. Import is a bulk load: batches bypass the WAL (`skip_wal`) and the
 //! import ends with `Db::close`, which flushes every event into fsynced
-//! chunks named by the manifest. So an import that exits 0 is durable; one
-//! that is killed leaves nothing of the unflushed part (re-run it).
+//! chunks named by the manifest. So an import that exits 0 is durable. Each
+//! batch carries an idempotency key (the file's identity and the batch's
+//! position), remembered on disk by the same flush that stores the batch:
+//! re-running an interrupted import of the same file stores each event
+//! exactly once. (Stdin has no identity: an interrupted stdin import must
+//! be redone into a fresh directory.)
 //! With `--strict`, each file is checked completely first and nothing from
 //! a file with a bad line is imported.
 
@@ -16,7 +20,7 @@ use std::time::Instant;
 use clap::Args;
 use crossbeam_channel::{bounded, Receiver};
 use tally_engine::text::{parse_ndjson_chunk_checked, CsvEventReader, LineError};
-use tally_engine::{Db, EventBatch, Options, SyncPolicy, WriteOptions};
+use tally_engine::{Db, EngineError, EventBatch, Options, SyncPolicy, WriteOptions};
 
 use crate::util::{engine, CliResult, Format};
 
@@ -51,6 +55,9 @@ const MAX_LINE_BYTES: usize = 64 << 20;
 const MAX_PRINTED_REJECTS: usize = 20;
 
 struct Parsed {
+    /// Position of the batch in its input (NDJSON: first line number; CSV:
+    /// block number): with the file's identity, the batch's idempotency key.
+    seq: u64,
     batch: EventBatch,
     errors: Vec<LineError>,
     bytes: u64,
@@ -95,6 +102,7 @@ pub fn run(a: ImportArgs) -> CliResult<ExitCode> {
     };
     let start = Instant::now();
     let mut imported = 0u64;
+    let mut skipped = 0u64;
     let mut stdin_buf: Option<Vec<u8>> = None;
     for name in &a.files {
         let format = a.format.unwrap_or_else(|| Format::from_path(name));
@@ -119,6 +127,7 @@ pub fn run(a: ImportArgs) -> CliResult<ExitCode> {
             stdin_buf.as_deref(),
             &mut rejects,
             a.quiet,
+            &mut skipped,
         )?;
     }
     let flush_start = Instant::now();
@@ -133,6 +142,9 @@ pub fn run(a: ImportArgs) -> CliResult<ExitCode> {
             "... {} more rejected lines not shown (use --rejects FILE to keep them all)",
             rejects.total as usize - rejects.printed
         );
+    }
+    if skipped > 0 {
+        eprintln!("skipped {skipped} events an earlier run of this import had already stored");
     }
     eprintln!(
         "imported {imported} events, rejected {}, in {secs:.2} s ({:.0} events/s; final flush {:.2} s)",
@@ -185,6 +197,25 @@ fn check_file(
     Ok(bad)
 }
 
+/// The idempotency producer id of an input file: its canonical path, size
+/// and modification time. A re-run of an interrupted import of the same,
+/// unchanged file skips what the first run made durable. Stdin has none.
+fn import_identity(name: &str) -> Option<String> {
+    if name == "-" {
+        return None;
+    }
+    let path = std::fs::canonicalize(name).ok()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    let h = tally_engine::partition::fnv1a64(path.to_string_lossy().as_bytes());
+    Some(format!("import:{h:016x}:{}:{mtime}", meta.len()))
+}
+
 fn import_file(
     db: &Db,
     name: &str,
@@ -192,10 +223,12 @@ fn import_file(
     stdin_buf: Option<&[u8]>,
     rejects: &mut Rejects,
     quiet: bool,
+    skipped: &mut u64,
 ) -> CliResult<u64> {
     let (input, len) = open_input(name, stdin_buf)?;
     let bar = progress_bar(len, quiet);
     let mut imported = 0u64;
+    let producer = import_identity(name);
     std::thread::scope(|s| -> CliResult<()> {
         let rx = spawn_parser(s, input, format);
         for p in rx {
@@ -203,20 +236,24 @@ fn import_file(
             for e in &p.errors {
                 rejects.report(name, Some(e.line), &e.reason)?;
             }
-            if !p.batch.is_empty() {
-                let ack = db
-                    .ingest(
-                        &p.batch,
-                        &WriteOptions {
-                            skip_wal: true,
-                            ..WriteOptions::default()
-                        },
-                    )
-                    .map_err(|e| format!("{name}: {e}"))?;
-                for r in &ack.rejected {
-                    rejects.report(name, None, &format!("event {}: {}", r.index, r.reason))?;
+            let opts = WriteOptions {
+                producer: producer.clone().map(|id| (id, p.seq)),
+                skip_wal: true,
+                ..WriteOptions::default()
+            };
+            match db.ingest(&p.batch, &opts) {
+                Ok(ack) if ack.duplicate => *skipped += ack.accepted as u64,
+                Ok(ack) => {
+                    for r in &ack.rejected {
+                        rejects.report(name, None, &format!("event {}: {}", r.index, r.reason))?;
+                    }
+                    imported += ack.accepted as u64;
                 }
-                imported += ack.accepted as u64;
+                // Older than the remembered window: an earlier run of this
+                // import applied it (blocks are sent in order, give or take
+                // the few in flight, far fewer than the window).
+                Err(EngineError::SequenceTooOld { .. }) => *skipped += p.batch.len() as u64,
+                Err(e) => return Err(format!("{name}: {e}")),
             }
             if let Some(b) = &bar {
                 b.inc(p.bytes);
@@ -356,6 +393,7 @@ fn parse_block(block: &[u8], first_line: u64) -> Parsed {
         }
     }
     Parsed {
+        seq: first_line,
         batch,
         errors,
         bytes: block.len() as u64,
@@ -368,6 +406,7 @@ fn read_csv(
 ) -> CliResult<()> {
     let mut reader =
         CsvEventReader::new(BufReader::with_capacity(1 << 20, input))?.with_validation(true);
+    let mut seq = 0u64;
     loop {
         let mut batch = EventBatch::with_capacity(16384);
         let mut errors = Vec::new();
@@ -376,8 +415,10 @@ fn read_csv(
             return Ok(());
         }
         let bytes = (batch.heap_bytes() / 2) as u64;
+        seq += 1;
         if tx
             .send(Ok(Parsed {
+                seq,
                 batch,
                 errors,
                 bytes,

@@ -211,3 +211,18 @@ fn stats_of_a_missing_directory_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Tally data directory"));
 }
+
+#[test]
+fn importing_the_same_file_again_stores_nothing_twice() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("gen.ndjson");
+    let dir = t.path().join("d");
+    ok(&["gen", "--events", "2000", "--out", p(&src)]);
+    ok(&["import", "--data-dir", p(&dir), p(&src)]);
+    let again = ok(&["import", "--data-dir", p(&dir), p(&src)]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("skipped 2000 events"), "{err}");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&ok(&["stats", "--json", "--data-dir", p(&dir)]).stdout).unwrap();
+    assert_eq!(stats["events"], 2000);
+}

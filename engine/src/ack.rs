@@ -70,6 +70,8 @@ pub struct WriteOptions {
     /// Bulk loading: do not write the batch to the WAL. It is visible at
     /// once but durable only after the next successful [`crate::Db::flush`]
     /// or [`crate::Db::close`] (the acknowledgement says
-    /// [`Durability::UntilFlush`]). Cannot be combined with `producer`.
+    /// [`Durability::UntilFlush`]). With `producer`, the sequence is
+    /// remembered from then on and on disk from that same flush, so a
+    /// re-sent batch after a crash is applied exactly once.
     pub skip_wal: bool,
 }

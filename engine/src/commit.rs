@@ -60,10 +60,13 @@ pub(crate) enum Request {
     Sync {
         reply: Sender<Result<()>>,
     },
-    /// Sequence numbers for a batch that bypasses the WAL.
+    /// Sequence numbers for a batch that bypasses the WAL. Its producer
+    /// sequence (if any) joins the idempotency memory, which reaches disk
+    /// with the manifest at the flush that makes the batch durable.
     Reserve {
         events: u32,
-        reply: Sender<Result<u64>>,
+        producer: Option<(String, u64)>,
+        reply: Sender<Result<Committed>>,
     },
 }
 
@@ -148,10 +151,19 @@ impl Committer {
             .map_err(|_| EngineError::Poisoned("WAL commit thread has stopped".into()))?
     }
 
-    /// Gives `events` sequence numbers to a batch that bypasses the WAL.
-    pub(crate) fn reserve(&self, events: u32) -> Result<u64> {
+    /// Gives `events` sequence numbers to a batch that bypasses the WAL
+    /// (or says it is a duplicate).
+    pub(crate) fn reserve(
+        &self,
+        events: u32,
+        producer: Option<(String, u64)>,
+    ) -> Result<Committed> {
         let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(Request::Reserve { events, reply })?;
+        self.send(Request::Reserve {
+            events,
+            producer,
+            reply,
+        })?;
         rx.recv()
             .map_err(|_| EngineError::Poisoned("WAL commit thread has stopped".into()))?
     }
@@ -325,13 +337,44 @@ fn process_group(st: &mut State, group: Vec<Request>) {
                 };
                 let _ = reply.send(r);
             }
-            Request::Reserve { events, reply } => {
-                let r = match &st.failed {
-                    Some(f) => Err(EngineError::Poisoned(f.clone())),
-                    None => {
-                        let first = st.next_seq;
+            Request::Reserve {
+                events,
+                producer,
+                reply,
+            } => {
+                let seen = producer
+                    .as_ref()
+                    .map_or(Seen::New, |(id, seq)| st.memory.check(id, *seq));
+                let r = match (&st.failed, seen) {
+                    (Some(f), _) => Err(EngineError::Poisoned(f.clone())),
+                    (
+                        None,
+                        Seen::Duplicate {
+                            first_seq,
+                            accepted,
+                        },
+                    ) => Ok(Committed::Duplicate {
+                        first_seq,
+                        accepted,
+                    }),
+                    (None, Seen::TooOld { lowest }) => {
+                        let (id, seq) = producer.clone().unwrap_or_default();
+                        Err(EngineError::SequenceTooOld {
+                            producer: id,
+                            sequence: seq,
+                            lowest,
+                        })
+                    }
+                    (None, Seen::New) => {
+                        let first_seq = st.next_seq;
                         st.next_seq += u64::from(events);
-                        Ok(first)
+                        if let Some((id, seq)) = &producer {
+                            st.memory.record(id, *seq, first_seq, events);
+                        }
+                        Ok(Committed::Applied {
+                            first_seq,
+                            durability: Durability::UntilFlush,
+                        })
                     }
                 };
                 let _ = reply.send(r);

@@ -509,22 +509,35 @@ impl Inner {
         rejected: Vec<Rejected>,
         opts: &WriteOptions,
     ) -> Result<Ack> {
-        if opts.producer.is_some() {
-            return Err(EngineError::BatchRejected {
-                reason: "skip_wal cannot be combined with an idempotent producer sequence".into(),
-                rejected: Vec::new(),
-            });
-        }
         self.wait_for_room()?;
+        // Reservation and append happen under the write gate, so a flush's
+        // memtable switch (and the idempotency memory it saves) never falls
+        // between them: a producer sequence is remembered on disk exactly
+        // when its rows are in a flushed chunk.
         let _gate = self.write_gate.read().unwrap_or_else(|p| p.into_inner());
-        let first_seq = self.with_committer(|c| c.reserve(good.len() as u32))?;
-        self.state().active.append(good);
-        Ok(Ack {
-            first_seq,
-            accepted: good.len(),
-            rejected,
-            durability: Durability::UntilFlush,
-            duplicate: false,
+        let committed =
+            self.with_committer(|c| c.reserve(good.len() as u32, opts.producer.clone()))?;
+        Ok(match committed {
+            Committed::Applied { first_seq, .. } => {
+                self.state().active.append(good);
+                Ack {
+                    first_seq,
+                    accepted: good.len(),
+                    rejected,
+                    durability: Durability::UntilFlush,
+                    duplicate: false,
+                }
+            }
+            Committed::Duplicate {
+                first_seq,
+                accepted,
+            } => Ack {
+                first_seq,
+                accepted: accepted as usize,
+                rejected,
+                durability: Durability::UntilFlush,
+                duplicate: true,
+            },
         })
     }
 
