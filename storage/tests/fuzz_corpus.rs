@@ -315,31 +315,48 @@ fn chunk_file_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Hand-built chunk files (valid checksums) that once panicked the reader.
+/// Hand-built chunk files (valid checksums) that once panicked the reader
+/// or made it allocate gigabytes.
 fn chunk_file_regressions() -> Vec<(&'static str, Vec<u8>)> {
     let rows = u64::from(u32::MAX) - 1;
     let block_rows = 1 << 20;
+    let blocks = |n: u64| vec![(16, 16); n as usize];
     vec![
         // Footer block lengths summing past u64::MAX (overflow at open).
         (
             "regress_block_lengths_overflow",
-            crafted_chunk(2, 1, &[(16, u64::MAX), (16, 5)]),
+            crafted_chunk(2, 1, 1, 2, &[(16, u64::MAX), (16, 5)]),
         ),
         // 2^32 - 2 rows in blocks of 2^20: the last block's end overflowed u32.
         (
             "regress_last_block_end_overflow",
-            crafted_chunk(
-                rows,
-                block_rows,
-                &vec![(16, 16); rows.div_ceil(block_rows) as usize],
-            ),
+            crafted_chunk(rows, 1, block_rows, 4096, &blocks(4096)),
+        ),
+        // A footer claiming 2^32 - 2 block entries, none present (the entry
+        // vector was allocated for all of them: 128 GiB).
+        (
+            "regress_block_count_allocation",
+            crafted_chunk(rows, 1, 1, rows, &[]),
+        ),
+        // 2^28 keys claimed, one stored (3 GiB allocated before the check).
+        (
+            "regress_key_count_allocation",
+            crafted_chunk(1 << 28, 1 << 28, block_rows, 256, &blocks(256)),
         ),
     ]
 }
 
-/// A chunk with one key owning all `rows` rows and one U64 column whose
-/// footer lists `blocks` (offset, length), which need not exist.
-fn crafted_chunk(rows: u64, block_rows: u64, blocks: &[(u64, u64)]) -> Vec<u8> {
+/// A chunk whose footer claims `rows` rows and `keys` keys, with a key
+/// directory of one key owning all rows, and one U64 column whose footer
+/// claims `block_count` blocks and lists `blocks` (offset, length), which
+/// need not exist.
+fn crafted_chunk(
+    rows: u64,
+    keys: u64,
+    block_rows: u64,
+    block_count: u64,
+    blocks: &[(u64, u64)],
+) -> Vec<u8> {
     use tally_storage::codec::put_varint;
     fn block(raw: &[u8], out: &mut Vec<u8>) -> (u64, u64) {
         let at = out.len();
@@ -355,11 +372,11 @@ fn crafted_chunk(rows: u64, block_rows: u64, blocks: &[(u64, u64)]) -> Vec<u8> {
     let mut file = b"TALLYCHK".to_vec();
     file.extend_from_slice(&1u32.to_le_bytes());
     file.extend_from_slice(&0u32.to_le_bytes());
-    let mut keys = Vec::new();
-    encode_byte_strings([b"a".as_slice()].into_iter(), &mut keys);
+    let mut key_bytes = Vec::new();
+    encode_byte_strings([b"a".as_slice()].into_iter(), &mut key_bytes);
     let mut directory = Vec::new();
-    put_varint(&mut directory, keys.len() as u64);
-    directory.extend_from_slice(&keys);
+    put_varint(&mut directory, key_bytes.len() as u64);
+    directory.extend_from_slice(&key_bytes);
     encode_u64s(&[rows], &mut directory);
     let (dir_at, dir_len) = block(&directory, &mut file);
     let mut footer = Vec::new();
@@ -367,11 +384,11 @@ fn crafted_chunk(rows: u64, block_rows: u64, blocks: &[(u64, u64)]) -> Vec<u8> {
         put_varint(&mut footer, v);
     }
     footer.push(b'k');
-    for v in [1, dir_at, dir_len, 1, 1] {
+    for v in [keys, dir_at, dir_len, 1, 1] {
         put_varint(&mut footer, v);
     }
     footer.extend_from_slice(&[b'c', 2, 0, 0, 0]);
-    put_varint(&mut footer, blocks.len() as u64);
+    put_varint(&mut footer, block_count);
     for &(at, len) in blocks {
         for v in [at, len, 0, 0] {
             put_varint(&mut footer, v);

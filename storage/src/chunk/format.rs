@@ -258,6 +258,14 @@ impl Footer {
                     "column {name}: expected {expected_blocks} blocks for {rows} rows, found {n_blocks}"
                 )));
             }
+            // Each entry is four varints of at least one byte: bound the
+            // count by the bytes left before allocating for it.
+            let left = data.len().saturating_sub(c.pos) as u64;
+            if n_blocks > left / 4 {
+                return Err(c.err(format!(
+                    "column {name}: {n_blocks} block entries cannot fit in the {left} bytes left"
+                )));
+            }
             let mut blocks = Vec::with_capacity(n_blocks as usize);
             for _ in 0..n_blocks {
                 let at = c.block_ref("block")?;

@@ -290,6 +290,17 @@ impl ChunkReader {
                 Some((r, n)) => {
                     let mut raw = Vec::new();
                     read_block(data, r, &mut raw)?;
+                    // Entries are distinct: all but one take at least a byte.
+                    if n > raw.len() as u64 + 1 {
+                        return Err(StorageError::corrupt(
+                            r.offset as usize,
+                            format!(
+                                "dictionary of column {}: {n} distinct entries cannot fit in {} bytes",
+                                c.name,
+                                raw.len()
+                            ),
+                        ));
+                    }
                     let (bytes, ends) = decode_byte_strings(&raw, n as usize).map_err(|e| {
                         relocate(e, r.offset, &format!("dictionary of column {}", c.name))
                     })?;
@@ -782,6 +793,13 @@ fn read_key_directory(data: &[u8], footer: &Footer) -> Result<KeyDirectory> {
     let keys_bytes = raw
         .get(pos..pos.saturating_add(keys_len))
         .ok_or_else(|| bad("keys run past the block".into()))?;
+    // Keys are distinct: all but one take at least a byte.
+    if n > keys_bytes.len() + 1 {
+        return Err(bad(format!(
+            "{n} distinct keys cannot fit in {} bytes",
+            keys_bytes.len()
+        )));
+    }
     let (bytes, ends) =
         decode_byte_strings(keys_bytes, n).map_err(|e| bad(format!("keys: {e}")))?;
     let mut row_ends = Vec::with_capacity(n);
