@@ -57,6 +57,25 @@ impl Bytes {
     }
 }
 
+/// `values` in the order `perm` gives.
+fn gather<T: Copy>(values: &[T], perm: &[usize], missing: T) -> Vec<T> {
+    perm.iter()
+        .map(|&r| values.get(r).copied().unwrap_or(missing))
+        .collect()
+}
+
+/// A text column in the order `perm` gives.
+fn gather_text(col: &crate::event::StrColumn, perm: &[usize]) -> Bytes {
+    let mut out = Bytes {
+        bytes: Vec::with_capacity(col.text_len()),
+        ends: Vec::with_capacity(perm.len()),
+    };
+    for &r in perm {
+        out.push(col.get(r).as_bytes());
+    }
+    out
+}
+
 /// Writes the memtable's rows as chunks; chunk ids start at `*next_id`.
 pub(crate) fn write_memtable(
     mem: &Memtable,
@@ -120,41 +139,34 @@ pub(crate) fn write_batches(
                     }
                 }
             }
-            let rows: Vec<(u32, u32)> = (0..batch.len() as u32).map(|r| (0, r)).collect();
-            write_partition(&[&batch], dir, fs, &write_opts, day, shard, id, rows).map(Arc::new)
+            write_partition(&batch, dir, fs, &write_opts, (day, shard), id).map(Arc::new)
         })
         .collect()
 }
 
-#[expect(clippy::too_many_arguments, reason = "internal helper of one caller")]
 fn write_partition(
-    shards: &[&EventBatch],
+    batch: &EventBatch,
     dir: &Path,
     fs: &dyn FileSystem,
     opts: &ChunkWriteOptions,
-    day: i32,
-    shard: u32,
+    (day, shard): (i32, u32),
     id: u64,
-    rows: Vec<(u32, u32)>,
 ) -> Result<LiveChunk> {
     let t_sort = std::time::Instant::now();
     // Sort by (api_key, ts) through integer keys: rank the distinct keys
-    // once, then sort (rank, ts, index) tuples without string compares.
+    // once, then sort (rank, ts, row) tuples without string compares.
+    let n = batch.len();
     let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
     let mut names: Vec<&str> = Vec::new();
-    let mut order: Vec<(u32, i64, u32)> = Vec::with_capacity(rows.len());
-    for (i, &(s, r)) in rows.iter().enumerate() {
-        let Some(b) = shards.get(s as usize) else {
-            continue;
-        };
-        let k = b.api_key.get(r as usize);
+    let mut order: Vec<(u32, i64, u32)> = Vec::with_capacity(n);
+    for (r, &ts) in batch.ts.iter().enumerate() {
+        let k = batch.api_key.get(r);
         let next = names.len() as u32;
         let id = *ids.entry(k).or_insert_with(|| {
             names.push(k);
             next
         });
-        let ts = b.ts.get(r as usize).copied().unwrap_or(0);
-        order.push((id, ts, i as u32));
+        order.push((id, ts, r as u32));
     }
     let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
     by_name.sort_unstable_by_key(|&i| names.get(i as usize).copied().unwrap_or(""));
@@ -168,53 +180,28 @@ fn write_partition(
         o.0 = rank.get(o.0 as usize).copied().unwrap_or(0);
     }
     order.sort_unstable();
-    let rows: Vec<(u32, u32)> = order
-        .iter()
-        .filter_map(|&(_, _, i)| rows.get(i as usize).copied())
-        .collect();
+    let perm: Vec<usize> = order.iter().map(|&(_, _, r)| r as usize).collect();
+    drop(order);
     let sort_ms = t_sort.elapsed().as_secs_f64() * 1e3;
+
     let t_gather = std::time::Instant::now();
-    let batch_of = |s: u32| shards.get(s as usize).copied();
-    let nums = |f: &dyn Fn(&EventBatch, usize) -> u64| -> Vec<u64> {
-        rows.iter()
-            .map(|&(s, r)| batch_of(s).map_or(0, |b| f(b, r as usize)))
-            .collect()
-    };
-    let text = |f: &dyn Fn(&EventBatch) -> &crate::event::StrColumn, avg: usize| -> Bytes {
-        let mut out = Bytes::with_capacity(rows.len(), avg);
-        for &(s, r) in &rows {
-            out.push(batch_of(s).map_or("", |b| f(b).get(r as usize)).as_bytes());
-        }
-        out
-    };
-    let ts: Vec<i64> = rows
+    let ts = gather(&batch.ts, &perm, 0);
+    let latency = gather(&batch.latency_ms, &perm, 0.0);
+    let status: Vec<u64> = perm
         .iter()
-        .map(|&(s, r)| {
-            batch_of(s)
-                .and_then(|b| b.ts.get(r as usize).copied())
-                .unwrap_or(0)
-        })
+        .map(|&r| batch.status_code.get(r).map_or(0, |&v| u64::from(v)))
         .collect();
-    let latency: Vec<f64> = rows
-        .iter()
-        .map(|&(s, r)| {
-            batch_of(s)
-                .and_then(|b| b.latency_ms.get(r as usize).copied())
-                .unwrap_or(0.0)
-        })
-        .collect();
-    let status = nums(&|b, r| b.status_code.get(r).map_or(0, |&v| u64::from(v)));
-    let req = nums(&|b, r| b.request_bytes.get(r).copied().unwrap_or(0));
-    let resp = nums(&|b, r| b.response_bytes.get(r).copied().unwrap_or(0));
-    let api_key = text(&|b| &b.api_key, 16);
-    let endpoint = text(&|b| &b.endpoint, 20);
-    let method = text(&|b| &b.method, 4);
-    let ua = text(&|b| &b.user_agent, 40);
-    let geo = text(&|b| &b.geo_country, 2);
-    let rid = text(&|b| &b.request_id, 0);
-    let mut ip = Bytes::with_capacity(rows.len(), 4);
-    for &(s, r) in &rows {
-        match batch_of(s).and_then(|b| b.ip.get(r as usize)) {
+    let req = gather(&batch.request_bytes, &perm, 0);
+    let resp = gather(&batch.response_bytes, &perm, 0);
+    let api_key = gather_text(&batch.api_key, &perm);
+    let endpoint = gather_text(&batch.endpoint, &perm);
+    let method = gather_text(&batch.method, &perm);
+    let ua = gather_text(&batch.user_agent, &perm);
+    let geo = gather_text(&batch.geo_country, &perm);
+    let rid = gather_text(&batch.request_id, &perm);
+    let mut ip = Bytes::with_capacity(n, 4);
+    for &r in &perm {
+        match batch.ip.get(r) {
             Some(IpAddr::V4(a)) => ip.push(&a.octets()),
             Some(IpAddr::V6(a)) => ip.push(&a.octets()),
             None => ip.push(&[0, 0, 0, 0]),
@@ -251,8 +238,7 @@ fn write_partition(
         opts,
     )?;
     tracing::debug!(
-        "chunk {id}: {} rows, sort {sort_ms:.1} ms, gather {gather_ms:.1} ms, encode+write {:.1} ms",
-        rows.len(),
+        "chunk {id}: {n} rows, sort {sort_ms:.1} ms, gather {gather_ms:.1} ms, encode+write {:.1} ms",
         t_write.elapsed().as_secs_f64() * 1e3
     );
     let reader = ChunkReader::open(&path)?;
