@@ -241,7 +241,8 @@ fn import_file(
                 skip_wal: true,
                 ..WriteOptions::default()
             };
-            match db.ingest(&p.batch, &opts) {
+            let (events, bytes) = (p.batch.len() as u64, p.bytes);
+            match db.ingest_owned(p.batch, &opts) {
                 Ok(ack) if ack.duplicate => *skipped += ack.accepted as u64,
                 Ok(ack) => {
                     for r in &ack.rejected {
@@ -252,11 +253,11 @@ fn import_file(
                 // Older than the remembered window: an earlier run of this
                 // import applied it (blocks are sent in order, give or take
                 // the few in flight, far fewer than the window).
-                Err(EngineError::SequenceTooOld { .. }) => *skipped += p.batch.len() as u64,
+                Err(EngineError::SequenceTooOld { .. }) => *skipped += events,
                 Err(e) => return Err(format!("{name}: {e}")),
             }
             if let Some(b) = &bar {
-                b.inc(p.bytes);
+                b.inc(bytes);
             }
         }
         Ok(())

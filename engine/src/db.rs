@@ -8,6 +8,7 @@
 //!    between WAL and memtable then), rotates the WAL, writes chunks,
 //!    replaces the manifest, and only then deletes the old WAL segments.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -195,7 +196,13 @@ impl Db {
     /// With `opts.producer`, a batch already applied is acknowledged again
     /// with its original numbers and not applied twice.
     pub fn ingest(&self, batch: &EventBatch, opts: &WriteOptions) -> Result<Ack> {
-        self.inner.ingest(batch, opts)
+        self.inner.ingest(Cow::Borrowed(batch), opts)
+    }
+
+    /// Like [`Db::ingest`], taking the batch by value: when every event is
+    /// valid the batch moves into the memtable without a copy.
+    pub fn ingest_owned(&self, batch: EventBatch, opts: &WriteOptions) -> Result<Ack> {
+        self.inner.ingest(Cow::Owned(batch), opts)
     }
 
     /// Flushes the memtable to chunks now and trims the WAL.
@@ -368,7 +375,7 @@ impl Inner {
         used >= self.options.memtable.memtable_bytes
     }
 
-    fn ingest(&self, batch: &EventBatch, opts: &WriteOptions) -> Result<Ack> {
+    fn ingest(&self, batch: Cow<'_, EventBatch>, opts: &WriteOptions) -> Result<Ack> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(EngineError::Closed);
         }
@@ -414,8 +421,7 @@ impl Inner {
                 rejected,
             });
         }
-        let filtered;
-        let good: &EventBatch = if rejected.is_empty() {
+        let good: Cow<'_, EventBatch> = if rejected.is_empty() {
             batch
         } else {
             let mut bad = rejected.iter().map(|r| r.index).peekable();
@@ -430,8 +436,7 @@ impl Inner {
                 })
                 .map(|i| i as u32)
                 .collect();
-            filtered = batch.select(&keep);
-            &filtered
+            Cow::Owned(batch.select(&keep))
         };
         if opts.skip_wal {
             return self.ingest_unlogged(good, rejected, opts);
@@ -445,7 +450,7 @@ impl Inner {
                 duplicate: false,
             });
         }
-        let payload = encode_batch(good, opts.producer.as_ref().map(|(p, s)| (p.as_str(), *s)));
+        let payload = encode_batch(&good, opts.producer.as_ref().map(|(p, s)| (p.as_str(), *s)));
         if payload.len() > tally_storage::wal::MAX_RECORD_BYTES {
             return Err(EngineError::BatchRejected {
                 reason: format!(
@@ -465,10 +470,11 @@ impl Inner {
                 first_seq,
                 durability,
             }) => {
+                let accepted = good.len();
                 self.state().active.append(good);
                 Ack {
                     first_seq,
-                    accepted: good.len(),
+                    accepted,
                     rejected,
                     durability,
                     duplicate: false,
@@ -505,7 +511,7 @@ impl Inner {
     /// straight into the memtable, nothing in the WAL.
     fn ingest_unlogged(
         &self,
-        good: &EventBatch,
+        good: Cow<'_, EventBatch>,
         rejected: Vec<Rejected>,
         opts: &WriteOptions,
     ) -> Result<Ack> {
@@ -519,10 +525,11 @@ impl Inner {
             self.with_committer(|c| c.reserve(good.len() as u32, opts.producer.clone()))?;
         Ok(match committed {
             Committed::Applied { first_seq, .. } => {
+                let accepted = good.len();
                 self.state().active.append(good);
                 Ack {
                     first_seq,
-                    accepted: good.len(),
+                    accepted,
                     rejected,
                     durability: Durability::UntilFlush,
                     duplicate: false,

@@ -353,7 +353,7 @@ impl EventBatch {
         self.request_id.clear();
     }
 
-    /// Approximate heap bytes held (for memory accounting).
+    /// Heap bytes held, counting allocated capacity (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         let strs = [
             &self.api_key,
@@ -363,8 +363,17 @@ impl EventBatch {
             &self.geo_country,
             &self.request_id,
         ];
-        let text: usize = strs.iter().map(|c| c.text_len() + 4 * c.len()).sum();
-        text + self.len() * (8 + 2 + 8 + 8 + 8 + 17)
+        // Capacities, not lengths: what the allocator really holds.
+        let text: usize = strs
+            .iter()
+            .map(|c| c.bytes.capacity() + 4 * c.ends.capacity())
+            .sum();
+        text + 8 * self.ts.capacity()
+            + 2 * self.status_code.capacity()
+            + 8 * self.latency_ms.capacity()
+            + 8 * self.request_bytes.capacity()
+            + 8 * self.response_bytes.capacity()
+            + std::mem::size_of::<std::net::IpAddr>() * self.ip.capacity()
     }
 }
 
@@ -395,6 +404,34 @@ impl EventBatch {
         self.user_agent.extend_from(&other.user_agent);
         self.geo_country.extend_from(&other.geo_country);
         self.request_id.extend_from(&other.request_id);
+    }
+
+    /// Appends the given rows of `other` (column by column).
+    pub(crate) fn extend_rows(&mut self, other: &EventBatch, rows: &[usize]) {
+        if rows.len() == other.len() {
+            self.extend_from(other);
+            return;
+        }
+        fn pick<T: Copy>(dst: &mut Vec<T>, src: &[T], rows: &[usize]) {
+            dst.extend(rows.iter().filter_map(|&r| src.get(r).copied()));
+        }
+        fn pick_text(dst: &mut StrColumn, src: &StrColumn, rows: &[usize]) {
+            for &r in rows {
+                dst.push(src.get(r));
+            }
+        }
+        pick(&mut self.ts, &other.ts, rows);
+        pick_text(&mut self.api_key, &other.api_key, rows);
+        pick_text(&mut self.endpoint, &other.endpoint, rows);
+        pick_text(&mut self.method, &other.method, rows);
+        pick(&mut self.status_code, &other.status_code, rows);
+        pick(&mut self.latency_ms, &other.latency_ms, rows);
+        pick(&mut self.request_bytes, &other.request_bytes, rows);
+        pick(&mut self.response_bytes, &other.response_bytes, rows);
+        pick(&mut self.ip, &other.ip, rows);
+        pick_text(&mut self.user_agent, &other.user_agent, rows);
+        pick_text(&mut self.geo_country, &other.geo_country, rows);
+        pick_text(&mut self.request_id, &other.request_id, rows);
     }
 
     /// A new batch holding the given rows of this one, in the given order.

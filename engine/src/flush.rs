@@ -132,12 +132,17 @@ pub(crate) fn write_batches(
             // the memtable in order: the sort-and-gather that follows then
             // works on the partition's own smaller, cache-friendlier columns.
             let mut batch = EventBatch::new();
+            let mut rows = Vec::new();
             for (seg, parts) in shards.iter().zip(&row_parts) {
-                for (r, &p) in parts.iter().enumerate() {
-                    if p == (day, shard) {
-                        batch.push(&seg.get(r));
-                    }
-                }
+                rows.clear();
+                rows.extend(
+                    parts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &p)| p == (day, shard))
+                        .map(|(r, _)| r),
+                );
+                batch.extend_rows(seg, &rows);
             }
             write_partition(&batch, dir, fs, &write_opts, (day, shard), id).map(Arc::new)
         })

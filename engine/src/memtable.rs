@@ -10,6 +10,7 @@
 //! arrival order; flush sorts them. When the active memtable is swapped out
 //! for flushing it becomes immutable: no writer touches it again.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -40,8 +41,8 @@ impl Memtable {
         }
     }
 
-    /// Appends a whole batch to one shard.
-    pub(crate) fn append(&self, batch: &EventBatch) {
+    /// Appends a whole batch to one shard (moved in when owned).
+    pub(crate) fn append(&self, batch: Cow<'_, EventBatch>) {
         if batch.is_empty() {
             return;
         }
@@ -66,17 +67,18 @@ impl Memtable {
         };
         let extended = match guard.last_mut().and_then(Arc::get_mut) {
             Some(last) if last.len() + batch.len() <= SMALL_SEGMENT_ROWS => {
-                last.extend_from(batch);
+                last.extend_from(&batch);
                 true
             }
             _ => false,
         };
+        let (bytes, rows) = (batch.heap_bytes(), batch.len() as u64);
         if !extended {
-            guard.push(Arc::new(batch.clone()));
+            guard.push(Arc::new(batch.into_owned()));
         }
         drop(guard);
-        self.bytes.fetch_add(batch.heap_bytes(), Ordering::Relaxed);
-        self.rows.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.rows.fetch_add(rows, Ordering::Relaxed);
     }
 
     pub(crate) fn bytes(&self) -> usize {

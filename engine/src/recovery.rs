@@ -153,7 +153,7 @@ pub(crate) fn recover(
                 producers.record(id, *seq, rec.first_seq, n as u32);
             }
             next_seq = next_seq.max(rec.first_seq + n);
-            memtable.append(&rec.batch);
+            memtable.append(std::borrow::Cow::Owned(rec.batch));
             report.wal_events += n;
             Ok(())
         },

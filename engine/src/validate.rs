@@ -72,7 +72,9 @@ fn check_text(field: &str, v: &str, min: usize, max: usize) -> Result<(), String
         return Err(format!("{field} is {} bytes, the limit is {max}", v.len()));
     }
     // A fold without early exit vectorises; these strings are short.
-    if v.bytes().fold(false, |bad, b| bad | (b < 0x20 && b != b'\t')) {
+    if v.bytes()
+        .fold(false, |bad, b| bad | (b < 0x20 && b != b'\t'))
+    {
         return Err(format!("{field} contains a control character"));
     }
     Ok(())
