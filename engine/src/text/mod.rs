@@ -128,7 +128,28 @@ impl Field {
     pub(crate) fn bit(self) -> u16 {
         1 << (self as u16)
     }
+
+    /// The field's key as it appears in canonical JSON: `"name":`.
+    pub(crate) fn json_key(self) -> &'static str {
+        JSON_KEYS.get(self as usize).copied().unwrap_or("")
+    }
 }
+
+/// `"name":` for each field, in schema order.
+const JSON_KEYS: [&str; 12] = [
+    "\"ts\":",
+    "\"api_key\":",
+    "\"endpoint\":",
+    "\"method\":",
+    "\"status_code\":",
+    "\"latency_ms\":",
+    "\"request_bytes\":",
+    "\"response_bytes\":",
+    "\"ip\":",
+    "\"user_agent\":",
+    "\"geo_country\":",
+    "\"request_id\":",
+];
 
 /// Shows a value in an error message: at most 40 characters, then `…`.
 pub(crate) fn shorten(s: &str) -> String {

@@ -388,7 +388,49 @@ fn parse_fields<'a>(line: &'a str, out: &mut Fields<'a>) -> Result<(), String> {
         sc.pos += 1;
     } else {
         let mut last: Option<Cow<'a, str>> = None;
+        // Lines usually list fields in schema order (our exports do): try
+        // the field after the previous one as a literal `"name":` first,
+        // and scan the key generically only when that guess fails.
+        let mut guess = 0usize;
         loop {
+            if let Some(&f) = Field::ALL.get(guess) {
+                let key = f.json_key();
+                if line.as_bytes().get(sc.pos..sc.pos + key.len()) == Some(key.as_bytes()) {
+                    sc.pos += key.len();
+                    sc.skip_ws();
+                    let name = Cow::Borrowed(f.name());
+                    let v = sc.value().map_err(|m| syntax(&sc, m, Ctx::Inside(&name)))?;
+                    if out.seen & f.bit() != 0 {
+                        return Err(format!("duplicate field \"{}\"", f.name()));
+                    }
+                    out.seen |= f.bit();
+                    assign(f, v, out)?;
+                    guess = f as usize + 1;
+                    sc.skip_ws();
+                    match sc.peek() {
+                        Some(b',') => {
+                            sc.pos += 1;
+                            sc.skip_ws();
+                            last = Some(name);
+                            continue;
+                        }
+                        Some(b'}') => {
+                            sc.pos += 1;
+                            break;
+                        }
+                        None => {
+                            return Err(syntax(
+                                &sc,
+                                "unexpected end of line (truncated?)",
+                                Ctx::After(&name),
+                            ))
+                        }
+                        Some(_) => {
+                            return Err(syntax(&sc, "expected ',' or '}'", Ctx::After(&name)))
+                        }
+                    }
+                }
+            }
             let ctx = || match &last {
                 Some(k) => Ctx::After(k),
                 None => Ctx::Start,
@@ -413,6 +455,7 @@ fn parse_fields<'a>(line: &'a str, out: &mut Fields<'a>) -> Result<(), String> {
                 }
                 out.seen |= f.bit();
                 assign(f, v, out)?;
+                guess = f as usize + 1;
             }
             sc.skip_ws();
             match sc.peek() {
