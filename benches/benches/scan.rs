@@ -43,15 +43,15 @@ fn main() {
     };
     let mut sum = 0u64;
     let t = median_time(9, || {
-        let r = db.scan(&full).expect("scan");
-        sum = r
-            .batches
-            .iter()
-            .map(|b| match b.columns.first() {
-                Some(ColumnValues::U64(v)) => v.iter().sum::<u64>(),
-                _ => 0,
-            })
-            .sum();
+        let total = std::sync::atomic::AtomicU64::new(0);
+        db.scan_batches(&full, |b| {
+            if let Some(ColumnValues::U64(v)) = b.columns.first() {
+                total.fetch_add(v.iter().sum::<u64>(), std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .expect("scan");
+        sum = total.into_inner();
     });
     println!(
         "full scan sum(response_bytes): {:.2} ms, {:.0} M rows/s (sum {sum})",

@@ -591,33 +591,58 @@ fn dict_table(pred: &Typed, dict: &Dictionary) -> Vec<bool> {
 }
 
 impl Db {
-    /// Runs a scan over a consistent snapshot of memtables and chunks.
+    /// Runs a scan over a consistent snapshot of memtables and chunks and
+    /// collects every batch.
     pub fn scan(&self, req: &ScanRequest) -> Result<ScanResult> {
+        let batches = std::sync::Mutex::new(Vec::new());
+        let stats = self.scan_batches(req, |b| {
+            batches.lock().unwrap_or_else(|p| p.into_inner()).push(b);
+            Ok(())
+        })?;
+        Ok(ScanResult {
+            columns: req.columns.clone(),
+            batches: batches.into_inner().unwrap_or_else(|p| p.into_inner()),
+            stats,
+        })
+    }
+
+    /// Runs a scan and hands each batch to `f` as it is produced, chunks in
+    /// parallel (so `f` runs on several threads at once), without keeping
+    /// the whole result in memory. The first error (from the scan or from
+    /// `f`) stops it.
+    pub fn scan_batches<F>(&self, req: &ScanRequest, f: F) -> Result<ScanStats>
+    where
+        F: Fn(ScanBatch) -> Result<()> + Sync,
+    {
         let p = plan(req)?;
         let snap = self.snapshot();
-        let mut result = ScanResult {
-            columns: req.columns.clone(),
-            ..ScanResult::default()
+        let mut stats = ScanStats {
+            chunks_total: snap.chunks.len() as u64,
+            ..ScanStats::default()
         };
-        result.stats.chunks_total = snap.chunks.len() as u64;
         if p.empty {
-            return Ok(result);
+            return Ok(stats);
         }
-        let per_chunk: Vec<Result<(Option<ScanBatch>, ScanStats)>> =
-            snap.chunks.par_iter().map(|c| scan_chunk(c, &p)).collect();
+        let per_chunk: Vec<Result<ScanStats>> = snap
+            .chunks
+            .par_iter()
+            .map(|c| {
+                let (batch, st) = scan_chunk(c, &p)?;
+                if let Some(b) = batch {
+                    f(b)?;
+                }
+                Ok(st)
+            })
+            .collect();
         for r in per_chunk {
-            let (batch, stats) = r?;
-            result.stats.add(&stats);
-            if let Some(b) = batch {
-                result.batches.push(b);
-            }
+            stats.add(&r?);
         }
         let keyset: Option<HashSet<&str>> = p
             .keys
             .as_ref()
             .map(|k| k.iter().map(String::as_str).collect());
         for seg in &snap.memtable {
-            result.stats.memtable_rows_examined += seg.len() as u64;
+            stats.memtable_rows_examined += seg.len() as u64;
             let rows: Vec<u32> = (0..seg.len())
                 .filter(|&r| {
                     let e = seg.get(r);
@@ -631,17 +656,17 @@ impl Db {
             if rows.is_empty() {
                 continue;
             }
-            result.stats.rows_matched += rows.len() as u64;
-            result.batches.push(ScanBatch {
+            stats.rows_matched += rows.len() as u64;
+            f(ScanBatch {
                 rows: rows.len(),
                 columns: p
                     .columns
                     .iter()
                     .map(|&c| memtable_column(seg, &rows, c))
                     .collect(),
-            });
+            })?;
         }
-        Ok(result)
+        Ok(stats)
     }
 }
 
