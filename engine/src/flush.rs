@@ -76,7 +76,8 @@ fn gather_text(col: &crate::event::StrColumn, perm: &[usize]) -> Bytes {
     out
 }
 
-/// Writes the memtable's rows as chunks; chunk ids start at `*next_id`.
+/// Writes the memtable's rows as chunks, one per partition; chunk ids start
+/// at `*next_id`.
 pub(crate) fn write_memtable(
     mem: &Memtable,
     dir: &Path,
@@ -87,18 +88,6 @@ pub(crate) fn write_memtable(
 ) -> Result<Vec<Arc<LiveChunk>>> {
     let segments = mem.segments();
     let shards: Vec<&EventBatch> = segments.iter().map(|s| &**s).collect();
-    write_batches(&shards, dir, fs, key_shards, opts, next_id)
-}
-
-/// Writes the rows of `shards` as chunks, one per partition.
-pub(crate) fn write_batches(
-    shards: &[&EventBatch],
-    dir: &Path,
-    fs: &dyn FileSystem,
-    key_shards: u32,
-    opts: &ChunkOptions,
-    next_id: &mut u64,
-) -> Result<Vec<Arc<LiveChunk>>> {
     // Each row's partition, computed in parallel per segment.
     let row_parts: Vec<Vec<(i32, u32)>> = shards
         .par_iter()

@@ -393,63 +393,41 @@ fn parse_fields<'a>(line: &'a str, out: &mut Fields<'a>) -> Result<(), String> {
         // and scan the key generically only when that guess fails.
         let mut guess = 0usize;
         loop {
-            if let Some(&f) = Field::ALL.get(guess) {
-                let key = f.json_key();
-                if line.as_bytes().get(sc.pos..sc.pos + key.len()) == Some(key.as_bytes()) {
-                    sc.pos += key.len();
-                    sc.skip_ws();
-                    let name = Cow::Borrowed(f.name());
-                    let v = sc.value().map_err(|m| syntax(&sc, m, Ctx::Inside(&name)))?;
-                    if out.seen & f.bit() != 0 {
-                        return Err(format!("duplicate field \"{}\"", f.name()));
+            let predicted = Field::ALL.get(guess).copied().filter(|f| {
+                let key = f.json_key().as_bytes();
+                line.as_bytes().get(sc.pos..sc.pos + key.len()) == Some(key)
+            });
+            let (key, field) = match predicted {
+                Some(f) => {
+                    sc.pos += f.json_key().len();
+                    (Cow::Borrowed(f.name()), Some(f))
+                }
+                None => {
+                    let ctx = || match &last {
+                        Some(k) => Ctx::After(k),
+                        None => Ctx::Start,
+                    };
+                    match sc.peek() {
+                        Some(b'"') => {}
+                        None => return Err(syntax(&sc, "unexpected end of line", ctx())),
+                        Some(_) => return Err(syntax(&sc, "expected a field name", ctx())),
                     }
-                    out.seen |= f.bit();
-                    assign(f, v, out)?;
-                    guess = f as usize + 1;
+                    let key = sc.string().map_err(|m| syntax(&sc, m, ctx()))?;
                     sc.skip_ws();
                     match sc.peek() {
-                        Some(b',') => {
-                            sc.pos += 1;
-                            sc.skip_ws();
-                            last = Some(name);
-                            continue;
-                        }
-                        Some(b'}') => {
-                            sc.pos += 1;
-                            break;
-                        }
+                        Some(b':') => sc.pos += 1,
                         None => {
-                            return Err(syntax(
-                                &sc,
-                                "unexpected end of line (truncated?)",
-                                Ctx::After(&name),
-                            ))
+                            return Err(syntax(&sc, "unexpected end of line", Ctx::Inside(&key)))
                         }
-                        Some(_) => {
-                            return Err(syntax(&sc, "expected ',' or '}'", Ctx::After(&name)))
-                        }
+                        Some(_) => return Err(syntax(&sc, "expected ':'", Ctx::Inside(&key))),
                     }
+                    let field = Field::from_name(&key);
+                    (key, field)
                 }
-            }
-            let ctx = || match &last {
-                Some(k) => Ctx::After(k),
-                None => Ctx::Start,
             };
-            match sc.peek() {
-                Some(b'"') => {}
-                None => return Err(syntax(&sc, "unexpected end of line", ctx())),
-                Some(_) => return Err(syntax(&sc, "expected a field name", ctx())),
-            }
-            let key = sc.string().map_err(|m| syntax(&sc, m, ctx()))?;
-            sc.skip_ws();
-            match sc.peek() {
-                Some(b':') => sc.pos += 1,
-                None => return Err(syntax(&sc, "unexpected end of line", Ctx::Inside(&key))),
-                Some(_) => return Err(syntax(&sc, "expected ':'", Ctx::Inside(&key))),
-            }
             sc.skip_ws();
             let v = sc.value().map_err(|m| syntax(&sc, m, Ctx::Inside(&key)))?;
-            if let Some(f) = Field::from_name(&key) {
+            if let Some(f) = field {
                 if out.seen & f.bit() != 0 {
                     return Err(format!("duplicate field \"{}\"", f.name()));
                 }
