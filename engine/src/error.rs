@@ -12,16 +12,6 @@ pub enum EngineError {
     /// A file could not be read or written, or is corrupt.
     #[error(transparent)]
     Storage(#[from] tally_storage::StorageError),
-    /// A WAL record decoded from a valid frame does not make sense.
-    #[error("corrupt WAL record in segment {segment} at byte offset {offset}: {detail}")]
-    BadWalRecord {
-        /// Segment id.
-        segment: u64,
-        /// Offset of the frame in the segment.
-        offset: u64,
-        /// What was wrong.
-        detail: String,
-    },
     /// The data directory is in use or not a Tally directory.
     #[error("cannot open data directory {}: {reason}", path.display())]
     BadDataDir {

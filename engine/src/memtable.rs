@@ -65,17 +65,25 @@ impl Memtable {
                 None => return,
             },
         };
+        let rows = batch.len() as u64;
+        // Bytes added: the segment's growth when extended in place, the
+        // batch's own allocation when pushed as a new segment.
         let extended = match guard.last_mut().and_then(Arc::get_mut) {
             Some(last) if last.len() + batch.len() <= SMALL_SEGMENT_ROWS => {
+                let before = last.heap_bytes();
                 last.extend_from(&batch);
-                true
+                Some(last.heap_bytes().saturating_sub(before))
             }
-            _ => false,
+            _ => None,
         };
-        let (bytes, rows) = (batch.heap_bytes(), batch.len() as u64);
-        if !extended {
-            guard.push(Arc::new(batch.into_owned()));
-        }
+        let bytes = match extended {
+            Some(grown) => grown,
+            None => {
+                let b = batch.heap_bytes();
+                guard.push(Arc::new(batch.into_owned()));
+                b
+            }
+        };
         drop(guard);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Relaxed);
