@@ -295,23 +295,28 @@ fn spawn_parser<'scope, 'a: 'scope>(
             // core) parse them. Dedicated threads rather than the rayon pool,
             // which a running flush may occupy.
             let (btx, brx) = bounded::<(Vec<u8>, u64)>(4);
+            // Parsed blocks' buffers go back to the reader for reuse, so
+            // the reader does not fault in fresh pages for every block.
+            let (spare_tx, spare_rx) = bounded::<Vec<u8>>(8);
             let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
             for _ in 0..parsers {
-                let (brx, tx) = (brx.clone(), tx.clone());
+                let (brx, tx, spare_tx) = (brx.clone(), tx.clone(), spare_tx.clone());
                 let _ = std::thread::Builder::new()
                     .name("import-parse".into())
                     .spawn_scoped(s, move || {
-                        for (block, first) in brx {
+                        for (mut block, first) in brx {
                             if tx.send(Ok(parse_block(&block, first))).is_err() {
                                 return;
                             }
+                            block.clear();
+                            let _ = spare_tx.try_send(block);
                         }
                     });
             }
             let _ = std::thread::Builder::new()
                 .name("import-read".into())
                 .spawn_scoped(s, move || {
-                    if let Err(e) = read_ndjson_blocks(input, &btx) {
+                    if let Err(e) = read_ndjson_blocks(input, &btx, &spare_rx) {
                         let _ = tx.send(Err(e));
                     }
                 });
@@ -332,12 +337,15 @@ fn spawn_parser<'scope, 'a: 'scope>(
 fn read_ndjson_blocks(
     mut input: Box<dyn Read + Send + '_>,
     tx: &crossbeam_channel::Sender<(Vec<u8>, u64)>,
+    spare: &Receiver<Vec<u8>>,
 ) -> CliResult<()> {
     let mut line_no = 1u64;
     let mut carry: Vec<u8> = Vec::new();
     let mut eof = false;
     while !eof {
-        let mut block = Vec::with_capacity(BLOCK_BYTES + (64 << 10));
+        let mut block = spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK_BYTES + (64 << 10)));
         block.extend_from_slice(&carry);
         carry.clear();
         // Read straight into the block; a line longer than a block grows it

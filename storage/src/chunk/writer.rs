@@ -15,6 +15,39 @@ use crate::hash::FxHashMap;
 use crate::io::FileSystem;
 use crate::{Result, StorageError};
 
+/// Equality of short byte strings without a `memcmp` call (most
+/// dictionary values are a few bytes: countries, methods, addresses).
+#[inline]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 16 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// A dictionary map key comparing with [`bytes_eq`].
+#[derive(Clone, Copy)]
+struct Key<'a>(&'a [u8]);
+
+impl PartialEq for Key<'_> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        bytes_eq(self.0, other.0)
+    }
+}
+
+impl Eq for Key<'_> {}
+
+impl std::hash::Hash for Key<'_> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.0);
+    }
+}
+
 /// The conventional name of the key column (the api_key).
 pub const KEY_COLUMN_NAME: &str = "api_key";
 
@@ -417,7 +450,7 @@ fn write_bytes_column(
 ) -> Result<FooterColumn> {
     let rows = ends.len();
     // Dictionary by first appearance, then sorted so codes preserve order.
-    let mut map: FxHashMap<&[u8], u32> = FxHashMap::default();
+    let mut map: FxHashMap<Key<'_>, u32> = FxHashMap::default();
     let mut first_codes: Vec<u32> = Vec::with_capacity(rows);
     let mut distinct: Vec<&[u8]> = Vec::new();
     let plain_limit = (rows / 2).max(64);
@@ -427,10 +460,10 @@ fn write_bytes_column(
     for i in 0..rows {
         let v = bytes_at(bytes, ends, i);
         let code = match prev {
-            Some((pv, pc)) if pv == v => pc,
+            Some((pv, pc)) if bytes_eq(pv, v) => pc,
             _ => {
                 let next = distinct.len() as u32;
-                *map.entry(v).or_insert_with(|| {
+                *map.entry(Key(v)).or_insert_with(|| {
                     distinct.push(v);
                     next
                 })
