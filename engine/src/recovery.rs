@@ -173,12 +173,23 @@ pub(crate) fn recover(
         .last()
         .map_or(manifest.wal_replay_from, |l| l + 1)
         .max(manifest.wal_replay_from);
-    let wal = WalWriter::create(
-        fs_arc.clone(),
-        &wal_path,
-        next_segment,
-        options.wal.segment_bytes,
-    )?;
+    // Continue the last segment replay read (so opening a directory does
+    // not leave a new empty segment behind); start a new one otherwise.
+    let wal = match replayed.last_segment {
+        Some((id, len)) if id >= manifest.wal_replay_from => WalWriter::reopen(
+            fs_arc.clone(),
+            &wal_path,
+            id,
+            len,
+            options.wal.segment_bytes,
+        )?,
+        _ => WalWriter::create(
+            fs_arc.clone(),
+            &wal_path,
+            next_segment,
+            options.wal.segment_bytes,
+        )?,
+    };
     Ok(Recovered {
         manifest,
         chunks,

@@ -157,3 +157,26 @@ fn predicates_match_a_plain_filter() {
     assert!(!want.is_empty());
     assert_eq!(got, want);
 }
+
+#[test]
+fn reopening_without_writes_leaves_no_new_wal_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_files = || std::fs::read_dir(dir.path().join("wal")).unwrap().count();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    ingest(&db, &generated(1000, 11));
+    drop(db);
+    let before = wal_files();
+    for _ in 0..3 {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(db.recovery_report().wal_events, 1000);
+        drop(db);
+    }
+    assert_eq!(wal_files(), before);
+    // Appending continues in the reopened segment and replays in order.
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    ingest(&db, &generated(500, 12));
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.recovery_report().wal_events, 1500);
+    assert_eq!(wal_files(), before);
+}

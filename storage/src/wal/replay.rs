@@ -37,6 +37,9 @@ pub struct ReplayReport {
     pub records: u64,
     /// The torn tail cut off, if any.
     pub torn_tail: Option<TornTail>,
+    /// The last segment read and its length after any cut: where appending
+    /// can continue.
+    pub last_segment: Option<(u64, u64)>,
 }
 
 /// Replays every record of the segments in `dir` with id ≥ `first_segment`,
@@ -89,6 +92,7 @@ pub fn replay(
         }
         report.segments.push(id);
         let mut pos = SEGMENT_HEADER_LEN;
+        report.last_segment = Some((id, data.len() as u64));
         while pos < data.len() {
             let rest = data.get(pos..).unwrap_or_default();
             match decode_frame(rest) {
@@ -100,6 +104,7 @@ pub fn replay(
                 Err(err) => {
                     if is_last && is_torn(&err, rest) {
                         fs.truncate(&path, pos as u64)?;
+                        report.last_segment = Some((id, pos as u64));
                         report.torn_tail = Some(TornTail {
                             path: path.clone(),
                             offset: pos as u64,

@@ -55,6 +55,28 @@ impl WalWriter {
         })
     }
 
+    /// Continues appending to existing segment `segment`, whose valid
+    /// length is `len` (as replay left it: whole records only).
+    pub fn reopen(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        segment: u64,
+        len: u64,
+        segment_bytes: u64,
+    ) -> Result<WalWriter> {
+        let file = fs.open_append(&segment_path(dir, segment))?;
+        Ok(WalWriter {
+            fs,
+            dir: dir.to_path_buf(),
+            file,
+            segment,
+            len: len.max(SEGMENT_HEADER_LEN as u64),
+            segment_bytes: segment_bytes.max(SEGMENT_HEADER_LEN as u64 + 1),
+            frame_buf: Vec::new(),
+            unsynced: false,
+        })
+    }
+
     /// The current segment id.
     pub fn segment(&self) -> u64 {
         self.segment
