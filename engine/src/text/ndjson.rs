@@ -659,6 +659,9 @@ fn parse_ipv4_fast(s: &str) -> Option<IpAddr> {
             if !c.is_ascii_digit() {
                 break;
             }
+            if i - start == 3 {
+                return None; // four or more digits: not an octet
+            }
             v = v * 10 + u32::from(c - b'0');
             i += 1;
         }
