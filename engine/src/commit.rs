@@ -192,7 +192,8 @@ impl Drop for Committer {
     }
 }
 
-fn durability(policy: SyncPolicy) -> Durability {
+/// What an acknowledgement under `policy` promises.
+pub(crate) fn durability(policy: SyncPolicy) -> Durability {
     match policy {
         SyncPolicy::Sync => Durability::Synced,
         SyncPolicy::Interval(d) => Durability::Buffered { sync_within: d },

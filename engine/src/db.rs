@@ -21,7 +21,7 @@ use tally_storage::io::{FileSystem, StdFs};
 use tally_storage::manifest::{write_manifest, Manifest};
 
 use crate::ack::{Ack, Durability, Rejected, WriteOptions};
-use crate::commit::{Committed, Committer};
+use crate::commit::{durability, Committed, Committer};
 use crate::error::{EngineError, Result};
 use crate::event::EventBatch;
 use crate::flush::{write_memtable, LiveChunk};
@@ -466,36 +466,7 @@ impl Inner {
         let committed =
             self.with_committer(|c| c.append(payload, opts.producer.clone(), good.len() as u32));
         let ack = match committed {
-            Ok(Committed::Applied {
-                first_seq,
-                durability,
-            }) => {
-                let accepted = good.len();
-                self.state().active.append(good);
-                Ack {
-                    first_seq,
-                    accepted,
-                    rejected,
-                    durability,
-                    duplicate: false,
-                }
-            }
-            Ok(Committed::Duplicate {
-                first_seq,
-                accepted,
-            }) => Ack {
-                first_seq,
-                accepted: accepted as usize,
-                rejected,
-                durability: match self.options.wal.sync {
-                    crate::options::SyncPolicy::Sync => Durability::Synced,
-                    crate::options::SyncPolicy::Interval(d) => {
-                        Durability::Buffered { sync_within: d }
-                    }
-                    crate::options::SyncPolicy::None => Durability::Unsynced,
-                },
-                duplicate: true,
-            },
+            Ok(c) => self.acknowledge(c, good, rejected, durability(self.options.wal.sync)),
             Err(e) => {
                 if let EngineError::Poisoned(p) = &e {
                     self.poison(p.clone());
@@ -523,15 +494,32 @@ impl Inner {
         let _gate = self.write_gate.read().unwrap_or_else(|p| p.into_inner());
         let committed =
             self.with_committer(|c| c.reserve(good.len() as u32, opts.producer.clone()))?;
-        Ok(match committed {
-            Committed::Applied { first_seq, .. } => {
+        Ok(self.acknowledge(committed, good, rejected, Durability::UntilFlush))
+    }
+
+    /// Turns the commit thread's answer into the acknowledgement: an applied
+    /// batch goes into the active memtable (the caller holds the write
+    /// gate); a duplicate is acknowledged with its original numbers and
+    /// `duplicate_durability`.
+    fn acknowledge(
+        &self,
+        committed: Committed,
+        good: Cow<'_, EventBatch>,
+        rejected: Vec<Rejected>,
+        duplicate_durability: Durability,
+    ) -> Ack {
+        match committed {
+            Committed::Applied {
+                first_seq,
+                durability,
+            } => {
                 let accepted = good.len();
                 self.state().active.append(good);
                 Ack {
                     first_seq,
                     accepted,
                     rejected,
-                    durability: Durability::UntilFlush,
+                    durability,
                     duplicate: false,
                 }
             }
@@ -542,10 +530,10 @@ impl Inner {
                 first_seq,
                 accepted: accepted as usize,
                 rejected,
-                durability: Durability::UntilFlush,
+                durability: duplicate_durability,
                 duplicate: true,
             },
-        })
+        }
     }
 
     fn wait_for_room(&self) -> Result<()> {

@@ -645,11 +645,18 @@ impl Db {
             stats.memtable_rows_examined += seg.len() as u64;
             let rows: Vec<u32> = (0..seg.len())
                 .filter(|&r| {
-                    let e = seg.get(r);
-                    e.ts >= p.lo
-                        && e.ts <= p.hi
-                        && keyset.as_ref().is_none_or(|k| k.contains(e.api_key))
-                        && p.preds.iter().all(|pr| event_matches(pr, &e))
+                    // Time and key straight from their columns; the whole
+                    // row only when a predicate needs it.
+                    let ts = seg.ts.get(r).copied().unwrap_or(i64::MIN);
+                    ts >= p.lo
+                        && ts <= p.hi
+                        && keyset
+                            .as_ref()
+                            .is_none_or(|k| k.contains(seg.api_key.get(r)))
+                        && (p.preds.is_empty() || {
+                            let e = seg.get(r);
+                            p.preds.iter().all(|pr| event_matches(pr, &e))
+                        })
                 })
                 .map(|r| r as u32)
                 .collect();

@@ -484,14 +484,12 @@ fn check_block(file: &[u8], r: BlockRef, out: &mut Vec<u8>, copy: bool) -> Resul
             }
             Ok(())
         }
-        c => decompress(c, stored, raw_len, out)
-            .map_err(|e| e.located(std::path::Path::new(""), 0))
-            .map_err(|e| match e {
-                StorageError::Corrupt { detail, .. } => err(
-                    at + BLOCK_HEADER_LEN,
-                    format!("block does not decompress: {detail}"),
-                ),
-                other => other,
-            }),
+        c => decompress(c, stored, raw_len, out).map_err(|e| match e {
+            StorageError::Corrupt { detail, .. } => err(
+                at + BLOCK_HEADER_LEN,
+                format!("block does not decompress: {detail}"),
+            ),
+            other => other,
+        }),
     }
 }
