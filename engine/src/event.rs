@@ -406,34 +406,6 @@ impl EventBatch {
         self.request_id.extend_from(&other.request_id);
     }
 
-    /// Appends the given rows of `other` (column by column).
-    pub(crate) fn extend_rows(&mut self, other: &EventBatch, rows: &[usize]) {
-        if rows.len() == other.len() {
-            self.extend_from(other);
-            return;
-        }
-        fn pick<T: Copy>(dst: &mut Vec<T>, src: &[T], rows: &[usize]) {
-            dst.extend(rows.iter().filter_map(|&r| src.get(r).copied()));
-        }
-        fn pick_text(dst: &mut StrColumn, src: &StrColumn, rows: &[usize]) {
-            for &r in rows {
-                dst.push(src.get(r));
-            }
-        }
-        pick(&mut self.ts, &other.ts, rows);
-        pick_text(&mut self.api_key, &other.api_key, rows);
-        pick_text(&mut self.endpoint, &other.endpoint, rows);
-        pick_text(&mut self.method, &other.method, rows);
-        pick(&mut self.status_code, &other.status_code, rows);
-        pick(&mut self.latency_ms, &other.latency_ms, rows);
-        pick(&mut self.request_bytes, &other.request_bytes, rows);
-        pick(&mut self.response_bytes, &other.response_bytes, rows);
-        pick(&mut self.ip, &other.ip, rows);
-        pick_text(&mut self.user_agent, &other.user_agent, rows);
-        pick_text(&mut self.geo_country, &other.geo_country, rows);
-        pick_text(&mut self.request_id, &other.request_id, rows);
-    }
-
     /// A new batch holding the given rows of this one, in the given order.
     pub fn select(&self, rows: &[u32]) -> EventBatch {
         let mut out = EventBatch::with_capacity(rows.len());

@@ -14,12 +14,12 @@ use rayon::prelude::*;
 use tally_storage::chunk::{
     write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource,
 };
-use tally_storage::hash::FxHashMap;
+use tally_storage::hash::{BytesKey, FxHashMap};
 use tally_storage::io::FileSystem;
 use tally_storage::manifest::ChunkEntry;
 
 use crate::error::Result;
-use crate::event::EventBatch;
+use crate::event::{EventBatch, StrColumn};
 use crate::memtable::Memtable;
 use crate::options::ChunkOptions;
 use crate::partition::{chunk_path, day_of, key_shard};
@@ -32,48 +32,84 @@ pub(crate) struct LiveChunk {
     pub(crate) reader: ChunkReader,
 }
 
-#[derive(Default)]
-struct Bytes {
-    bytes: Vec<u8>,
-    ends: Vec<u32>,
+/// One column of a partition, dictionary coded in memtable row order: the
+/// distinct values by first appearance and each row's code. Built before
+/// the sort, so the sort and the chunk writer move 4-byte codes instead of
+/// copying strings.
+struct DictColumn<K> {
+    values: Vec<K>,
+    codes: Vec<u32>,
 }
 
-impl Bytes {
-    fn with_capacity(rows: usize, avg: usize) -> Bytes {
-        Bytes {
-            bytes: Vec::with_capacity(rows * avg),
-            ends: Vec::with_capacity(rows),
+impl<K: Copy + Eq + std::hash::Hash> DictColumn<K> {
+    fn build(rows: usize, items: impl Iterator<Item = K>) -> DictColumn<K> {
+        let mut map: FxHashMap<K, u32> = FxHashMap::default();
+        let mut values = Vec::new();
+        let mut codes = Vec::with_capacity(rows);
+        // Neighbouring rows often repeat a value: reuse its code unhashed.
+        let mut prev: Option<(K, u32)> = None;
+        for k in items {
+            let code = match prev {
+                Some((pk, pc)) if pk == k => pc,
+                _ => {
+                    let next = values.len() as u32;
+                    *map.entry(k).or_insert_with(|| {
+                        values.push(k);
+                        next
+                    })
+                }
+            };
+            prev = Some((k, code));
+            codes.push(code);
         }
+        DictColumn { values, codes }
     }
-    fn push(&mut self, v: &[u8]) {
-        self.bytes.extend_from_slice(v);
-        self.ends.push(self.bytes.len() as u32);
-    }
-    fn source(&self) -> ColumnSource<'_> {
-        ColumnSource::Bytes {
-            bytes: &self.bytes,
-            ends: &self.ends,
-        }
+
+    /// The codes in the order `perm` gives.
+    fn sorted_codes(&self, perm: &[u32]) -> Vec<u32> {
+        gather(&self.codes, perm, 0)
     }
 }
 
-/// `values` in the order `perm` gives.
-fn gather<T: Copy>(values: &[T], perm: &[usize], missing: T) -> Vec<T> {
-    perm.iter()
-        .map(|&r| values.get(r).copied().unwrap_or(missing))
+/// A text column of the partition's rows as a dictionary.
+fn text_column<'a>(
+    shards: &[&'a EventBatch],
+    rows: &[RowRef],
+    column: impl Fn(&'a EventBatch) -> &'a StrColumn,
+) -> DictColumn<BytesKey<'a>> {
+    DictColumn::build(
+        rows.len(),
+        rows.iter().map(|&(s, r)| {
+            let v = shards
+                .get(s as usize)
+                .map_or("", |b| column(b).get(r as usize));
+            BytesKey(v.as_bytes())
+        }),
+    )
+}
+
+/// A numeric column of the partition's rows, in memtable row order.
+fn numeric_column<'a, T: Copy + Default + 'a>(
+    shards: &[&'a EventBatch],
+    rows: &[RowRef],
+    column: impl Fn(&'a EventBatch) -> &'a [T],
+) -> Vec<T> {
+    rows.iter()
+        .map(|&(s, r)| {
+            shards
+                .get(s as usize)
+                .and_then(|b| column(b).get(r as usize))
+                .copied()
+                .unwrap_or_default()
+        })
         .collect()
 }
 
-/// A text column in the order `perm` gives.
-fn gather_text(col: &crate::event::StrColumn, perm: &[usize]) -> Bytes {
-    let mut out = Bytes {
-        bytes: Vec::with_capacity(col.text_len()),
-        ends: Vec::with_capacity(perm.len()),
-    };
-    for &r in perm {
-        out.push(col.get(r).as_bytes());
-    }
-    out
+/// `values` in the order `perm` gives.
+fn gather<T: Copy>(values: &[T], perm: &[u32], missing: T) -> Vec<T> {
+    perm.iter()
+        .map(|&r| values.get(r as usize).copied().unwrap_or(missing))
+        .collect()
 }
 
 /// Writes the memtable's rows as chunks, one per partition; chunk ids start
@@ -100,15 +136,28 @@ pub(crate) fn write_memtable(
                 .collect()
         })
         .collect();
-    let mut keys: Vec<(i32, u32)> = row_parts.iter().flatten().copied().collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let jobs: Vec<((i32, u32), u64)> = keys
+    // Each partition's rows as (segment, row), in memtable order: one pass.
+    let mut index: FxHashMap<(i32, u32), usize> = FxHashMap::default();
+    let mut parts: Vec<(PartitionKey, Vec<RowRef>)> = Vec::new();
+    for (seg, row_parts) in row_parts.iter().enumerate() {
+        for (row, &p) in row_parts.iter().enumerate() {
+            let i = *index.entry(p).or_insert_with(|| {
+                parts.push((p, Vec::new()));
+                parts.len() - 1
+            });
+            if let Some((_, rows)) = parts.get_mut(i) {
+                rows.push((seg as u32, row as u32));
+            }
+        }
+    }
+    drop(row_parts);
+    parts.sort_unstable_by_key(|(p, _)| *p);
+    let jobs: Vec<_> = parts
         .into_iter()
-        .map(|k| {
+        .map(|(p, rows)| {
             let id = *next_id;
             *next_id += 1;
-            (k, id)
+            (p, rows, id)
         })
         .collect();
     let write_opts = ChunkWriteOptions {
@@ -116,92 +165,114 @@ pub(crate) fn write_memtable(
         block_rows: opts.block_rows,
     };
     jobs.into_par_iter()
-        .map(|((day, shard), id)| {
-            // Copy the partition's rows into one contiguous batch, reading
-            // the memtable in order: the sort-and-gather that follows then
-            // works on the partition's own smaller, cache-friendlier columns.
-            let mut batch = EventBatch::new();
-            let mut rows = Vec::new();
-            for (seg, parts) in shards.iter().zip(&row_parts) {
-                rows.clear();
-                rows.extend(
-                    parts
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, &p)| p == (day, shard))
-                        .map(|(r, _)| r),
-                );
-                batch.extend_rows(seg, &rows);
-            }
-            write_partition(&batch, dir, fs, &write_opts, (day, shard), id).map(Arc::new)
+        .map(|(p, rows, id)| {
+            write_partition(&shards, &rows, dir, fs, &write_opts, p, id).map(Arc::new)
         })
         .collect()
 }
 
+/// A partition: (UTC day, key shard).
+type PartitionKey = (i32, u32);
+/// A memtable row: (segment, row in it).
+type RowRef = (u32, u32);
+
+/// Writes one partition's rows (`rows` index `shards`) as chunk `id`.
 fn write_partition(
-    batch: &EventBatch,
+    shards: &[&EventBatch],
+    rows: &[RowRef],
     dir: &Path,
     fs: &dyn FileSystem,
     opts: &ChunkWriteOptions,
     (day, shard): (i32, u32),
     id: u64,
 ) -> Result<LiveChunk> {
+    let n = rows.len();
+    let t_columns = std::time::Instant::now();
+    let api_key = text_column(shards, rows, |b| &b.api_key);
+    let ts = numeric_column(shards, rows, |b| &b.ts);
+    let columns_ms = t_columns.elapsed().as_secs_f64() * 1e3;
+
+    // Sort by (api_key, ts) through integer keys: rank the distinct keys,
+    // then sort (rank, ts, row) tuples without string compares.
     let t_sort = std::time::Instant::now();
-    // Sort by (api_key, ts) through integer keys: rank the distinct keys
-    // once, then sort (rank, ts, row) tuples without string compares.
-    let n = batch.len();
-    let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
-    let mut names: Vec<&str> = Vec::new();
-    let mut order: Vec<(u32, i64, u32)> = Vec::with_capacity(n);
-    for (r, &ts) in batch.ts.iter().enumerate() {
-        let k = batch.api_key.get(r);
-        let next = names.len() as u32;
-        let id = *ids.entry(k).or_insert_with(|| {
-            names.push(k);
-            next
-        });
-        order.push((id, ts, r as u32));
-    }
-    let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
-    by_name.sort_unstable_by_key(|&i| names.get(i as usize).copied().unwrap_or(""));
-    let mut rank = vec![0u32; names.len()];
-    for (pos, &id) in by_name.iter().enumerate() {
-        if let Some(r) = rank.get_mut(id as usize) {
+    let mut by_name: Vec<u32> = (0..api_key.values.len() as u32).collect();
+    by_name.sort_unstable_by_key(|&i| api_key.values.get(i as usize).map(|k| k.0));
+    let mut rank = vec![0u32; by_name.len()];
+    for (pos, &code) in by_name.iter().enumerate() {
+        if let Some(r) = rank.get_mut(code as usize) {
             *r = pos as u32;
         }
     }
-    for o in &mut order {
-        o.0 = rank.get(o.0 as usize).copied().unwrap_or(0);
-    }
+    let mut order: Vec<(u32, i64, u32)> = api_key
+        .codes
+        .iter()
+        .zip(&ts)
+        .enumerate()
+        .map(|(r, (&code, &t))| (rank.get(code as usize).copied().unwrap_or(0), t, r as u32))
+        .collect();
     order.sort_unstable();
-    let perm: Vec<usize> = order.iter().map(|&(_, _, r)| r as usize).collect();
+    let perm: Vec<u32> = order.iter().map(|&(_, _, r)| r).collect();
     drop(order);
     let sort_ms = t_sort.elapsed().as_secs_f64() * 1e3;
 
     let t_gather = std::time::Instant::now();
-    let ts = gather(&batch.ts, &perm, 0);
-    let latency = gather(&batch.latency_ms, &perm, 0.0);
-    let status: Vec<u64> = perm
-        .iter()
-        .map(|&r| batch.status_code.get(r).map_or(0, |&v| u64::from(v)))
+    let ts = gather(&ts, &perm, 0);
+    let gather_numeric =
+        |column: fn(&EventBatch) -> &[u64]| gather(&numeric_column(shards, rows, column), &perm, 0);
+    let req = gather_numeric(|b| &b.request_bytes);
+    let resp = gather_numeric(|b| &b.response_bytes);
+    let latency = gather(&numeric_column(shards, rows, |b| &b.latency_ms), &perm, 0.0);
+    let status: Vec<u64> = gather(&numeric_column(shards, rows, |b| &b.status_code), &perm, 0)
+        .into_iter()
+        .map(u64::from)
         .collect();
-    let req = gather(&batch.request_bytes, &perm, 0);
-    let resp = gather(&batch.response_bytes, &perm, 0);
-    let api_key = gather_text(&batch.api_key, &perm);
-    let endpoint = gather_text(&batch.endpoint, &perm);
-    let method = gather_text(&batch.method, &perm);
-    let ua = gather_text(&batch.user_agent, &perm);
-    let geo = gather_text(&batch.geo_country, &perm);
-    let rid = gather_text(&batch.request_id, &perm);
-    let mut ip = Bytes::with_capacity(n, 4);
-    for &r in &perm {
-        match batch.ip.get(r) {
-            Some(IpAddr::V4(a)) => ip.push(&a.octets()),
-            Some(IpAddr::V6(a)) => ip.push(&a.octets()),
-            None => ip.push(&[0, 0, 0, 0]),
+    let texts = [
+        text_column(shards, rows, |b| &b.endpoint),
+        text_column(shards, rows, |b| &b.method),
+        text_column(shards, rows, |b| &b.user_agent),
+        text_column(shards, rows, |b| &b.geo_country),
+        text_column(shards, rows, |b| &b.request_id),
+    ];
+    let text_values: Vec<Vec<&[u8]>> = texts
+        .iter()
+        .map(|d| d.values.iter().map(|k| k.0).collect())
+        .collect();
+    let text_codes: Vec<Vec<u32>> = texts.iter().map(|d| d.sorted_codes(&perm)).collect();
+    let key_values: Vec<&[u8]> = api_key.values.iter().map(|k| k.0).collect();
+    let key_codes = api_key.sorted_codes(&perm);
+    // Addresses: a dictionary of IpAddr, its values as 4 or 16 bytes.
+    let ip = DictColumn::build(
+        n,
+        rows.iter().map(|&(s, r)| {
+            shards
+                .get(s as usize)
+                .and_then(|b| b.ip.get(r as usize))
+                .copied()
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        }),
+    );
+    let mut ip_bytes = Vec::with_capacity(ip.values.len() * 4);
+    let mut ip_ends = Vec::with_capacity(ip.values.len());
+    for a in &ip.values {
+        match a {
+            IpAddr::V4(a) => ip_bytes.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => ip_bytes.extend_from_slice(&a.octets()),
         }
+        ip_ends.push(ip_bytes.len());
     }
+    let mut ip_values: Vec<&[u8]> = Vec::with_capacity(ip_ends.len());
+    let mut start = 0;
+    for &end in &ip_ends {
+        ip_values.push(ip_bytes.get(start..end).unwrap_or_default());
+        start = end;
+    }
+    let ip_codes = ip.sorted_codes(&perm);
     let gather_ms = t_gather.elapsed().as_secs_f64() * 1e3;
+
+    let dict = |i: usize| ColumnSource::Dict {
+        values: text_values.get(i).map_or(&[], |v| v.as_slice()),
+        codes: text_codes.get(i).map_or(&[], |v| v.as_slice()),
+    };
     let col = |c: Column, source| ChunkColumn {
         name: c.name(),
         source,
@@ -210,16 +281,22 @@ fn write_partition(
     };
     let columns = [
         col(Column::Ts, ColumnSource::I64(&ts)),
-        col(Column::Endpoint, endpoint.source()),
-        col(Column::Method, method.source()),
+        col(Column::Endpoint, dict(0)),
+        col(Column::Method, dict(1)),
         col(Column::StatusCode, ColumnSource::U64(&status)),
         col(Column::LatencyMs, ColumnSource::F64(&latency)),
         col(Column::RequestBytes, ColumnSource::U64(&req)),
         col(Column::ResponseBytes, ColumnSource::U64(&resp)),
-        col(Column::Ip, ip.source()),
-        col(Column::UserAgent, ua.source()),
-        col(Column::GeoCountry, geo.source()),
-        col(Column::RequestId, rid.source()),
+        col(
+            Column::Ip,
+            ColumnSource::Dict {
+                values: &ip_values,
+                codes: &ip_codes,
+            },
+        ),
+        col(Column::UserAgent, dict(2)),
+        col(Column::GeoCountry, dict(3)),
+        col(Column::RequestId, dict(4)),
     ];
     let path = chunk_path(dir, id);
     let t_write = std::time::Instant::now();
@@ -227,12 +304,15 @@ fn write_partition(
         fs,
         &path,
         Column::ApiKey.name(),
-        (&api_key.bytes, &api_key.ends),
+        ColumnSource::Dict {
+            values: &key_values,
+            codes: &key_codes,
+        },
         &columns,
         opts,
     )?;
     tracing::debug!(
-        "chunk {id}: {n} rows, sort {sort_ms:.1} ms, gather {gather_ms:.1} ms, encode+write {:.1} ms",
+        "chunk {id}: {n} rows, columns {columns_ms:.1} ms, sort {sort_ms:.1} ms, gather {gather_ms:.1} ms, encode+write {:.1} ms",
         t_write.elapsed().as_secs_f64() * 1e3
     );
     let reader = ChunkReader::open(&path)?;

@@ -383,7 +383,10 @@ mod tests {
     fn repaired_checksums_match_the_writers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.tch");
-        let keys = (b"ab".as_slice(), [1u32, 2].as_slice());
+        let keys = ColumnSource::Bytes {
+            bytes: b"ab",
+            ends: &[1, 2],
+        };
         let ts = [5i64, 9];
         let columns = [ChunkColumn {
             name: "ts",

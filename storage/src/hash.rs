@@ -52,3 +52,37 @@ impl Hasher for FxHasher {
 pub type FxBuild = BuildHasherDefault<FxHasher>;
 /// A `HashMap` using [`FxHasher`].
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
+
+/// Equality of short byte strings without a `memcmp` call (most
+/// dictionary values are a few bytes: countries, methods, addresses).
+#[inline]
+pub fn short_bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 16 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// A byte-string map key comparing with [`short_bytes_eq`]: the key type of
+/// dictionary builders.
+#[derive(Clone, Copy, Debug)]
+pub struct BytesKey<'a>(pub &'a [u8]);
+
+impl PartialEq for BytesKey<'_> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        short_bytes_eq(self.0, other.0)
+    }
+}
+
+impl Eq for BytesKey<'_> {}
+
+impl std::hash::Hash for BytesKey<'_> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.0);
+    }
+}

@@ -287,7 +287,10 @@ fn chunk_bytes(rows: usize, opts: ChunkWriteOptions) -> Vec<u8> {
         &StdFs,
         &path,
         "api_key",
-        (&keys.0, &keys.1),
+        ColumnSource::Bytes {
+            bytes: &keys.0,
+            ends: &keys.1,
+        },
         &columns,
         &opts,
     )

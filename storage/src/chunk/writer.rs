@@ -1,5 +1,6 @@
 //! Writing a chunk file from rows already sorted by (key, ts).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use roaring::RoaringBitmap;
@@ -11,42 +12,9 @@ use super::format::{
 use crate::codec::{
     encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, put_varint, Compression,
 };
-use crate::hash::FxHashMap;
+use crate::hash::{short_bytes_eq, BytesKey, FxHashMap};
 use crate::io::FileSystem;
 use crate::{Result, StorageError};
-
-/// Equality of short byte strings without a `memcmp` call (most
-/// dictionary values are a few bytes: countries, methods, addresses).
-#[inline]
-fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a.len() > 16 {
-        return a == b;
-    }
-    a.iter().zip(b).all(|(x, y)| x == y)
-}
-
-/// A dictionary map key comparing with [`bytes_eq`].
-#[derive(Clone, Copy)]
-struct Key<'a>(&'a [u8]);
-
-impl PartialEq for Key<'_> {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        bytes_eq(self.0, other.0)
-    }
-}
-
-impl Eq for Key<'_> {}
-
-impl std::hash::Hash for Key<'_> {
-    #[inline]
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write(self.0);
-    }
-}
 
 /// The conventional name of the key column (the api_key).
 pub const KEY_COLUMN_NAME: &str = "api_key";
@@ -67,6 +35,16 @@ pub enum ColumnSource<'a> {
         /// End offset of each value in `bytes`.
         ends: &'a [u32],
     },
+    /// Byte strings already dictionary coded: row `i` holds
+    /// `values[codes[i]]`. The values must be distinct (in any order) and
+    /// each should be used by some row (an unused one is stored anyway).
+    /// The chunk is the same as from the equivalent [`ColumnSource::Bytes`].
+    Dict {
+        /// The distinct values.
+        values: &'a [&'a [u8]],
+        /// Each row's index into `values`.
+        codes: &'a [u32],
+    },
 }
 
 impl ColumnSource<'_> {
@@ -76,7 +54,65 @@ impl ColumnSource<'_> {
             ColumnSource::U64(v) => v.len(),
             ColumnSource::F64(v) => v.len(),
             ColumnSource::Bytes { ends, .. } => ends.len(),
+            ColumnSource::Dict { codes, .. } => codes.len(),
         }
+    }
+
+    /// A byte-string column's values, or `None` for a numeric one.
+    fn text(&self) -> Option<Text<'_>> {
+        match *self {
+            ColumnSource::Bytes { bytes, ends } => Some(Text::Bytes { bytes, ends }),
+            ColumnSource::Dict { values, codes } => Some(Text::Dict { values, codes }),
+            _ => None,
+        }
+    }
+}
+
+/// A byte-string column, either form.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    Bytes {
+        bytes: &'a [u8],
+        ends: &'a [u32],
+    },
+    Dict {
+        values: &'a [&'a [u8]],
+        codes: &'a [u32],
+    },
+}
+
+impl<'a> Text<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Text::Bytes { ends, .. } => ends.len(),
+            Text::Dict { codes, .. } => codes.len(),
+        }
+    }
+
+    /// Row `i`'s value (empty when out of range; callers check codes first).
+    fn get(&self, i: usize) -> &'a [u8] {
+        match *self {
+            Text::Bytes { bytes, ends } => bytes_at(bytes, ends, i),
+            Text::Dict { values, codes } => codes
+                .get(i)
+                .and_then(|&c| values.get(c as usize))
+                .copied()
+                .unwrap_or(&[]),
+        }
+    }
+
+    /// Checks that every code names a value.
+    fn check_codes(&self, column: &str) -> Result<()> {
+        if let Text::Dict { values, codes } = self {
+            if let Some(i) = codes.iter().position(|&c| c as usize >= values.len()) {
+                return Err(StorageError::InvalidInput(format!(
+                    "column {column}: row {i} has dictionary code {} of {} values",
+                    codes.get(i).copied().unwrap_or(0),
+                    values.len()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -143,13 +179,14 @@ pub struct ChunkSummary {
 
 /// Writes a chunk to `path` (created, written in one call, fsynced).
 ///
-/// `keys` are the rows' keys (concatenated bytes and end offsets), which
-/// must be sorted; within a key, the time column must be non-decreasing.
+/// `keys` are the rows' keys (a byte-string source: [`ColumnSource::Bytes`]
+/// or [`ColumnSource::Dict`]), which must be sorted; within a key, the time
+/// column must be non-decreasing.
 pub fn write_chunk(
     fs: &dyn FileSystem,
     path: &Path,
     key_name: &str,
-    keys: (&[u8], &[u32]),
+    keys: ColumnSource<'_>,
     columns: &[ChunkColumn<'_>],
     opts: &ChunkWriteOptions,
 ) -> Result<ChunkSummary> {
@@ -163,12 +200,17 @@ pub fn write_chunk(
 /// Encodes a whole chunk file in memory.
 pub(crate) fn encode_chunk(
     key_name: &str,
-    keys: (&[u8], &[u32]),
+    keys: ColumnSource<'_>,
     columns: &[ChunkColumn<'_>],
     opts: &ChunkWriteOptions,
 ) -> Result<(Vec<u8>, ChunkSummary)> {
-    let (key_bytes, key_ends) = keys;
-    let rows = key_ends.len();
+    let Some(keys) = keys.text() else {
+        return Err(StorageError::InvalidInput(format!(
+            "key column {key_name} must be byte strings"
+        )));
+    };
+    keys.check_codes(key_name)?;
+    let rows = keys.len();
     if rows as u64 > MAX_CHUNK_ROWS {
         return Err(StorageError::InvalidInput(format!(
             "a chunk holds at most {MAX_CHUNK_ROWS} rows, got {rows}"
@@ -176,6 +218,9 @@ pub(crate) fn encode_chunk(
     }
     let block_rows = opts.block_rows.clamp(1, MAX_BLOCK_ROWS);
     for c in columns {
+        if let Some(t) = c.source.text() {
+            t.check_codes(c.name)?;
+        }
         if c.source.len() != rows {
             return Err(StorageError::InvalidInput(format!(
                 "column {} has {} values for {rows} rows",
@@ -194,8 +239,21 @@ pub(crate) fn encode_chunk(
     let mut dir_keys: Vec<&[u8]> = Vec::new();
     let mut dir_ends: Vec<u64> = Vec::new();
     let mut key_starts = vec![false; rows];
+    let mut prev_code = None;
     for i in 0..rows {
-        let k = bytes_at(key_bytes, key_ends, i);
+        // A dictionary-coded key column compares codes, not bytes, within
+        // a run of one key.
+        if let Text::Dict { codes, .. } = keys {
+            let code = codes.get(i).copied();
+            if code == prev_code {
+                if let Some(e) = dir_ends.last_mut() {
+                    *e = i as u64 + 1;
+                }
+                continue;
+            }
+            prev_code = code;
+        }
+        let k = keys.get(i);
         match dir_keys.last() {
             Some(&last) if last == k => {
                 if let Some(e) = dir_ends.last_mut() {
@@ -366,9 +424,22 @@ pub(crate) fn encode_chunk(
                     blocks,
                 }
             }
-            ColumnSource::Bytes { bytes, ends } => {
-                write_bytes_column(&mut file, c, bytes, ends, block_rows, opts, &mut raw)?
-            }
+            ColumnSource::Bytes { bytes, ends } => write_bytes_column(
+                &mut file,
+                c,
+                Text::Bytes { bytes, ends },
+                block_rows,
+                opts,
+                &mut raw,
+            )?,
+            ColumnSource::Dict { values, codes } => write_bytes_column(
+                &mut file,
+                c,
+                Text::Dict { values, codes },
+                block_rows,
+                opts,
+                &mut raw,
+            )?,
         };
         column_bytes.push((c.name.to_string(), file.len() as u64 - col_start));
         footer_columns.push(fc);
@@ -442,46 +513,52 @@ fn push_block(
 fn write_bytes_column(
     file: &mut Vec<u8>,
     c: &ChunkColumn<'_>,
-    bytes: &[u8],
-    ends: &[u32],
+    text: Text<'_>,
     block_rows: usize,
     opts: &ChunkWriteOptions,
     raw: &mut Vec<u8>,
 ) -> Result<FooterColumn> {
-    let rows = ends.len();
-    // Dictionary by first appearance, then sorted so codes preserve order.
-    let mut map: FxHashMap<Key<'_>, u32> = FxHashMap::default();
-    let mut first_codes: Vec<u32> = Vec::with_capacity(rows);
-    let mut distinct: Vec<&[u8]> = Vec::new();
+    let rows = text.len();
     let plain_limit = (rows / 2).max(64);
-    // Rows sorted by key repeat values often (a key's country, agent, ip):
-    // reuse the previous row's code before hashing.
-    let mut prev: Option<(&[u8], u32)> = None;
-    for i in 0..rows {
-        let v = bytes_at(bytes, ends, i);
-        let code = match prev {
-            Some((pv, pc)) if bytes_eq(pv, v) => pc,
-            _ => {
-                let next = distinct.len() as u32;
-                *map.entry(Key(v)).or_insert_with(|| {
-                    distinct.push(v);
-                    next
-                })
+    // Dictionary by first appearance (or the caller's), then sorted so
+    // codes preserve order.
+    let (distinct, first_codes): (Vec<&[u8]>, Cow<'_, [u32]>) = match text {
+        Text::Dict { values, codes } => (values.to_vec(), Cow::Borrowed(codes)),
+        Text::Bytes { .. } => {
+            let mut map: FxHashMap<BytesKey<'_>, u32> = FxHashMap::default();
+            let mut first_codes: Vec<u32> = Vec::with_capacity(rows);
+            let mut distinct: Vec<&[u8]> = Vec::new();
+            // Rows sorted by key repeat values often (a key's country,
+            // agent, ip): reuse the previous row's code before hashing.
+            let mut prev: Option<(&[u8], u32)> = None;
+            for i in 0..rows {
+                let v = text.get(i);
+                let code = match prev {
+                    Some((pv, pc)) if short_bytes_eq(pv, v) => pc,
+                    _ => {
+                        let next = distinct.len() as u32;
+                        *map.entry(BytesKey(v)).or_insert_with(|| {
+                            distinct.push(v);
+                            next
+                        })
+                    }
+                };
+                prev = Some((v, code));
+                first_codes.push(code);
+                if distinct.len() > plain_limit {
+                    break;
+                }
             }
-        };
-        prev = Some((v, code));
-        first_codes.push(code);
-        if distinct.len() > plain_limit {
-            break;
+            (distinct, Cow::Owned(first_codes))
         }
-    }
+    };
     if distinct.len() > plain_limit {
         let mut blocks = Vec::new();
         let mut start = 0;
         while start < rows {
             let end = (start + block_rows).min(rows);
             raw.clear();
-            encode_byte_strings((start..end).map(|i| bytes_at(bytes, ends, i)), raw);
+            encode_byte_strings((start..end).map(|i| text.get(i)), raw);
             blocks.push(push_block(file, raw, opts.compression, 0, u64::MAX)?);
             start = end;
         }
@@ -496,6 +573,16 @@ fn write_bytes_column(
     }
     let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| distinct.get(a as usize).cmp(&distinct.get(b as usize)));
+    if let Some(w) = order
+        .windows(2)
+        .find(|w| distinct.get(w[0] as usize) == distinct.get(w[1] as usize))
+    {
+        return Err(StorageError::InvalidInput(format!(
+            "column {}: dictionary value {:?} given twice",
+            c.name,
+            String::from_utf8_lossy(distinct.get(w[0] as usize).copied().unwrap_or(&[]))
+        )));
+    }
     let mut remap = vec![0u32; distinct.len()];
     for (new, &old) in order.iter().enumerate() {
         if let Some(r) = remap.get_mut(old as usize) {
