@@ -65,6 +65,13 @@ fn skip_plain(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Whether `b[i..]` starts with `key` (a `"name":` of at most 16 bytes),
+/// compared as two words rather than through `memcmp`.
+#[inline]
+fn key_at(b: &[u8], i: usize, key: &[u8]) -> bool {
+    b.get(i..i + key.len()) == Some(key)
+}
+
 /// A scanned JSON value.
 enum Val<'a> {
     Str(Cow<'a, str>),
@@ -393,10 +400,10 @@ fn parse_fields<'a>(line: &'a str, out: &mut Fields<'a>) -> Result<(), String> {
         // and scan the key generically only when that guess fails.
         let mut guess = 0usize;
         loop {
-            let predicted = Field::ALL.get(guess).copied().filter(|f| {
-                let key = f.json_key().as_bytes();
-                line.as_bytes().get(sc.pos..sc.pos + key.len()) == Some(key)
-            });
+            let predicted = Field::ALL
+                .get(guess)
+                .copied()
+                .filter(|f| key_at(line.as_bytes(), sc.pos, f.json_key().as_bytes()));
             let (key, field) = match predicted {
                 Some(f) => {
                     sc.pos += f.json_key().len();
@@ -479,6 +486,12 @@ fn parse_fields<'a>(line: &'a str, out: &mut Fields<'a>) -> Result<(), String> {
 /// field, e.g. `field "status_code": expected an integer, found "abc"` or
 /// `missing field "ts"`.
 pub fn parse_ndjson_line(line: &str, batch: &mut EventBatch) -> Result<(), String> {
+    parse_line(line, batch, false)
+}
+
+/// [`parse_ndjson_line`], also checking the event against the schema rules
+/// before it is pushed when `validate` is set.
+fn parse_line(line: &str, batch: &mut EventBatch, validate: bool) -> Result<(), String> {
     let mut f = Fields::default();
     parse_fields(line, &mut f)?;
     let Some(ip) = f.ip else {
@@ -498,7 +511,16 @@ pub fn parse_ndjson_line(line: &str, batch: &mut EventBatch) -> Result<(), Strin
         geo_country: &f.geo_country,
         request_id: f.request_id.as_deref(),
     };
-    batch.push(&event);
+    if validate {
+        crate::validate::validate_event(&event)?;
+        let all_valid = batch.validated.0 == batch.len();
+        batch.push(&event);
+        if all_valid {
+            batch.validated.0 = batch.len();
+        }
+    } else {
+        batch.push(&event);
+    }
     Ok(())
 }
 
@@ -538,28 +560,17 @@ fn parse_chunk(
     validate: bool,
 ) {
     let mut line_no = first_line_no;
-    for line in text.split('\n') {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    for end in ends {
+        // `\n` is ASCII, so both ends are character boundaries.
+        let line = text.get(start..end).unwrap_or_default();
+        start = end + 1;
         let blank = line
             .bytes()
             .all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
         if !blank {
-            let before = batch.len();
-            let res = parse_ndjson_line(line, batch).and_then(|()| {
-                if !validate {
-                    return Ok(());
-                }
-                let was_valid = batch.validated.0 == before;
-                crate::validate::validate_event(&batch.get(before))
-                    .map(|()| {
-                        if was_valid {
-                            batch.validated.0 = before + 1;
-                        }
-                    })
-                    .inspect_err(|_| {
-                        batch.truncate(before);
-                    })
-            });
-            if let Err(reason) = res {
+            if let Err(reason) = parse_line(line, batch, validate) {
                 errors.push(LineError {
                     line: line_no,
                     reason,
