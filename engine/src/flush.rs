@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use tally_storage::chunk::{
     write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource,
 };
-use tally_storage::hash::{BytesKey, FxHashMap};
+use tally_storage::hash::{dictionary_code, BytesKey, FxHashMap};
 use tally_storage::io::FileSystem;
 use tally_storage::manifest::ChunkEntry;
 
@@ -43,25 +43,7 @@ struct DictColumn<K> {
 
 impl<K: Copy + Eq + std::hash::Hash> DictColumn<K> {
     fn build(rows: usize, items: impl Iterator<Item = K>) -> DictColumn<K> {
-        let mut map: FxHashMap<K, u32> = FxHashMap::default();
-        let mut values = Vec::new();
-        let mut codes = Vec::with_capacity(rows);
-        // Neighbouring rows often repeat a value: reuse its code unhashed.
-        let mut prev: Option<(K, u32)> = None;
-        for k in items {
-            let code = match prev {
-                Some((pk, pc)) if pk == k => pc,
-                _ => {
-                    let next = values.len() as u32;
-                    *map.entry(k).or_insert_with(|| {
-                        values.push(k);
-                        next
-                    })
-                }
-            };
-            prev = Some((k, code));
-            codes.push(code);
-        }
+        let (values, codes) = dictionary_code(items, rows, usize::MAX);
         DictColumn { values, codes }
     }
 

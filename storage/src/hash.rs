@@ -86,3 +86,37 @@ impl std::hash::Hash for BytesKey<'_> {
         state.write(self.0);
     }
 }
+
+/// Dictionary-codes `items`: the distinct values by first appearance and
+/// each item's index among them. Stops early, after the item that makes
+/// the distinct values more than `max_distinct` (the caller then stores the
+/// column plain). An item equal to the previous one reuses its code without
+/// hashing: sorted or clustered columns repeat values often.
+pub fn dictionary_code<K: Copy + Eq + std::hash::Hash>(
+    items: impl Iterator<Item = K>,
+    rows: usize,
+    max_distinct: usize,
+) -> (Vec<K>, Vec<u32>) {
+    let mut map: FxHashMap<K, u32> = FxHashMap::default();
+    let mut values = Vec::new();
+    let mut codes = Vec::with_capacity(rows);
+    let mut prev: Option<(K, u32)> = None;
+    for k in items {
+        let code = match prev {
+            Some((pk, pc)) if pk == k => pc,
+            _ => {
+                let next = values.len() as u32;
+                *map.entry(k).or_insert_with(|| {
+                    values.push(k);
+                    next
+                })
+            }
+        };
+        prev = Some((k, code));
+        codes.push(code);
+        if values.len() > max_distinct {
+            break;
+        }
+    }
+    (values, codes)
+}

@@ -12,7 +12,7 @@ use super::format::{
 use crate::codec::{
     encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, put_varint, Compression,
 };
-use crate::hash::{short_bytes_eq, BytesKey, FxHashMap};
+use crate::hash::{dictionary_code, BytesKey};
 use crate::io::FileSystem;
 use crate::{Result, StorageError};
 
@@ -525,30 +525,9 @@ fn write_bytes_column(
     let (distinct, first_codes): (Vec<&[u8]>, Cow<'_, [u32]>) = match text {
         Text::Dict { values, codes } => (values.to_vec(), Cow::Borrowed(codes)),
         Text::Bytes { .. } => {
-            let mut map: FxHashMap<BytesKey<'_>, u32> = FxHashMap::default();
-            let mut first_codes: Vec<u32> = Vec::with_capacity(rows);
-            let mut distinct: Vec<&[u8]> = Vec::new();
-            // Rows sorted by key repeat values often (a key's country,
-            // agent, ip): reuse the previous row's code before hashing.
-            let mut prev: Option<(&[u8], u32)> = None;
-            for i in 0..rows {
-                let v = text.get(i);
-                let code = match prev {
-                    Some((pv, pc)) if short_bytes_eq(pv, v) => pc,
-                    _ => {
-                        let next = distinct.len() as u32;
-                        *map.entry(BytesKey(v)).or_insert_with(|| {
-                            distinct.push(v);
-                            next
-                        })
-                    }
-                };
-                prev = Some((v, code));
-                first_codes.push(code);
-                if distinct.len() > plain_limit {
-                    break;
-                }
-            }
+            let (distinct, first_codes) =
+                dictionary_code((0..rows).map(|i| BytesKey(text.get(i))), rows, plain_limit);
+            let distinct = distinct.into_iter().map(|k| k.0).collect();
             (distinct, Cow::Owned(first_codes))
         }
     };
