@@ -2,8 +2,9 @@
 //!
 //! One module per subcommand: [`gen`] makes synthetic events, [`import`]
 //! loads NDJSON/CSV into a data directory, [`export`] writes events back
-//! out, [`stats`] reports sizes, [`bench`] runs measured workloads through
-//! the embedded engine, and [`demo`] is what the README's run command does.
+//! out, [`stats`] reports sizes, [`sql`] runs SQL queries (or an
+//! interactive prompt), [`bench`] runs measured workloads through the
+//! embedded engine, and [`demo`] is what the README's run command does.
 
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ mod demo;
 mod export;
 mod gen;
 mod import;
+mod sql;
 mod stats;
 mod util;
 
@@ -39,6 +41,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Show events, partitions, chunks and bytes per event.
     Stats(stats::StatsArgs),
+    /// Run SQL queries, or an interactive SQL prompt.
+    Sql(sql::SqlArgs),
     /// Run a measured workload through the embedded engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Import(a) => import::run(a),
         Command::Export(a) => export::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Sql(a) => sql::run(a),
         Command::Bench(b) => bench::run(b),
     };
     match result {

@@ -208,10 +208,12 @@ pub fn int_float_cmp(a: i64, b: f64) -> Ordering {
     if b.is_nan() {
         return Ordering::Less;
     }
-    if b >= 9.223_372_036_854_775_807e18 {
+    // 2^63: every i64 is below it, and -2^63 is the smallest i64.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if b >= TWO_63 {
         return Ordering::Less;
     }
-    if b < -9.223_372_036_854_775_808e18 {
+    if b < -TWO_63 {
         return Ordering::Greater;
     }
     let t = b.trunc();

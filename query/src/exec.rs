@@ -1,0 +1,455 @@
+//! Running a plan. Streaming operators (scan, filter, project) pass batches
+//! down a chain of closures on the scan's threads (chunks are scanned in
+//! parallel); blocking ones (aggregate, sort, distinct) gather their input
+//! first. Every operator counts its rows and time for EXPLAIN ANALYZE, and
+//! the query's deadline and memory limit are checked as batches flow.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtOrd};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tally_engine::{Column, ColumnValues, Db, EngineError, ScanBatch, ScanStats};
+
+use crate::agg::{row_key, GroupTable};
+use crate::array::{concat, Array, ArrayData, Batch, StrVec, TextArray};
+use crate::error::{QueryError, Result};
+use crate::eval::{eval, strvec_of};
+use crate::plan::{Plan, SortKey};
+use crate::types::{float_cmp, DataType};
+
+/// Per-operator counters (EXPLAIN ANALYZE).
+#[derive(Default)]
+pub(crate) struct NodeStats {
+    pub rows: AtomicU64,
+    pub nanos: AtomicU64,
+}
+
+/// What one query run shares between its operators and threads.
+pub(crate) struct ExecContext<'a> {
+    pub db: &'a Db,
+    pub deadline: Option<Instant>,
+    pub memory_limit: usize,
+    memory: AtomicUsize,
+    pub nodes: Vec<NodeStats>,
+    pub scan: Mutex<ScanStats>,
+    /// Set when the first error is recorded; a scan stops at the next batch.
+    stopped: AtomicBool,
+    error: Mutex<Option<QueryError>>,
+}
+
+impl<'a> ExecContext<'a> {
+    pub(crate) fn new(
+        db: &'a Db,
+        plan: &Plan,
+        deadline: Option<Instant>,
+        memory_limit: usize,
+    ) -> Self {
+        let depth = plan_depth(plan);
+        ExecContext {
+            db,
+            deadline,
+            memory_limit,
+            memory: AtomicUsize::new(0),
+            nodes: (0..depth).map(|_| NodeStats::default()).collect(),
+            scan: Mutex::new(ScanStats::default()),
+            stopped: AtomicBool::new(false),
+            error: Mutex::new(None),
+        }
+    }
+
+    fn check_time(&self) -> Result<()> {
+        if let Some(d) = self.deadline {
+            if Instant::now() > d {
+                return Err(QueryError::execute(
+                    "query timed out (raise the timeout, or narrow the time range or keys)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` more held by the query; fails past the limit.
+    fn reserve(&self, bytes: usize, what: &str) -> Result<()> {
+        let now = self.memory.fetch_add(bytes, AtOrd::Relaxed) + bytes;
+        if now > self.memory_limit {
+            return Err(QueryError::execute(format!(
+                "query memory limit of {} MiB exceeded while {what} (raise the memory limit or narrow the query)",
+                self.memory_limit >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    fn release(&self, bytes: usize) {
+        self.memory
+            .fetch_sub(bytes.min(self.memory.load(AtOrd::Relaxed)), AtOrd::Relaxed);
+    }
+
+    fn count(&self, node: usize, rows: usize, since: Instant) {
+        if let Some(s) = self.nodes.get(node) {
+            s.rows.fetch_add(rows as u64, AtOrd::Relaxed);
+            s.nanos
+                .fetch_add(since.elapsed().as_nanos() as u64, AtOrd::Relaxed);
+        }
+    }
+}
+
+fn plan_depth(p: &Plan) -> usize {
+    1 + p.children().into_iter().map(plan_depth).max().unwrap_or(0)
+}
+
+type Sink<'s> = &'s (dyn Fn(Batch) -> Result<()> + Sync);
+
+/// Marker error that stops a scan early (LIMIT reached).
+fn stop_marker() -> QueryError {
+    QueryError::execute("\u{0}stop")
+}
+
+fn is_stop(e: &QueryError) -> bool {
+    e.message == "\u{0}stop"
+}
+
+/// Runs `plan` and returns all its rows in one batch.
+pub(crate) fn run_to_batch(ctx: &ExecContext<'_>, plan: &Plan) -> Result<Batch> {
+    let out = Mutex::new(Vec::new());
+    run(ctx, plan, 0, &|b: Batch| {
+        ctx.reserve(b.heap_bytes(), "collecting the result")?;
+        out.lock().unwrap_or_else(|p| p.into_inner()).push(b);
+        Ok(())
+    })?;
+    let batches = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(concat(&batches, &plan.types()))
+}
+
+fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Result<()> {
+    ctx.check_time()?;
+    match plan {
+        Plan::Scan {
+            columns,
+            request,
+            filter,
+        } => {
+            let mut req = request.clone();
+            req.columns = columns.clone();
+            let types: Vec<DataType> = columns
+                .iter()
+                .map(|&c| crate::catalog::column_type(c))
+                .collect();
+            let result = ctx.db.scan_batches(&req, |sb: ScanBatch| {
+                if ctx.stopped.load(AtOrd::Relaxed) {
+                    return Err(EngineError::InvalidScan("query stopped".into()));
+                }
+                let t = Instant::now();
+                let step = || -> Result<()> {
+                    ctx.check_time()?;
+                    let mut b = convert(sb, columns)?;
+                    if let Some(f) = filter {
+                        let m = eval(f, &b)?;
+                        b = b.filter(&mask_of(&m));
+                    }
+                    ctx.count(node, b.rows, t);
+                    if b.rows > 0 {
+                        sink(b)?;
+                    }
+                    Ok(())
+                };
+                step().map_err(|e| {
+                    let mut slot = ctx.error.lock().unwrap_or_else(|p| p.into_inner());
+                    if slot.is_none() {
+                        *slot = Some(e);
+                    }
+                    ctx.stopped.store(true, AtOrd::Relaxed);
+                    EngineError::InvalidScan("query stopped".into())
+                })
+            });
+            let _ = types;
+            match result {
+                Ok(stats) => {
+                    let mut s = ctx.scan.lock().unwrap_or_else(|p| p.into_inner());
+                    add_stats(&mut s, &stats);
+                    Ok(())
+                }
+                Err(e) => match ctx.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    Some(q) => Err(q),
+                    None => Err(e.into()),
+                },
+            }
+        }
+        Plan::Filter { input, predicate } => run(ctx, input, node + 1, &|b: Batch| {
+            let t = Instant::now();
+            let m = eval(predicate, &b)?;
+            let out = b.filter(&mask_of(&m));
+            ctx.count(node, out.rows, t);
+            if out.rows > 0 {
+                sink(out)?;
+            }
+            Ok(())
+        }),
+        Plan::Project { input, exprs } => run(ctx, input, node + 1, &|b: Batch| {
+            let t = Instant::now();
+            let columns = exprs
+                .iter()
+                .map(|(e, _)| eval(e, &b))
+                .collect::<Result<Vec<Array>>>()?;
+            let out = Batch::new(columns, b.rows);
+            ctx.count(node, out.rows, t);
+            sink(out)
+        }),
+        Plan::Alias { input, .. } => run(ctx, input, node + 1, sink),
+        Plan::OneRow => {
+            ctx.count(node, 1, Instant::now());
+            sink(Batch::new(Vec::new(), 1))
+        }
+        Plan::Aggregate {
+            input,
+            groups,
+            aggregates,
+        } => {
+            let g: Vec<_> = groups.iter().map(|(e, _)| e.clone()).collect();
+            let a: Vec<_> = aggregates.iter().map(|(x, _)| x.clone()).collect();
+            let table = Mutex::new(GroupTable::new(&g, &a));
+            let held = AtomicUsize::new(0);
+            let proto = GroupTable::new(&g, &a);
+            run(ctx, input, node + 1, &|b: Batch| {
+                let t = Instant::now();
+                let partial = proto.partial(&b)?;
+                let mut tb = table.lock().unwrap_or_else(|p| p.into_inner());
+                tb.merge(partial);
+                let now = tb.heap_bytes();
+                drop(tb);
+                let before = held.swap(now, AtOrd::Relaxed);
+                if now > before {
+                    ctx.reserve(now - before, "aggregating")?;
+                } else {
+                    ctx.release(before - now);
+                }
+                if let Some(s) = ctx.nodes.get(node) {
+                    s.nanos
+                        .fetch_add(t.elapsed().as_nanos() as u64, AtOrd::Relaxed);
+                }
+                Ok(())
+            })?;
+            let t = Instant::now();
+            let key_types: Vec<DataType> = {
+                let types = input.types();
+                g.iter().map(|e| crate::bind::type_of(e, &types)).collect()
+            };
+            let out = table
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .finish(&key_types)?;
+            ctx.release(held.load(AtOrd::Relaxed));
+            ctx.count(node, out.rows, t);
+            sink(out)
+        }
+        Plan::Sort { input, keys, limit } => {
+            let all = run_to_batch(ctx, input)?;
+            let t = Instant::now();
+            ctx.check_time()?;
+            let idx = sort_indices(&all, keys, *limit)?;
+            let out = all.take(&idx);
+            ctx.release(all.heap_bytes());
+            ctx.count(node, out.rows, t);
+            sink(out)
+        }
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            let want = limit.map(|l| l.saturating_add(*offset));
+            let got = Mutex::new((Vec::new(), 0usize));
+            let r = run(ctx, input, node + 1, &|b: Batch| {
+                let mut g = got.lock().unwrap_or_else(|p| p.into_inner());
+                if want.is_some_and(|w| g.1 >= w) {
+                    return Err(stop_marker());
+                }
+                g.1 += b.rows;
+                g.0.push(b);
+                if want.is_some_and(|w| g.1 >= w) {
+                    return Err(stop_marker());
+                }
+                Ok(())
+            });
+            match r {
+                Err(e) if !is_stop(&e) => return Err(e),
+                Err(_) => ctx.stopped.store(false, AtOrd::Relaxed),
+                Ok(()) => {}
+            }
+            let t = Instant::now();
+            let (batches, _) = got.into_inner().unwrap_or_else(|p| p.into_inner());
+            let all = concat(&batches, &input.types());
+            let start = (*offset).min(all.rows);
+            let end = want.map_or(all.rows, |w| w.min(all.rows));
+            let idx: Vec<u32> = (start as u32..end.max(start) as u32).collect();
+            let out = all.take(&idx);
+            ctx.count(node, out.rows, t);
+            sink(out)
+        }
+        Plan::Distinct { input } => {
+            let all = run_to_batch(ctx, input)?;
+            let t = Instant::now();
+            let mut seen = std::collections::HashSet::new();
+            let mut keep = Vec::new();
+            for i in 0..all.rows {
+                if seen.insert(row_key(&all, i)) {
+                    keep.push(i as u32);
+                }
+            }
+            ctx.reserve(seen.len() * 64, "removing duplicates")?;
+            let out = all.take(&keep);
+            ctx.count(node, out.rows, t);
+            sink(out)
+        }
+    }
+}
+
+fn add_stats(s: &mut ScanStats, o: &ScanStats) {
+    s.chunks_total += o.chunks_total;
+    s.chunks_pruned_by_time += o.chunks_pruned_by_time;
+    s.chunks_pruned_by_key += o.chunks_pruned_by_key;
+    s.chunk_rows_total += o.chunk_rows_total;
+    s.rows_examined += o.rows_examined;
+    s.rows_after_index += o.rows_after_index;
+    s.memtable_rows_examined += o.memtable_rows_examined;
+    s.rows_matched += o.rows_matched;
+}
+
+/// Rows where a boolean column is true (NULL and false drop the row).
+fn mask_of(a: &Array) -> Vec<bool> {
+    match &a.data {
+        ArrayData::Bool(v) => match &a.nulls {
+            None => v.clone(),
+            Some(n) => v.iter().zip(n).map(|(&x, &null)| x && !null).collect(),
+        },
+        _ => vec![false; a.len()],
+    }
+}
+
+/// An engine batch as query columns.
+fn convert(sb: ScanBatch, columns: &[Column]) -> Result<Batch> {
+    let rows = sb.rows;
+    let mut out = Vec::with_capacity(columns.len());
+    for (vals, &c) in sb.columns.into_iter().zip(columns) {
+        out.push(column(vals, c)?);
+    }
+    Ok(Batch::new(out, rows))
+}
+
+fn column(v: ColumnValues, c: Column) -> Result<Array> {
+    let ip = c == Column::Ip;
+    Ok(match v {
+        ColumnValues::I64(x) => Array::new(ArrayData::Timestamp(x)),
+        ColumnValues::U64(x) => {
+            let mut out = Vec::with_capacity(x.len());
+            for v in x {
+                out.push(i64::try_from(v).map_err(|_| {
+                    QueryError::execute(format!("{c}: value {v} is out of range for BIGINT"))
+                })?);
+            }
+            Array::new(ArrayData::Int(out))
+        }
+        ColumnValues::F64(x) => Array::new(ArrayData::Float(x)),
+        ColumnValues::Dict { dict, codes } => {
+            let values = strvec_of(dict.iter(), ip);
+            text_column(
+                c,
+                TextArray::Dict {
+                    values: std::sync::Arc::new(values),
+                    codes,
+                },
+            )
+        }
+        ColumnValues::Bytes { bytes, ends } => {
+            let t = if ip {
+                let src = StrVec::from_parts(bytes, ends);
+                let mut out = StrVec::with_capacity(src.len(), 12);
+                for i in 0..src.len() {
+                    out.push(&crate::eval::ip_text(src.bytes_at(i)));
+                }
+                out
+            } else {
+                StrVec::from_parts(bytes, ends)
+            };
+            text_column(c, TextArray::Plain(t))
+        }
+    })
+}
+
+/// A text column; `request_id`'s empty value is NULL.
+fn text_column(c: Column, t: TextArray) -> Array {
+    if c == Column::RequestId {
+        let nulls: Vec<bool> = (0..t.len()).map(|i| t.get(i).is_empty()).collect();
+        return Array::with_nulls(ArrayData::Text(t), nulls);
+    }
+    Array::new(ArrayData::Text(t))
+}
+
+/// The row order of `b` by `keys`; with `limit`, only the first rows.
+pub(crate) fn sort_indices(b: &Batch, keys: &[SortKey], limit: Option<usize>) -> Result<Vec<u32>> {
+    let cols: Vec<Array> = keys
+        .iter()
+        .map(|k| eval(&k.expr, b))
+        .collect::<Result<_>>()?;
+    let cmp = |x: &u32, y: &u32| -> std::cmp::Ordering {
+        for (k, c) in keys.iter().zip(&cols) {
+            let (i, j) = (*x as usize, *y as usize);
+            let (ni, nj) = (c.is_null(i), c.is_null(j));
+            let o = match (ni, nj) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => {
+                    if k.nulls_first {
+                        std::cmp::Ordering::Less
+                    } else {
+                        std::cmp::Ordering::Greater
+                    }
+                }
+                (false, true) => {
+                    if k.nulls_first {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Less
+                    }
+                }
+                (false, false) => {
+                    let o = value_cmp(c, i, j);
+                    if k.asc {
+                        o
+                    } else {
+                        o.reverse()
+                    }
+                }
+            };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        x.cmp(y)
+    };
+    let mut idx: Vec<u32> = (0..b.rows as u32).collect();
+    match limit {
+        Some(k) if k < idx.len() => {
+            if k == 0 {
+                return Ok(Vec::new());
+            }
+            idx.select_nth_unstable_by(k - 1, cmp);
+            idx.truncate(k);
+            idx.sort_unstable_by(cmp);
+        }
+        _ => idx.sort_unstable_by(cmp),
+    }
+    Ok(idx)
+}
+
+fn value_cmp(a: &Array, i: usize, j: usize) -> std::cmp::Ordering {
+    match &a.data {
+        ArrayData::Int(v) | ArrayData::Timestamp(v) => v.get(i).cmp(&v.get(j)),
+        ArrayData::Float(v) => float_cmp(
+            v.get(i).copied().unwrap_or(0.0),
+            v.get(j).copied().unwrap_or(0.0),
+        ),
+        ArrayData::Bool(v) => v.get(i).cmp(&v.get(j)),
+        ArrayData::Text(t) => t.get(i).as_bytes().cmp(t.get(j).as_bytes()),
+        _ => a.scalar(i).sql_cmp(&a.scalar(j)),
+    }
+}

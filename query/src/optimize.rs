@@ -1,0 +1,550 @@
+//! The optimiser: rewrites that never change an answer.
+//!
+//! 1. Constant folding (`now() - INTERVAL '5 minutes'` becomes a literal).
+//! 2. Push-down into the events scan: conjuncts of a WHERE directly over
+//!    the scan that the engine evaluates exactly — `ts` ranges, `api_key`
+//!    equality / IN, and equality / IN / ranges on the integer columns and
+//!    equality / IN on the text columns (bitmap-indexed where indexed) —
+//!    become the scan request; the rest stay as the scan's residual filter.
+//! 3. Column pruning: the scan reads only the columns something above it
+//!    uses.
+
+use std::ops::Bound;
+
+use tally_engine::{Column, Predicate, ScanRequest, Value};
+
+use crate::eval::try_fold;
+use crate::plan::{Aggregate, BinOp, Expr, Plan, SortKey};
+use crate::types::Scalar;
+
+/// Runs every rewrite.
+pub(crate) fn optimize(plan: Plan) -> Plan {
+    let plan = fold_plan(plan);
+    let plan = push_down(plan);
+    let n = plan.schema().len();
+    let (plan, _) = prune(plan, &(0..n).collect::<Vec<_>>());
+    plan
+}
+
+// ------------------------------------------------------------ folding
+
+fn fold_expr(e: Expr) -> Expr {
+    if !matches!(e, Expr::Literal(_)) && e.is_constant() {
+        // A constant that fails (1/0) is left to fail when run.
+        if let Ok(Some(v)) = try_fold(&e) {
+            return Expr::Literal(v);
+        }
+        return e;
+    }
+    let f = |x: Box<Expr>| Box::new(fold_expr(*x));
+    match e {
+        Expr::Not(x) => Expr::Not(f(x)),
+        Expr::Neg(x) => Expr::Neg(f(x)),
+        Expr::Binary(op, a, b) => Expr::Binary(op, f(a), f(b)),
+        Expr::IsNull(x, n) => Expr::IsNull(f(x), n),
+        Expr::InList(x, l, n) => Expr::InList(f(x), l.into_iter().map(fold_expr).collect(), n),
+        Expr::Like(a, b, ci, n) => Expr::Like(f(a), f(b), ci, n),
+        Expr::Case(w, e, t) => Expr::Case(
+            w.into_iter()
+                .map(|(c, v)| (fold_expr(c), fold_expr(v)))
+                .collect(),
+            e.map(f),
+            t,
+        ),
+        Expr::Cast(x, t) => Expr::Cast(f(x), t),
+        Expr::Func(func, a, t) => Expr::Func(func, a.into_iter().map(fold_expr).collect(), t),
+        other => other,
+    }
+}
+
+fn fold_agg(a: Aggregate) -> Aggregate {
+    Aggregate {
+        arg: a.arg.map(fold_expr),
+        filter: a.filter.map(fold_expr),
+        ..a
+    }
+}
+
+fn fold_plan(p: Plan) -> Plan {
+    let b = |x: Box<Plan>| Box::new(fold_plan(*x));
+    match p {
+        Plan::Filter { input, predicate } => Plan::Filter {
+            input: b(input),
+            predicate: fold_expr(predicate),
+        },
+        Plan::Project { input, exprs } => Plan::Project {
+            input: b(input),
+            exprs: exprs.into_iter().map(|(e, n)| (fold_expr(e), n)).collect(),
+        },
+        Plan::Aggregate {
+            input,
+            groups,
+            aggregates,
+        } => Plan::Aggregate {
+            input: b(input),
+            groups: groups.into_iter().map(|(e, n)| (fold_expr(e), n)).collect(),
+            aggregates: aggregates
+                .into_iter()
+                .map(|(a, n)| (fold_agg(a), n))
+                .collect(),
+        },
+        Plan::Sort { input, keys, limit } => Plan::Sort {
+            input: b(input),
+            keys: keys
+                .into_iter()
+                .map(|k| SortKey {
+                    expr: fold_expr(k.expr),
+                    ..k
+                })
+                .collect(),
+            limit,
+        },
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => Plan::Limit {
+            input: b(input),
+            limit,
+            offset,
+        },
+        Plan::Distinct { input } => Plan::Distinct { input: b(input) },
+        Plan::Alias { input, names } => Plan::Alias {
+            input: b(input),
+            names,
+        },
+        p @ (Plan::Scan { .. } | Plan::OneRow) => p,
+    }
+}
+
+// ------------------------------------------------------------ push-down
+
+fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::Binary(BinOp::And, a, b) => {
+            conjuncts(*a, out);
+            conjuncts(*b, out);
+        }
+        e => out.push(e),
+    }
+}
+
+fn and_all(mut v: Vec<Expr>) -> Option<Expr> {
+    let first = if v.is_empty() {
+        return None;
+    } else {
+        v.remove(0)
+    };
+    Some(v.into_iter().fold(first, |acc, e| {
+        Expr::Binary(BinOp::And, Box::new(acc), Box::new(e))
+    }))
+}
+
+fn push_down(p: Plan) -> Plan {
+    match p {
+        Plan::Filter { input, predicate } => match *input {
+            Plan::Scan {
+                columns,
+                mut request,
+                filter,
+            } => {
+                let mut parts = Vec::new();
+                conjuncts(predicate, &mut parts);
+                if let Some(f) = filter {
+                    conjuncts(f, &mut parts);
+                }
+                let mut residual = Vec::new();
+                for c in parts {
+                    if !push_one(&c, &columns, &mut request) {
+                        residual.push(c);
+                    }
+                }
+                Plan::Scan {
+                    columns,
+                    request,
+                    filter: and_all(residual),
+                }
+            }
+            other => Plan::Filter {
+                input: Box::new(push_down(other)),
+                predicate,
+            },
+        },
+        Plan::Project { input, exprs } => Plan::Project {
+            input: Box::new(push_down(*input)),
+            exprs,
+        },
+        Plan::Aggregate {
+            input,
+            groups,
+            aggregates,
+        } => Plan::Aggregate {
+            input: Box::new(push_down(*input)),
+            groups,
+            aggregates,
+        },
+        Plan::Sort { input, keys, limit } => Plan::Sort {
+            input: Box::new(push_down(*input)),
+            keys,
+            limit,
+        },
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => Plan::Limit {
+            input: Box::new(push_down(*input)),
+            limit,
+            offset,
+        },
+        Plan::Distinct { input } => Plan::Distinct {
+            input: Box::new(push_down(*input)),
+        },
+        Plan::Alias { input, names } => Plan::Alias {
+            input: Box::new(push_down(*input)),
+            names,
+        },
+        p => p,
+    }
+}
+
+/// Integer columns the engine compares exactly.
+fn int_column(c: Column) -> bool {
+    matches!(
+        c,
+        Column::StatusCode | Column::RequestBytes | Column::ResponseBytes
+    )
+}
+
+/// Text columns whose equality the engine decides exactly (request_id is
+/// left out: its empty value is NULL in SQL).
+fn text_column(c: Column) -> bool {
+    matches!(
+        c,
+        Column::ApiKey
+            | Column::Endpoint
+            | Column::Method
+            | Column::UserAgent
+            | Column::GeoCountry
+            | Column::Ip
+    )
+}
+
+fn engine_value(c: Column, v: &Scalar) -> Option<Value> {
+    match v {
+        Scalar::Int(x) if int_column(c) && *x >= 0 => Some(Value::Int(*x)),
+        Scalar::Text(s) if text_column(c) && c != Column::Ip => Some(Value::Str(s.clone())),
+        Scalar::Text(s) if c == Column::Ip => {
+            // Only a canonical address text matches the column's text form.
+            let ip: std::net::IpAddr = s.parse().ok()?;
+            (ip.to_string() == *s).then_some(Value::Ip(ip))
+        }
+        _ => None,
+    }
+}
+
+/// Moves one conjunct into the scan request if the engine decides it
+/// exactly; false when it must stay.
+fn push_one(e: &Expr, columns: &[Column], req: &mut ScanRequest) -> bool {
+    let col = |x: &Expr| match x {
+        Expr::Column(i) => columns.get(*i).copied(),
+        _ => None,
+    };
+    match e {
+        Expr::Binary(op, a, b) if op.is_comparison() => {
+            let (c, lit, op) = match (col(a), &**b, col(b), &**a) {
+                (Some(c), Expr::Literal(v), _, _) => (c, v, *op),
+                (_, _, Some(c), Expr::Literal(v)) => (c, v, op.flip()),
+                _ => return false,
+            };
+            if c == Column::Ts {
+                let Scalar::Timestamp(t) = lit else {
+                    return false;
+                };
+                let t = *t;
+                let (lo, hi) = match op {
+                    BinOp::GtEq => (Some(t), None),
+                    BinOp::Gt => (t.checked_add(1), None),
+                    BinOp::Lt => (None, Some(t)),
+                    BinOp::LtEq => (None, t.checked_add(1)),
+                    BinOp::Eq => (Some(t), t.checked_add(1)),
+                    _ => return false,
+                };
+                if let Some(lo) = lo {
+                    req.from = Some(req.from.map_or(lo, |f| f.max(lo)));
+                }
+                if let Some(hi) = hi {
+                    req.to = Some(req.to.map_or(hi, |f| f.min(hi)));
+                }
+                return lo.is_some() || hi.is_some();
+            }
+            if c == Column::ApiKey && op == BinOp::Eq {
+                let Scalar::Text(k) = lit else { return false };
+                intersect_keys(req, vec![k.clone()]);
+                return true;
+            }
+            let Some(v) = engine_value(c, lit) else {
+                return false;
+            };
+            match op {
+                BinOp::Eq => req.predicates.push(Predicate::Eq(c, v)),
+                BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq if int_column(c) => {
+                    let (low, high) = match op {
+                        BinOp::Lt => (Bound::Unbounded, Bound::Excluded(v)),
+                        BinOp::LtEq => (Bound::Unbounded, Bound::Included(v)),
+                        BinOp::Gt => (Bound::Excluded(v), Bound::Unbounded),
+                        _ => (Bound::Included(v), Bound::Unbounded),
+                    };
+                    req.predicates.push(Predicate::Range {
+                        column: c,
+                        low,
+                        high,
+                    });
+                }
+                _ => return false,
+            }
+            true
+        }
+        Expr::InList(x, list, false) => {
+            let Some(c) = col(x) else { return false };
+            let lits: Option<Vec<&Scalar>> = list
+                .iter()
+                .map(|l| match l {
+                    Expr::Literal(v) => Some(v),
+                    _ => None,
+                })
+                .collect();
+            let Some(lits) = lits else { return false };
+            if c == Column::ApiKey {
+                let keys: Option<Vec<String>> = lits
+                    .iter()
+                    .map(|v| match v {
+                        Scalar::Text(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                return match keys {
+                    Some(k) => {
+                        intersect_keys(req, k);
+                        true
+                    }
+                    None => false,
+                };
+            }
+            let vals: Option<Vec<Value>> = lits.iter().map(|v| engine_value(c, v)).collect();
+            match vals {
+                Some(v) if !v.is_empty() => {
+                    req.predicates.push(Predicate::In(c, v));
+                    true
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+fn intersect_keys(req: &mut ScanRequest, keys: Vec<String>) {
+    req.api_keys = Some(match req.api_keys.take() {
+        None => {
+            let mut k = keys;
+            k.sort();
+            k.dedup();
+            k
+        }
+        Some(old) => old.into_iter().filter(|k| keys.contains(k)).collect(),
+    });
+}
+
+// ------------------------------------------------------------ pruning
+
+/// Keeps only the `needed` output columns of `p` that something uses;
+/// returns the plan and, for each old output position, its new one.
+fn prune(p: Plan, needed: &[usize]) -> (Plan, Vec<Option<usize>>) {
+    match p {
+        Plan::Scan {
+            columns,
+            request,
+            filter,
+        } => {
+            let mut keep: Vec<usize> = needed.to_vec();
+            if let Some(f) = &filter {
+                f.columns(&mut keep);
+            }
+            keep.sort_unstable();
+            keep.dedup();
+            keep.retain(|&i| i < columns.len());
+            if keep.is_empty() {
+                // Rows still have to be counted: read the cheapest column.
+                if let Some(ts) = columns.iter().position(|&c| c == Column::Ts) {
+                    keep.push(ts);
+                }
+            }
+            let map = positions(columns.len(), &keep);
+            let new_cols: Vec<Column> = keep
+                .iter()
+                .filter_map(|&i| columns.get(i).copied())
+                .collect();
+            let filter = filter.map(|f| f.remap(&|i| map.get(i).copied().flatten().unwrap_or(0)));
+            let request = ScanRequest {
+                columns: new_cols.clone(),
+                ..request
+            };
+            (
+                Plan::Scan {
+                    columns: new_cols,
+                    request,
+                    filter,
+                },
+                map,
+            )
+        }
+        Plan::Filter { input, predicate } => {
+            let mut need = needed.to_vec();
+            predicate.columns(&mut need);
+            let (child, map) = prune(*input, &need);
+            let predicate = predicate.remap(&|i| map.get(i).copied().flatten().unwrap_or(0));
+            (
+                Plan::Filter {
+                    input: Box::new(child),
+                    predicate,
+                },
+                map,
+            )
+        }
+        Plan::Project { input, exprs } => {
+            let mut need = Vec::new();
+            for (e, _) in &exprs {
+                e.columns(&mut need);
+            }
+            let (child, map) = prune(*input, &need);
+            let r = |e: Expr| e.remap(&|i| map.get(i).copied().flatten().unwrap_or(0));
+            let n = exprs.len();
+            (
+                Plan::Project {
+                    input: Box::new(child),
+                    exprs: exprs.into_iter().map(|(e, name)| (r(e), name)).collect(),
+                },
+                (0..n).map(Some).collect(),
+            )
+        }
+        Plan::Aggregate {
+            input,
+            groups,
+            aggregates,
+        } => {
+            let mut need = Vec::new();
+            for (g, _) in &groups {
+                g.columns(&mut need);
+            }
+            for (a, _) in &aggregates {
+                if let Some(x) = &a.arg {
+                    x.columns(&mut need);
+                }
+                if let Some(x) = &a.filter {
+                    x.columns(&mut need);
+                }
+            }
+            let (child, map) = prune(*input, &need);
+            let r = |e: Expr| e.remap(&|i| map.get(i).copied().flatten().unwrap_or(0));
+            let n = groups.len() + aggregates.len();
+            (
+                Plan::Aggregate {
+                    input: Box::new(child),
+                    groups: groups.into_iter().map(|(g, name)| (r(g), name)).collect(),
+                    aggregates: aggregates
+                        .into_iter()
+                        .map(|(a, name)| {
+                            (
+                                Aggregate {
+                                    arg: a.arg.map(r),
+                                    filter: a.filter.map(r),
+                                    ..a
+                                },
+                                name,
+                            )
+                        })
+                        .collect(),
+                },
+                (0..n).map(Some).collect(),
+            )
+        }
+        Plan::Sort { input, keys, limit } => {
+            let mut need = needed.to_vec();
+            for k in &keys {
+                k.expr.columns(&mut need);
+            }
+            let (child, map) = prune(*input, &need);
+            let keys = keys
+                .into_iter()
+                .map(|k| SortKey {
+                    expr: k
+                        .expr
+                        .remap(&|i| map.get(i).copied().flatten().unwrap_or(0)),
+                    ..k
+                })
+                .collect();
+            (
+                Plan::Sort {
+                    input: Box::new(child),
+                    keys,
+                    limit,
+                },
+                map,
+            )
+        }
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            let (child, map) = prune(*input, needed);
+            (
+                Plan::Limit {
+                    input: Box::new(child),
+                    limit,
+                    offset,
+                },
+                map,
+            )
+        }
+        Plan::Distinct { input } => {
+            // Every column takes part in the comparison.
+            let n = input.schema().len();
+            let (child, map) = prune(*input, &(0..n).collect::<Vec<_>>());
+            (
+                Plan::Distinct {
+                    input: Box::new(child),
+                },
+                map,
+            )
+        }
+        Plan::Alias { input, names } => {
+            let (child, map) = prune(*input, needed);
+            let names = names
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| map.get(*i).copied().flatten().is_some())
+                .map(|(_, n)| n)
+                .collect();
+            (
+                Plan::Alias {
+                    input: Box::new(child),
+                    names,
+                },
+                map,
+            )
+        }
+        Plan::OneRow => (Plan::OneRow, Vec::new()),
+    }
+}
+
+fn positions(n: usize, keep: &[usize]) -> Vec<Option<usize>> {
+    let mut map = vec![None; n];
+    for (new, &old) in keep.iter().enumerate() {
+        if let Some(m) = map.get_mut(old) {
+            *m = Some(new);
+        }
+    }
+    map
+}

@@ -1,0 +1,1068 @@
+//! DDSketch: the mergeable percentile sketch behind `approx_percentile` and,
+//! later, the per-bucket latency rollups (DESIGN.md, "Percentile sketches").
+//!
+//! A [`DdSketch`] counts values in logarithmic buckets whose width is chosen
+//! so that one representative value per bucket is within relative error
+//! [`ALPHA`] (1%) of every value in it. Counts are exact integers, so merging
+//! is exact, commutative and associative, and the encoding of a sketch is a
+//! pure function of the multiset of values added to it: add order and merge
+//! order do not change a byte.
+//!
+//! # Buckets
+//!
+//! With `gamma = (1 + ALPHA) / (1 - ALPHA)`, a value `x >= MIN_INDEXABLE`
+//! goes to bucket `i = ceil(log_gamma(x))`, which holds the values in
+//! `(gamma^(i-1), gamma^i]`; its representative `2 * gamma^i / (gamma + 1)`
+//! is within `ALPHA` of both ends. Negative values go to a second store,
+//! bucketed by magnitude. Values whose magnitude is below [`MIN_INDEXABLE`]
+//! (zero, `-0.0` and subnormals) are only counted, in the zero count. Every
+//! normal `f64` has an index in [`MIN_INDEX`]`..=`[`MAX_INDEX`], so a store
+//! holds at most about 71 000 buckets whatever is added. NaN and ±infinity
+//! are rejected (`add` returns `false`); callers that must count them do so
+//! beside the sketch.
+//!
+//! The exact minimum and maximum are kept too: `quantile(0)` is the minimum,
+//! `quantile(1)` the maximum, and every answer is clamped between them.
+//!
+//! # Encoding (version 1)
+//!
+//! All varints are unsigned LEB128, at most 10 bytes, in their shortest form
+//! (a decoder rejects overlong ones, so every sketch has exactly one
+//! encoding). Floats are IEEE 754 binary64, little-endian.
+//!
+//! ```text
+//! version        u8        1
+//! negative store           buckets of values <= -MIN_INDEXABLE, by magnitude
+//! positive store           buckets of values >= MIN_INDEXABLE
+//! zero count     varint    values with magnitude < MIN_INDEXABLE
+//! min            f64 LE    only when the sketch is not empty
+//! max            f64 LE    only when the sketch is not empty
+//!
+//! store:
+//!   buckets      varint    number of non-empty buckets, <= MAX_INDEX - MIN_INDEX + 1
+//!   then per bucket, in increasing index order:
+//!     index      varint    first bucket: its index, zigzag-coded;
+//!                          later buckets: index minus the previous index (>= 1)
+//!     count      varint    >= 1 (empty buckets are not stored)
+//! ```
+//!
+//! A decoder checks every field: indexes in range and strictly increasing,
+//! counts non-zero, min and max finite, `min <= max`, neither `-0.0`, and each
+//! on the side of zero (negative, zero count, positive) of the lowest and
+//! highest non-empty part of the sketch. It does not recompute which bucket
+//! min and max fall in. Truncation, trailing bytes or any bad field is a
+//! [`SketchError`] naming the field and its byte offset.
+
+use std::collections::BTreeMap;
+
+/// Relative accuracy: every quantile is within this fraction of the exact
+/// value of its rank.
+pub const ALPHA: f64 = 0.01;
+
+/// Ratio between consecutive bucket boundaries, `(1 + ALPHA) / (1 - ALPHA)`.
+pub const GAMMA: f64 = (1.0 + ALPHA) / (1.0 - ALPHA);
+
+/// `ln(GAMMA)`, written out so that bucket indexes do not depend on a second
+/// call into the platform's `ln` (a unit test checks it against `GAMMA.ln()`).
+const LN_GAMMA: f64 = 0.020_000_666_706_669_435;
+
+/// Smallest magnitude given a bucket: the smallest normal `f64`. Smaller
+/// magnitudes (zero and subnormals) go to the zero count.
+pub const MIN_INDEXABLE: f64 = f64::MIN_POSITIVE;
+
+/// Index of the bucket holding [`MIN_INDEXABLE`], the lowest index.
+pub const MIN_INDEX: i32 = -35_418;
+
+/// Index of the bucket holding `f64::MAX`, the highest index.
+pub const MAX_INDEX: i32 = 35_488;
+
+/// Version byte of the encoding this module writes and reads.
+pub const VERSION: u8 = 1;
+
+/// Most buckets one store can hold (and the most a decoder accepts).
+const MAX_BUCKETS: u64 = (MAX_INDEX as i64 - MIN_INDEX as i64 + 1) as u64;
+
+/// Why bytes are not an encoded [`DdSketch`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SketchError {
+    /// The bytes end inside a field.
+    #[error(
+        "the sketch is truncated: {field} starting at byte {offset} runs past \
+         the end of the {len} bytes given"
+    )]
+    Truncated {
+        /// Byte offset at which the incomplete field starts.
+        offset: usize,
+        /// Which field.
+        field: &'static str,
+        /// Number of bytes given.
+        len: usize,
+    },
+    /// The first byte is not a version this code reads.
+    #[error("the sketch has encoding version {got} at byte 0; expected version {expected}")]
+    UnsupportedVersion {
+        /// The version byte found.
+        got: u8,
+        /// The version this code reads.
+        expected: u8,
+    },
+    /// A field holds a value no encoder writes.
+    #[error(
+        "the sketch's {field} at byte {offset} is invalid: expected {expected}, found {found}"
+    )]
+    Invalid {
+        /// Byte offset at which the field starts.
+        offset: usize,
+        /// Which field.
+        field: &'static str,
+        /// What a valid encoding holds there.
+        expected: &'static str,
+        /// What the bytes hold.
+        found: String,
+    },
+    /// Bytes follow a complete sketch.
+    #[error("the sketch ends at byte {offset} but {extra} more bytes follow")]
+    TrailingBytes {
+        /// Byte offset just past the sketch.
+        offset: usize,
+        /// Number of bytes after it.
+        extra: usize,
+    },
+}
+
+/// A mergeable quantile sketch with relative accuracy [`ALPHA`].
+///
+/// See the module documentation for the bucket layout and the encoding.
+/// Memory is one map entry per non-empty bucket, at most
+/// `MAX_INDEX - MIN_INDEX + 1` per sign. Counts saturate at `u64::MAX`
+/// (saturating addition is still commutative and associative, so encodings
+/// stay order-independent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DdSketch {
+    /// Buckets of values `<= -MIN_INDEXABLE`, keyed by the index of `-x`.
+    negative: BTreeMap<i32, u64>,
+    /// Buckets of values `>= MIN_INDEXABLE`.
+    positive: BTreeMap<i32, u64>,
+    /// Values with magnitude `< MIN_INDEXABLE`.
+    zero: u64,
+    /// Number of values: the saturating sum of all counts.
+    count: u64,
+    /// Smallest value added; `+inf` when empty.
+    min: f64,
+    /// Largest value added; `-inf` when empty.
+    max: f64,
+}
+
+impl Default for DdSketch {
+    fn default() -> Self {
+        DdSketch::new()
+    }
+}
+
+/// Bucket index of a magnitude `m >= MIN_INDEXABLE`, clamped into
+/// `MIN_INDEX..=MAX_INDEX` so that rounding in `ln` can never produce an
+/// index the decoder rejects.
+fn index_of(m: f64) -> i32 {
+    let i = (m.ln() / LN_GAMMA).ceil();
+    // `as` saturates; the clamp then bounds the result.
+    (i as i32).clamp(MIN_INDEX, MAX_INDEX)
+}
+
+/// Representative magnitude of bucket `i`: `2 * gamma^i / (gamma + 1)`,
+/// within `ALPHA` of every magnitude in `(gamma^(i-1), gamma^i]`. May be
+/// `+inf` for the top bucket; callers clamp into `[min, max]`.
+fn representative(i: i32) -> f64 {
+    (f64::from(i) * LN_GAMMA).exp() * (2.0 / (GAMMA + 1.0))
+}
+
+/// The 0-based rank a quantile `q` in `[0, 1]` selects among `n >= 1`
+/// values: `floor(q * (n - 1))`, the lower rank.
+fn rank(q: f64, n: u64) -> u64 {
+    let last = n.saturating_sub(1);
+    // `as` saturates, and the `min` keeps float rounding of huge `n` in range.
+    ((q * last as f64).floor() as u64).min(last)
+}
+
+/// Which part of the sketch a value belongs to, in value order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Side {
+    Negative,
+    Zero,
+    Positive,
+}
+
+fn side_of(x: f64) -> Side {
+    if x <= -MIN_INDEXABLE {
+        Side::Negative
+    } else if x >= MIN_INDEXABLE {
+        Side::Positive
+    } else {
+        Side::Zero
+    }
+}
+
+impl DdSketch {
+    /// An empty sketch.
+    pub fn new() -> DdSketch {
+        DdSketch {
+            negative: BTreeMap::new(),
+            positive: BTreeMap::new(),
+            zero: 0,
+            count: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Adds one value. Returns `false`, and changes nothing, when `x` is NaN
+    /// or infinite. `-0.0` is counted as `0.0`.
+    pub fn add(&mut self, x: f64) -> bool {
+        self.add_n(x, 1)
+    }
+
+    /// Adds `n` copies of a value. Returns `false`, and changes nothing, when
+    /// `x` is NaN or infinite or `n` is 0. `-0.0` is counted as `0.0`.
+    pub fn add_n(&mut self, x: f64, n: u64) -> bool {
+        if !x.is_finite() || n == 0 {
+            return false;
+        }
+        // One zero, so that min and max (and so the encoding) do not depend
+        // on whether `0.0` or `-0.0` came first.
+        let x = if x == 0.0 { 0.0 } else { x };
+        match side_of(x) {
+            Side::Negative => {
+                let c = self.negative.entry(index_of(-x)).or_insert(0);
+                *c = c.saturating_add(n);
+            }
+            Side::Zero => self.zero = self.zero.saturating_add(n),
+            Side::Positive => {
+                let c = self.positive.entry(index_of(x)).or_insert(0);
+                *c = c.saturating_add(n);
+            }
+        }
+        self.count = self.count.saturating_add(n);
+        if x < self.min {
+            self.min = x;
+        }
+        if x > self.max {
+            self.max = x;
+        }
+        true
+    }
+
+    /// Adds every value counted by `other` to `self`. The result is the
+    /// sketch of the union of both multisets, whatever the order of merges.
+    pub fn merge(&mut self, other: &DdSketch) {
+        for (store, theirs) in [
+            (&mut self.negative, &other.negative),
+            (&mut self.positive, &other.positive),
+        ] {
+            for (&i, &n) in theirs {
+                let c = store.entry(i).or_insert(0);
+                *c = c.saturating_add(n);
+            }
+        }
+        self.zero = self.zero.saturating_add(other.zero);
+        self.count = self.count.saturating_add(other.count);
+        if other.min < self.min {
+            self.min = other.min;
+        }
+        if other.max > self.max {
+            self.max = other.max;
+        }
+    }
+
+    /// Number of values added (saturating at `u64::MAX`).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether no value has been added.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The exact smallest value added; `None` when empty.
+    pub fn min(&self) -> Option<f64> {
+        (!self.is_empty()).then_some(self.min)
+    }
+
+    /// The exact largest value added; `None` when empty.
+    pub fn max(&self) -> Option<f64> {
+        (!self.is_empty()).then_some(self.max)
+    }
+
+    /// The approximate `q`-quantile, `q` in `[0, 1]`.
+    ///
+    /// Of the `n` values added, sorted, this selects the one of 0-based rank
+    /// `k = floor(q * (n - 1))` and returns a value within relative error
+    /// [`ALPHA`] of it: `|result - exact_k| <= ALPHA * |exact_k|` (up to
+    /// float rounding, about 1e-12 relative). Values of magnitude below
+    /// [`MIN_INDEXABLE`] are represented by 0, so for them the error is
+    /// absolute, below `MIN_INDEXABLE`. `quantile(0)` is exactly the
+    /// minimum and `quantile(1)` exactly the maximum; every result lies
+    /// between them.
+    ///
+    /// `None` when the sketch is empty or `q` is NaN or outside `[0, 1]`.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.is_empty() || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let k = rank(q, self.count);
+        if k == 0 {
+            return Some(self.min);
+        }
+        if k == self.count - 1 {
+            return Some(self.max);
+        }
+        let value = self.value_at_rank(k)?;
+        // Not `f64::clamp`: it panics when min > max, which `new`, `add`,
+        // `merge` and `decode` never allow but which is not worth a panic.
+        Some(value.max(self.min).min(self.max))
+    }
+
+    /// Representative value of the bucket holding the value of rank `k`,
+    /// walking buckets in value order. `None` only if the counts do not add
+    /// up to more than `k`, which the saturating count prevents.
+    fn value_at_rank(&self, k: u64) -> Option<f64> {
+        let mut seen: u64 = 0;
+        for (&i, &n) in self.negative.iter().rev() {
+            seen = seen.saturating_add(n);
+            if seen > k {
+                return Some(-representative(i));
+            }
+        }
+        seen = seen.saturating_add(self.zero);
+        if seen > k {
+            return Some(0.0);
+        }
+        for (&i, &n) in &self.positive {
+            seen = seen.saturating_add(n);
+            if seen > k {
+                return Some(representative(i));
+            }
+        }
+        None
+    }
+
+    /// Appends the encoding of this sketch to `out` (format in the module
+    /// documentation). Equal multisets of values give equal bytes.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        for store in [&self.negative, &self.positive] {
+            put_varint(out, store.len() as u64);
+            let mut previous: Option<i32> = None;
+            for (&i, &n) in store {
+                let delta = match previous {
+                    None => zigzag(i64::from(i)),
+                    // Keys are strictly increasing, so the delta is >= 1.
+                    Some(p) => (i64::from(i) - i64::from(p)).unsigned_abs(),
+                };
+                put_varint(out, delta);
+                put_varint(out, n);
+                previous = Some(i);
+            }
+        }
+        put_varint(out, self.zero);
+        if !self.is_empty() {
+            out.extend_from_slice(&self.min.to_le_bytes());
+            out.extend_from_slice(&self.max.to_le_bytes());
+        }
+    }
+
+    /// Reads a sketch written by [`DdSketch::encode`]. Never panics; any
+    /// truncation, trailing bytes or invalid field is an error naming the
+    /// field and its byte offset. Lengths read from the bytes are bounded by
+    /// [`MIN_INDEX`]..=[`MAX_INDEX`] before use.
+    pub fn decode(bytes: &[u8]) -> Result<DdSketch, SketchError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let version = r.byte("version byte")?;
+        if version != VERSION {
+            return Err(SketchError::UnsupportedVersion {
+                got: version,
+                expected: VERSION,
+            });
+        }
+        let mut sketch = DdSketch::new();
+        sketch.negative = r.store("negative store")?;
+        sketch.positive = r.store("positive store")?;
+        sketch.zero = r.varint("zero count")?;
+        sketch.count = sketch
+            .negative
+            .values()
+            .chain(sketch.positive.values())
+            .fold(sketch.zero, |a, &n| a.saturating_add(n));
+        if !sketch.is_empty() {
+            let lowest = if !sketch.negative.is_empty() {
+                Side::Negative
+            } else if sketch.zero > 0 {
+                Side::Zero
+            } else {
+                Side::Positive
+            };
+            let highest = if !sketch.positive.is_empty() {
+                Side::Positive
+            } else if sketch.zero > 0 {
+                Side::Zero
+            } else {
+                Side::Negative
+            };
+            let min_at = r.pos;
+            sketch.min = r.bound("min", lowest)?;
+            let max_at = r.pos;
+            sketch.max = r.bound("max", highest)?;
+            if sketch.min > sketch.max {
+                return Err(SketchError::Invalid {
+                    offset: max_at,
+                    field: "max",
+                    expected: "a value >= min",
+                    found: format!("max {} < min {} (at byte {min_at})", sketch.max, sketch.min),
+                });
+            }
+        }
+        if r.pos < bytes.len() {
+            return Err(SketchError::TrailingBytes {
+                offset: r.pos,
+                extra: bytes.len() - r.pos,
+            });
+        }
+        Ok(sketch)
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A cursor over encoded bytes; every read checks the length first.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn truncated(&self, offset: usize, field: &'static str) -> SketchError {
+        SketchError::Truncated {
+            offset,
+            field,
+            len: self.bytes.len(),
+        }
+    }
+
+    fn byte(&mut self, field: &'static str) -> Result<u8, SketchError> {
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or_else(|| self.truncated(self.pos, field))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// A shortest-form LEB128 varint of at most 64 bits.
+    fn varint(&mut self, field: &'static str) -> Result<u64, SketchError> {
+        let start = self.pos;
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let b = self.byte(field).map_err(|_| self.truncated(start, field))?;
+            if shift == 63 && b > 1 {
+                return Err(SketchError::Invalid {
+                    offset: start,
+                    field,
+                    expected: "a varint of at most 64 bits",
+                    found: format!("a 10th byte {b:#04x}"),
+                });
+            }
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                if b == 0 && shift > 0 {
+                    return Err(SketchError::Invalid {
+                        offset: start,
+                        field,
+                        expected: "a varint in its shortest form",
+                        found: format!("{} bytes ending in 0x00", self.pos - start),
+                    });
+                }
+                return Ok(value);
+            }
+            shift += 7;
+        }
+    }
+
+    fn f64(&mut self, field: &'static str) -> Result<f64, SketchError> {
+        let start = self.pos;
+        let raw = self
+            .bytes
+            .get(start..)
+            .and_then(|rest| rest.get(..8))
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .ok_or_else(|| self.truncated(start, field))?;
+        self.pos += 8;
+        Ok(f64::from_le_bytes(raw))
+    }
+
+    /// One store: a bucket count, then (index delta, count) pairs.
+    fn store(&mut self, field: &'static str) -> Result<BTreeMap<i32, u64>, SketchError> {
+        let at = self.pos;
+        let buckets = self.varint(field)?;
+        if buckets > MAX_BUCKETS {
+            return Err(SketchError::Invalid {
+                offset: at,
+                field,
+                expected: "at most MAX_INDEX - MIN_INDEX + 1 buckets",
+                found: format!("{buckets} buckets"),
+            });
+        }
+        let mut store = BTreeMap::new();
+        let mut previous: Option<i64> = None;
+        // At most MAX_BUCKETS iterations, each consuming at least two bytes.
+        for _ in 0..buckets {
+            let at = self.pos;
+            let raw = self.varint(field)?;
+            let index = match previous {
+                None => unzigzag(raw),
+                Some(p) => {
+                    if raw == 0 {
+                        return Err(SketchError::Invalid {
+                            offset: at,
+                            field,
+                            expected: "a bucket index delta >= 1 (indexes strictly increase)",
+                            found: "0".to_string(),
+                        });
+                    }
+                    i64::try_from(raw).map_or(i64::MAX, |d| p.saturating_add(d))
+                }
+            };
+            let index = i32::try_from(index)
+                .ok()
+                .filter(|i| (MIN_INDEX..=MAX_INDEX).contains(i))
+                .ok_or_else(|| SketchError::Invalid {
+                    offset: at,
+                    field,
+                    expected: "a bucket index in MIN_INDEX..=MAX_INDEX",
+                    found: if index == i64::MAX {
+                        "an index beyond i64".to_string()
+                    } else {
+                        format!("index {index}")
+                    },
+                })?;
+            let at = self.pos;
+            let n = self.varint(field)?;
+            if n == 0 {
+                return Err(SketchError::Invalid {
+                    offset: at,
+                    field,
+                    expected: "a bucket count >= 1 (empty buckets are not stored)",
+                    found: "0".to_string(),
+                });
+            }
+            store.insert(index, n);
+            previous = Some(i64::from(index));
+        }
+        Ok(store)
+    }
+
+    /// The min or max: finite, not `-0.0`, and on the side of zero of the
+    /// lowest or highest non-empty part of the sketch.
+    fn bound(&mut self, field: &'static str, side: Side) -> Result<f64, SketchError> {
+        let at = self.pos;
+        let v = self.f64(field)?;
+        let invalid = |expected: &'static str| SketchError::Invalid {
+            offset: at,
+            field,
+            expected,
+            found: format!("{v:?}"),
+        };
+        if !v.is_finite() {
+            return Err(invalid("a finite value"));
+        }
+        if v == 0.0 && v.is_sign_negative() {
+            return Err(invalid("0.0 rather than -0.0"));
+        }
+        if side_of(v) != side {
+            return Err(invalid(match side {
+                Side::Negative => "a value <= -MIN_INDEXABLE, as the negative store is its end",
+                Side::Zero => "a magnitude < MIN_INDEXABLE, as the zero count is its end",
+                Side::Positive => "a value >= MIN_INDEXABLE, as the positive store is its end",
+            }));
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const QS: [f64; 7] = [0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0];
+
+    fn sketch_of(values: &[f64]) -> DdSketch {
+        let mut s = DdSketch::new();
+        for &v in values {
+            assert!(s.add(v));
+        }
+        s
+    }
+
+    fn bytes_of(s: &DdSketch) -> Vec<u8> {
+        let mut out = Vec::new();
+        s.encode(&mut out);
+        out
+    }
+
+    fn sorted(values: &[f64]) -> Vec<f64> {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// Largest error allowed for an exact value: ALPHA relative, plus float
+    /// rounding, plus MIN_INDEXABLE absolute for values in the zero count.
+    fn tolerance(exact: f64) -> f64 {
+        let t = (ALPHA + 1e-10) * exact.abs();
+        if exact.abs() < MIN_INDEXABLE {
+            t + MIN_INDEXABLE
+        } else {
+            t
+        }
+    }
+
+    /// Checks every quantile in `QS` against the exact value of its rank;
+    /// returns the largest relative error seen.
+    fn check_quantiles(values: &[f64]) -> Result<f64, TestCaseError> {
+        let s = sketch_of(values);
+        let exact = sorted(values);
+        let mut worst: f64 = 0.0;
+        for q in QS {
+            let k = rank(q, exact.len() as u64) as usize;
+            let e = exact[k];
+            let a = s.quantile(q).unwrap();
+            prop_assert!(
+                (a - e).abs() <= tolerance(e),
+                "q={} k={} n={} exact={} approx={}",
+                q,
+                k,
+                exact.len(),
+                e,
+                a
+            );
+            if e != 0.0 {
+                worst = worst.max((a - e).abs() / e.abs());
+            }
+        }
+        prop_assert_eq!(s.quantile(0.0), exact.first().copied());
+        prop_assert_eq!(s.quantile(1.0), exact.last().copied());
+        Ok(worst)
+    }
+
+    /// Log-uniform magnitudes over most of the f64 range, either sign, with
+    /// zeros, subnormals and the extremes mixed in.
+    fn any_value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            6 => (-300.0f64..300.0, any::<bool>())
+                .prop_map(|(e, neg)| if neg { -(10f64.powf(e)) } else { 10f64.powf(e) }),
+            2 => -1000.0f64..1000.0,
+            1 => Just(0.0),
+            1 => Just(-0.0),
+            1 => prop::sample::select(vec![
+                f64::MAX, -f64::MAX, f64::MIN_POSITIVE, -f64::MIN_POSITIVE,
+                5e-324, -5e-324, 1e-310, 1.0, -1.0,
+            ]),
+            1 => any::<f64>(),
+        ]
+    }
+
+    /// Latencies in ms: mostly cache hits around 1-5 ms, some misses at
+    /// 200-2000 ms.
+    fn latency() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            9 => 1.0f64..5.0,
+            1 => 200.0f64..2000.0,
+        ]
+    }
+
+    /// A deterministic stream of bimodal latencies (a 64-bit LCG), for the
+    /// large fixed-size tests.
+    fn latencies(n: usize, seed: u64) -> Vec<f64> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| {
+                if next() < 0.9 {
+                    1.0 + 4.0 * next()
+                } else {
+                    200.0 * 10f64.powf(next())
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn quantiles_are_within_alpha_of_exact_rank(
+            values in prop::collection::vec(any_value(), 1..400)
+        ) {
+            check_quantiles(&values)?;
+        }
+
+        #[test]
+        fn bimodal_latency_quantiles_are_within_alpha(
+            values in prop::collection::vec(latency(), 1..3000)
+        ) {
+            check_quantiles(&values)?;
+        }
+
+        #[test]
+        fn merge_in_either_order_encodes_like_one_sketch(
+            values in prop::collection::vec(any_value(), 0..300),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let cut = split.index(values.len() + 1);
+            let (left, right) = values.split_at(cut);
+            let whole = bytes_of(&sketch_of(&values));
+
+            let mut ab = sketch_of(left);
+            ab.merge(&sketch_of(right));
+            let mut ba = sketch_of(right);
+            ba.merge(&sketch_of(left));
+            let mut reversed: Vec<f64> = values.clone();
+            reversed.reverse();
+
+            prop_assert_eq!(&bytes_of(&ab), &whole);
+            prop_assert_eq!(&bytes_of(&ba), &whole);
+            prop_assert_eq!(&bytes_of(&sketch_of(&reversed)), &whole);
+            prop_assert_eq!(ab.count(), values.len() as u64);
+        }
+
+        #[test]
+        fn encode_decode_round_trips(
+            values in prop::collection::vec(any_value(), 0..300),
+            repeats in prop::collection::vec((any_value(), 1u64..u64::MAX / 4), 0..4),
+        ) {
+            let mut s = sketch_of(&values);
+            for (v, n) in repeats {
+                prop_assert!(s.add_n(v, n));
+            }
+            let bytes = bytes_of(&s);
+            let back = DdSketch::decode(&bytes).unwrap();
+            prop_assert_eq!(&back, &s);
+            prop_assert_eq!(bytes_of(&back), bytes);
+            for q in QS {
+                prop_assert_eq!(back.quantile(q), s.quantile(q));
+            }
+        }
+
+        #[test]
+        fn every_truncation_is_an_error(
+            values in prop::collection::vec(any_value(), 0..100)
+        ) {
+            let bytes = bytes_of(&sketch_of(&values));
+            for len in 0..bytes.len() {
+                let err = DdSketch::decode(&bytes[..len]);
+                prop_assert!(
+                    matches!(err, Err(SketchError::Truncated { .. })),
+                    "prefix of {} of {} bytes gave {:?}", len, bytes.len(), err
+                );
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic_and_valid_ones_are_canonical(
+            body in prop::collection::vec(any::<u8>(), 0..64),
+            versioned in any::<bool>(),
+        ) {
+            let mut bytes = body;
+            if versioned {
+                bytes.insert(0, VERSION);
+            }
+            if let Ok(s) = DdSketch::decode(&bytes) {
+                prop_assert_eq!(bytes_of(&s), bytes);
+                for q in QS {
+                    let _ = s.quantile(q);
+                }
+            }
+        }
+
+        #[test]
+        fn corrupted_encodings_never_panic(
+            values in prop::collection::vec(any_value(), 1..100),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = bytes_of(&sketch_of(&values));
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            if let Ok(s) = DdSketch::decode(&bytes) {
+                prop_assert_eq!(bytes_of(&s), bytes);
+                for q in QS {
+                    let v = s.quantile(q).unwrap();
+                    prop_assert!(s.min().unwrap() <= v && v <= s.max().unwrap());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_sketch_has_no_quantiles() {
+        let s = DdSketch::new();
+        assert!(s.is_empty());
+        assert_eq!(s.count(), 0);
+        assert_eq!(s.min(), None);
+        assert_eq!(s.max(), None);
+        for q in QS {
+            assert_eq!(s.quantile(q), None);
+        }
+        let bytes = bytes_of(&s);
+        assert_eq!(bytes, [VERSION, 0, 0, 0]);
+        assert_eq!(DdSketch::decode(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn nan_and_infinities_are_not_counted() {
+        let mut s = DdSketch::new();
+        assert!(!s.add(f64::NAN));
+        assert!(!s.add(f64::INFINITY));
+        assert!(!s.add(f64::NEG_INFINITY));
+        assert!(!s.add_n(f64::NAN, 3));
+        assert!(!s.add_n(1.0, 0));
+        assert!(s.is_empty());
+        assert_eq!(s, DdSketch::new());
+        assert!(s.add(2.0));
+        assert!(!s.add(f64::NAN));
+        assert_eq!(s.count(), 1);
+        assert_eq!(s.quantile(0.5), Some(2.0));
+    }
+
+    #[test]
+    fn quantile_outside_unit_interval_is_none() {
+        let s = sketch_of(&[1.0, 2.0, 3.0]);
+        for q in [-0.0001, 1.0001, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(s.quantile(q), None, "q = {q}");
+        }
+        assert_eq!(s.quantile(-0.0), Some(1.0));
+    }
+
+    #[test]
+    fn negative_zero_is_counted_as_zero() {
+        let a = sketch_of(&[-0.0, 0.0, 1.0]);
+        let b = sketch_of(&[0.0, -0.0, 1.0]);
+        assert_eq!(bytes_of(&a), bytes_of(&b));
+        assert!(a.min().unwrap().is_sign_positive());
+    }
+
+    #[test]
+    fn rank_is_the_lower_rank() {
+        assert_eq!(rank(0.5, 4), 1);
+        assert_eq!(rank(0.5, 5), 2);
+        assert_eq!(rank(0.99, 100), 98);
+        assert_eq!(rank(0.01, 101), 1);
+        assert_eq!(rank(1.0, 1), 0);
+        assert_eq!(rank(1.0, u64::MAX), u64::MAX - 1);
+    }
+
+    #[test]
+    fn quantiles_walk_negative_zero_positive_in_value_order() {
+        let values = [-1000.0, -10.0, -0.5, 0.0, 0.0, 0.25, 3.0, 70.0, 9000.0];
+        let s = sketch_of(&values);
+        for (k, &e) in values.iter().enumerate() {
+            let q = k as f64 / (values.len() - 1) as f64;
+            let a = s.quantile(q).unwrap();
+            assert!((a - e).abs() <= tolerance(e), "k={k} exact={e} approx={a}");
+        }
+    }
+
+    #[test]
+    fn constants_agree_with_their_definitions() {
+        assert!((LN_GAMMA - GAMMA.ln()).abs() <= f64::EPSILON * LN_GAMMA);
+        assert_eq!(index_of(MIN_INDEXABLE), MIN_INDEX);
+        assert_eq!(index_of(f64::MAX), MAX_INDEX);
+        // Unclamped, the extremes land exactly on the constants.
+        assert_eq!((MIN_INDEXABLE.ln() / LN_GAMMA).ceil(), f64::from(MIN_INDEX));
+        assert_eq!((f64::MAX.ln() / LN_GAMMA).ceil(), f64::from(MAX_INDEX));
+        assert!(((GAMMA - 1.0) / (GAMMA + 1.0) - ALPHA).abs() < 1e-15);
+    }
+
+    #[test]
+    fn representatives_are_within_alpha_of_bucket_bounds() {
+        for i in [MIN_INDEX + 1, -1000, -1, 0, 1, 57, 1000, MAX_INDEX - 1] {
+            let upper = (f64::from(i) * LN_GAMMA).exp();
+            let lower = (f64::from(i - 1) * LN_GAMMA).exp();
+            let r = representative(i);
+            assert!((r - upper).abs() <= (ALPHA + 1e-10) * upper, "i={i}");
+            assert!((r - lower).abs() <= (ALPHA + 1e-10) * lower, "i={i}");
+        }
+    }
+
+    #[test]
+    fn extremes_clamp_to_exact_min_and_max() {
+        let s = sketch_of(&[-f64::MAX, f64::MAX, f64::MAX, 1.0]);
+        assert_eq!(s.quantile(0.0), Some(-f64::MAX));
+        assert_eq!(s.quantile(0.7), Some(f64::MAX));
+        assert_eq!(s.quantile(1.0), Some(f64::MAX));
+        assert!(representative(MAX_INDEX).is_infinite() || representative(MAX_INDEX) >= f64::MAX);
+    }
+
+    #[test]
+    fn bimodal_latencies_are_within_one_percent_at_every_percentile() {
+        let values = latencies(100_000, 42);
+        let s = sketch_of(&values);
+        let exact = sorted(&values);
+        for p in 0..=1000 {
+            let q = f64::from(p) / 1000.0;
+            let e = exact[rank(q, exact.len() as u64) as usize];
+            let a = s.quantile(q).unwrap();
+            assert!((a - e).abs() <= tolerance(e), "q={q} exact={e} approx={a}");
+        }
+    }
+
+    #[test]
+    fn many_merges_encode_like_one_sketch() {
+        let values = latencies(20_000, 7);
+        let whole = bytes_of(&sketch_of(&values));
+        let parts: Vec<DdSketch> = values.chunks(997).map(sketch_of).collect();
+        let mut forward = DdSketch::new();
+        for p in &parts {
+            forward.merge(p);
+        }
+        let mut backward = DdSketch::new();
+        for p in parts.iter().rev() {
+            backward.merge(p);
+        }
+        // A tree of merges: pairs, then pairs of pairs.
+        let mut level = parts.clone();
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|c| {
+                    let mut m = c[0].clone();
+                    if let Some(b) = c.get(1) {
+                        m.merge(b);
+                    }
+                    m
+                })
+                .collect();
+        }
+        assert_eq!(bytes_of(&forward), whole);
+        assert_eq!(bytes_of(&backward), whole);
+        assert_eq!(bytes_of(&level[0]), whole);
+        assert!(whole.len() < 1000, "{} bytes", whole.len());
+    }
+
+    #[test]
+    fn decode_errors_name_field_and_offset() {
+        let bytes = bytes_of(&sketch_of(&[1.0, 2.0]));
+        assert_eq!(
+            DdSketch::decode(&[]),
+            Err(SketchError::Truncated {
+                offset: 0,
+                field: "version byte",
+                len: 0
+            })
+        );
+        assert_eq!(
+            DdSketch::decode(&[9]),
+            Err(SketchError::UnsupportedVersion {
+                got: 9,
+                expected: VERSION
+            })
+        );
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(
+            DdSketch::decode(&trailing),
+            Err(SketchError::TrailingBytes {
+                offset: bytes.len(),
+                extra: 1
+            })
+        );
+        // An overlong varint for the negative store's bucket count.
+        let err = DdSketch::decode(&[VERSION, 0x80, 0x00, 0, 0]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SketchError::Invalid {
+                    offset: 1,
+                    field: "negative store",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A positive store whose second index delta is 0.
+        let err = DdSketch::decode(&[VERSION, 0, 2, 2, 1, 0, 1, 0]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SketchError::Invalid {
+                    offset: 5,
+                    field: "positive store",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A bucket count of 0.
+        let err = DdSketch::decode(&[VERSION, 0, 1, 2, 0, 0]).unwrap_err();
+        assert!(
+            matches!(err, SketchError::Invalid { offset: 4, .. }),
+            "{err}"
+        );
+        // An index past MAX_INDEX: zigzag(35_489) = 70_978 = [0xc2, 0xaa, 0x04].
+        let err = DdSketch::decode(&[VERSION, 0, 1, 0xc2, 0xaa, 0x04, 1, 0]).unwrap_err();
+        assert!(
+            matches!(err, SketchError::Invalid { offset: 3, .. }),
+            "{err}"
+        );
+        // More buckets claimed than can exist.
+        let err = DdSketch::decode(&[VERSION, 0xff, 0xff, 0xff, 0x0f]).unwrap_err();
+        assert!(
+            matches!(err, SketchError::Invalid { offset: 1, .. }),
+            "{err}"
+        );
+        // min > max: a positive sketch whose min and max are swapped.
+        let mut swapped = bytes.clone();
+        let n = swapped.len();
+        let (min, max) = (1.0f64.to_le_bytes(), 2.0f64.to_le_bytes());
+        swapped[n - 16..n - 8].copy_from_slice(&max);
+        swapped[n - 8..].copy_from_slice(&min);
+        let err = DdSketch::decode(&swapped).unwrap_err();
+        assert!(
+            matches!(err, SketchError::Invalid { field: "max", .. }),
+            "{err}"
+        );
+        // A NaN min.
+        let mut nan = bytes.clone();
+        nan[n - 16..n - 8].copy_from_slice(&f64::NAN.to_le_bytes());
+        let err = DdSketch::decode(&nan).unwrap_err();
+        assert!(
+            matches!(err, SketchError::Invalid { field: "min", .. }),
+            "{err}"
+        );
+        // The messages are sentences that name the offset.
+        assert_eq!(
+            DdSketch::decode(&bytes[..3]).unwrap_err().to_string(),
+            "the sketch is truncated: positive store starting at byte 3 runs past the \
+             end of the 3 bytes given"
+        );
+    }
+}
