@@ -849,10 +849,7 @@ pub(crate) fn cast_scalar(v: Scalar, to: DataType) -> Result<Scalar> {
         (Int(x), DataType::Float) => Float(*x as f64),
         (Float(x), DataType::Int) => {
             let r = x.round_ties_even();
-            if !r.is_finite()
-                || r >= 9_223_372_036_854_775_808.0
-                || r < -9_223_372_036_854_775_808.0
-            {
+            if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&r) {
                 return Err(overflow());
             }
             Int(r as i64)
