@@ -183,11 +183,20 @@ impl Binder {
             match e {
                 ast::Expr::Value(v) => match &v.value {
                     ast::Value::Number(n, _) => n.parse::<usize>().or_else(|_| {
-                        err(format!("{what} must be a non-negative integer"), e.span())
+                        err(
+                            format!("{what} must be a non-negative integer constant"),
+                            e.span(),
+                        )
                     }),
-                    _ => err(format!("{what} must be a non-negative integer"), e.span()),
+                    _ => err(
+                        format!("{what} must be a non-negative integer constant"),
+                        e.span(),
+                    ),
                 },
-                _ => err(format!("{what} must be an integer constant"), e.span()),
+                _ => err(
+                    format!("{what} must be a non-negative integer constant"),
+                    e.span(),
+                ),
             }
         };
         match lc {
@@ -1183,14 +1192,14 @@ impl Binder {
             }
             ast::Expr::Function(f) => {
                 let name = object_name(&f.name)?;
+                if f.over.is_some() {
+                    return unsupported("window functions (OVER)", e.span());
+                }
                 if is_aggregate_name(&name) {
                     return err(
                         format!("aggregate function {name}() is not allowed here"),
                         e.span(),
                     );
-                }
-                if f.over.is_some() {
-                    return unsupported("window functions (OVER)", e.span());
                 }
                 if f.filter.is_some() {
                     return err(

@@ -179,13 +179,18 @@ pub(crate) fn binary_scalar(op: BinOp, a: &Scalar, b: &Scalar) -> Result<Scalar>
         (Timestamp(t), Interval(i)) if op == BinOp::Add => ts_add(*t, *i)?,
         (Interval(i), Timestamp(t)) if op == BinOp::Add => ts_add(*t, *i)?,
         (Timestamp(t), Interval(i)) if op == BinOp::Sub => ts_add(*t, time::neg_interval(*i))?,
-        (Timestamp(x), Timestamp(y)) if op == BinOp::Sub => Interval(crate::types::Interval {
-            months: 0,
-            days: 0,
-            micros: x
+        (Timestamp(x), Timestamp(y)) if op == BinOp::Sub => {
+            // PostgreSQL reports whole days as days ("1 day 01:30:00").
+            let us = x
                 .checked_sub(*y)
-                .ok_or_else(|| QueryError::execute("interval out of range"))?,
-        }),
+                .ok_or_else(|| QueryError::execute("interval out of range"))?;
+            Interval(crate::types::Interval {
+                months: 0,
+                days: i32::try_from(us / crate::types::DAY_US)
+                    .map_err(|_| QueryError::execute("interval out of range"))?,
+                micros: us % crate::types::DAY_US,
+            })
+        }
         (Interval(x), Interval(y)) if matches!(op, BinOp::Add | BinOp::Sub) => {
             let y = if op == BinOp::Sub {
                 time::neg_interval(*y)

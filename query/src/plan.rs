@@ -531,7 +531,8 @@ impl Plan {
                     let _ = write!(s, " api_key IN ({})", k.join(", "));
                 }
                 if !request.predicates.is_empty() {
-                    let _ = write!(s, " pushed={:?}", request.predicates);
+                    let p: Vec<String> = request.predicates.iter().map(predicate_text).collect();
+                    let _ = write!(s, " pushed=[{}]", p.join(" AND "));
                 }
                 if let Some(f) = filter {
                     let _ = write!(s, " filter={}", f.display(&names));
@@ -633,5 +634,40 @@ impl Plan {
         }
         go(self, 0, &mut out);
         out
+    }
+}
+
+fn value_text(v: &tally_engine::Value) -> String {
+    match v {
+        tally_engine::Value::Int(x) => x.to_string(),
+        tally_engine::Value::Float(x) => x.to_string(),
+        tally_engine::Value::Str(x) => format!("'{}'", x.replace('\'', "''")),
+        tally_engine::Value::Ip(x) => format!("'{x}'"),
+    }
+}
+
+/// An engine predicate as SQL-like text.
+fn predicate_text(p: &tally_engine::Predicate) -> String {
+    use std::ops::Bound;
+    match p {
+        tally_engine::Predicate::Eq(c, v) => format!("{c} = {}", value_text(v)),
+        tally_engine::Predicate::In(c, vs) => format!(
+            "{c} IN ({})",
+            vs.iter().map(value_text).collect::<Vec<_>>().join(", ")
+        ),
+        tally_engine::Predicate::Range { column, low, high } => {
+            let mut parts = Vec::new();
+            match low {
+                Bound::Included(v) => parts.push(format!("{column} >= {}", value_text(v))),
+                Bound::Excluded(v) => parts.push(format!("{column} > {}", value_text(v))),
+                Bound::Unbounded => {}
+            }
+            match high {
+                Bound::Included(v) => parts.push(format!("{column} <= {}", value_text(v))),
+                Bound::Excluded(v) => parts.push(format!("{column} < {}", value_text(v))),
+                Bound::Unbounded => {}
+            }
+            parts.join(" AND ")
+        }
     }
 }
