@@ -12,6 +12,8 @@ mod catalog;
 mod error;
 mod eval;
 mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod like;
 mod optimize;
 mod plan;

@@ -245,7 +245,11 @@ fn add_days(iv: &mut Interval, n: f64, text: &str) -> Result<(), String> {
         .days
         .checked_add(whole as i32)
         .ok_or_else(|| format!("interval {text:?} out of range"))?;
-    iv.micros += ((n - whole) * DAY_US as f64).round() as i64;
+    let frac = ((n - whole) * DAY_US as f64).round();
+    iv.micros = iv
+        .micros
+        .checked_add(frac as i64)
+        .ok_or_else(|| format!("interval {text:?} out of range"))?;
     Ok(())
 }
 
@@ -273,8 +277,16 @@ fn parse_clock(w: &str) -> Option<i64> {
         Some(s) => s.parse().ok()?,
         None => 0.0,
     };
-    let us = (h * 3600 + m * 60) * 1_000_000 + (s * 1e6).round() as i64;
-    Some(if neg { -us } else { us })
+    let whole = h
+        .checked_mul(3600)?
+        .checked_add(m.checked_mul(60)?)?
+        .checked_mul(1_000_000)?;
+    let frac = (s * 1e6).round();
+    if !frac.is_finite() || frac.abs() > 9.2e18 {
+        return None;
+    }
+    let us = whole.checked_add(frac as i64)?;
+    Some(if neg { us.checked_neg()? } else { us })
 }
 
 /// A `date_trunc` / `extract` unit.

@@ -1,0 +1,157 @@
+//! Execution behaviour that sqllogictest files cannot express: EXPLAIN
+//! ANALYZE's counters and pruning, the memory limit and timeout, fresh
+//! events visible without a flush, and results typed as the schema says.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use std::time::Duration;
+
+use tally_engine::{Db, Event, EventBatch, Options, WriteOptions};
+use tally_query::{execute, DataType, Phase, QueryOptions, Scalar};
+
+const DAY: i64 = 86_400_000_000;
+/// 2026-11-24 00:00:00 UTC.
+const T0: i64 = 1_795_478_400_000_000;
+
+fn event(i: i64) -> Event {
+    Event {
+        ts: T0 + (i % 3) * DAY + i * 1_000_000,
+        api_key: format!("key_{}", i % 4),
+        endpoint: format!("/e{}", i % 5),
+        method: "GET".into(),
+        status_code: if i % 10 == 0 { 500 } else { 200 },
+        latency_ms: (i % 97) as f64 + 0.5,
+        request_bytes: i as u64,
+        response_bytes: 2 * i as u64,
+        ip: std::net::IpAddr::from([10, 0, 0, (i % 7) as u8]),
+        user_agent: String::new(),
+        geo_country: "US".into(),
+        request_id: None,
+    }
+}
+
+fn db_with(n: i64) -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let events: Vec<Event> = (0..n).map(event).collect();
+    db.ingest(&EventBatch::from_events(&events), &WriteOptions::default())
+        .unwrap();
+    db.flush().unwrap();
+    (dir, db)
+}
+
+fn text_rows(db: &Db, sql: &str) -> Vec<String> {
+    let r = execute(db, sql, &QueryOptions::default()).unwrap();
+    (0..r.rows()).map(|i| r.value(i, 0).to_string()).collect()
+}
+
+#[test]
+fn explain_analyze_reports_rows_time_and_pruning() {
+    let (_d, db) = db_with(3_000);
+    let lines = text_rows(
+        &db,
+        "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE api_key = 'key_1' AND ts >= TIMESTAMP '2026-11-26 00:00:00'",
+    );
+    let all = lines.join("\n");
+    assert!(lines[0].starts_with("Project"), "{all}");
+    assert!(
+        all.contains("Aggregate") && all.contains("(rows=1, time="),
+        "{all}"
+    );
+    let scan = lines.iter().find(|l| l.contains("Scan events")).unwrap();
+    assert!(
+        scan.contains("api_key IN (key_1)") && scan.contains("time=[2026-11-26"),
+        "{scan}"
+    );
+    // 3 days x 4 key shards of chunks: the other days' chunks are pruned
+    // by time, and only key_1's rows of the last day are examined.
+    let stats = lines.iter().find(|l| l.starts_with("scan:")).unwrap();
+    let num = |label: &str| -> u64 {
+        let at = stats.find(label).unwrap() + label.len();
+        stats[at..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(num("pruned by time") >= 2, "{stats}");
+    assert_eq!(num("rows examined"), 250, "{stats}");
+    assert_eq!(num("matched"), 250, "{stats}");
+    assert!(lines.last().unwrap().starts_with("result: 1 rows"), "{all}");
+}
+
+#[test]
+fn memory_limit_and_timeout_fail_cleanly() {
+    let (_d, db) = db_with(5_000);
+    let small = QueryOptions {
+        memory_limit: 16 << 10,
+        ..QueryOptions::default()
+    };
+    let e = execute(&db, "SELECT * FROM events ORDER BY latency_ms", &small).unwrap_err();
+    assert_eq!(e.phase, Phase::Execute);
+    assert!(e.message.contains("memory limit of 0 MiB exceeded"), "{e}");
+    let e = execute(
+        &db,
+        "SELECT ip, count(DISTINCT request_bytes) FROM events GROUP BY ip",
+        &small,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("memory limit"), "{e}");
+
+    let none = QueryOptions {
+        timeout: Some(Duration::ZERO),
+        ..QueryOptions::default()
+    };
+    let e = execute(&db, "SELECT count(*) FROM events", &none).unwrap_err();
+    assert!(e.message.contains("timed out"), "{e}");
+    // The same queries pass with the defaults.
+    assert_eq!(text_rows(&db, "SELECT count(*) FROM events"), ["5000"]);
+}
+
+#[test]
+fn fresh_events_are_answered_before_a_flush() {
+    let (_d, db) = db_with(100);
+    let before = text_rows(&db, "SELECT count(*) FROM events WHERE api_key = 'key_new'");
+    assert_eq!(before, ["0"]);
+    let mut e = event(1);
+    e.api_key = "key_new".into();
+    db.ingest(&EventBatch::from_events([&e]), &WriteOptions::default())
+        .unwrap();
+    let after = text_rows(
+        &db,
+        "SELECT count(*) FROM events WHERE api_key = 'key_new' AND status_code = 200",
+    );
+    assert_eq!(after, ["1"]);
+    assert_eq!(text_rows(&db, "SELECT count(*) FROM events"), ["101"]);
+}
+
+#[test]
+fn results_carry_the_schema_types_and_names() {
+    let (_d, db) = db_with(10);
+    let r = execute(
+        &db,
+        "SELECT ts, api_key AS k, status_code, latency_ms, ip, request_id, status_code / 2 half FROM events LIMIT 1",
+        &QueryOptions::default(),
+    )
+    .unwrap();
+    let types: Vec<(String, DataType)> = r
+        .fields
+        .iter()
+        .map(|f| (f.name.clone(), f.data_type))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("ts".to_string(), DataType::Timestamp),
+            ("k".to_string(), DataType::Text),
+            ("status_code".to_string(), DataType::Int),
+            ("latency_ms".to_string(), DataType::Float),
+            ("ip".to_string(), DataType::Text),
+            ("request_id".to_string(), DataType::Text),
+            ("half".to_string(), DataType::Int),
+        ]
+    );
+    assert!(matches!(r.value(0, 4), Scalar::Text(ref s) if s.starts_with("10.0.0.")));
+    assert_eq!(r.value(0, 5), Scalar::Null);
+}
