@@ -512,60 +512,92 @@ fn arith_fast(op: BinOp, l: &Val<'_>, r: &Val<'_>, n: usize) -> Result<Option<Ar
             .as_ref()
             .is_some_and(|m| m.get(i).copied().unwrap_or(false))
     };
-    // Views as i64 / f64 per row.
-    fn ints<'b>(v: &'b Val<'_>) -> Option<Box<dyn Fn(usize) -> i64 + 'b>> {
+    // Integers: slices or constants, without NULLs in one tight loop.
+    fn int_view<'b>(v: &'b Val<'_>) -> Option<(Option<&'b [i64]>, i64)> {
         match v {
             Val::Arr(a) => match &a.data {
-                ArrayData::Int(x) => Some(Box::new(move |i| x.get(i).copied().unwrap_or(0))),
+                ArrayData::Int(x) => Some((Some(x.as_slice()), 0)),
                 _ => None,
             },
-            Val::Lit(Scalar::Int(c)) => {
-                let c = *c;
-                Some(Box::new(move |_| c))
-            }
+            Val::Lit(Scalar::Int(c)) => Some((None, *c)),
             _ => None,
         }
     }
-    fn floats<'b>(v: &'b Val<'_>) -> Option<Box<dyn Fn(usize) -> f64 + 'b>> {
-        match v {
-            Val::Arr(a) => match &a.data {
-                ArrayData::Int(x) => Some(Box::new(move |i| x.get(i).copied().unwrap_or(0) as f64)),
-                ArrayData::Float(x) => Some(Box::new(move |i| x.get(i).copied().unwrap_or(0.0))),
-                _ => None,
-            },
-            Val::Lit(Scalar::Int(c)) => {
-                let c = *c as f64;
-                Some(Box::new(move |_| c))
-            }
-            Val::Lit(Scalar::Float(c)) => {
-                let c = *c;
-                Some(Box::new(move |_| c))
-            }
-            _ => None,
-        }
-    }
-    if let (Some(x), Some(y)) = (ints(l), ints(r)) {
+    if let (Some((xs, xc)), Some((ys, yc))) = (int_view(l), int_view(r)) {
+        let at =
+            |s: Option<&[i64]>, c: i64, i: usize| s.map_or(c, |s| s.get(i).copied().unwrap_or(0));
         let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            out.push(if is_null(i) {
-                0
-            } else {
-                int_arith(op, x(i), y(i))?
-            });
+        match (xs, ys, &nulls) {
+            (Some(a), Some(b), None) => {
+                for (&p, &q) in a.iter().zip(b) {
+                    out.push(int_arith(op, p, q)?);
+                }
+            }
+            (Some(a), None, None) => {
+                for &p in a {
+                    out.push(int_arith(op, p, yc)?);
+                }
+            }
+            _ => {
+                for i in 0..n {
+                    out.push(if is_null(i) {
+                        0
+                    } else {
+                        int_arith(op, at(xs, xc, i), at(ys, yc, i))?
+                    });
+                }
+            }
         }
         return Ok(Some(Array {
             data: ArrayData::Int(out),
             nulls,
         }));
     }
-    if let (Some(x), Some(y)) = (floats(l), floats(r)) {
+    #[derive(Clone, Copy)]
+    enum F<'b> {
+        Floats(&'b [f64]),
+        Ints(&'b [i64]),
+        Const(f64),
+    }
+    fn float_view<'b>(v: &'b Val<'_>) -> Option<F<'b>> {
+        match v {
+            Val::Arr(a) => match &a.data {
+                ArrayData::Float(x) => Some(F::Floats(x)),
+                ArrayData::Int(x) => Some(F::Ints(x)),
+                _ => None,
+            },
+            Val::Lit(Scalar::Int(c)) => Some(F::Const(*c as f64)),
+            Val::Lit(Scalar::Float(c)) => Some(F::Const(*c)),
+            _ => None,
+        }
+    }
+    if let (Some(x), Some(y)) = (float_view(l), float_view(r)) {
+        let at = |f: F<'_>, i: usize| match f {
+            F::Floats(s) => s.get(i).copied().unwrap_or(0.0),
+            F::Ints(s) => s.get(i).copied().unwrap_or(0) as f64,
+            F::Const(c) => c,
+        };
         let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            out.push(if is_null(i) {
-                0.0
-            } else {
-                float_arith(op, x(i), y(i))?
-            });
+        match (x, y, &nulls) {
+            (F::Floats(a), F::Floats(b), None) => {
+                for (&p, &q) in a.iter().zip(b) {
+                    out.push(float_arith(op, p, q)?);
+                }
+            }
+            (F::Floats(a), F::Const(c), None) => {
+                for &p in a {
+                    out.push(float_arith(op, p, c)?);
+                }
+            }
+            _ => {
+                for i in 0..n {
+                    out.push(if is_null(i) {
+                        0.0
+                    } else {
+                        float_arith(op, at(x, i), at(y, i))?
+                    });
+                }
+            }
         }
         return Ok(Some(Array {
             data: ArrayData::Float(out),

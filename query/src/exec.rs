@@ -351,7 +351,27 @@ fn column(v: ColumnValues, c: Column) -> Result<Array> {
         }
         ColumnValues::F64(x) => Array::new(ArrayData::Float(x)),
         ColumnValues::Dict { dict, codes } => {
-            let values = strvec_of(dict.iter(), ip);
+            // A scan of few rows (one key) uses few of the chunk's values:
+            // convert only those.
+            let (values, codes) = if codes.len() * 4 < dict.len() {
+                let mut remap = vec![u32::MAX; dict.len()];
+                let mut used: Vec<u32> = Vec::new();
+                let codes: Vec<u32> = codes
+                    .iter()
+                    .map(|&c| match remap.get_mut(c as usize) {
+                        Some(r) if *r != u32::MAX => *r,
+                        Some(r) => {
+                            *r = used.len() as u32;
+                            used.push(c);
+                            *r
+                        }
+                        None => 0,
+                    })
+                    .collect();
+                (strvec_of(used.iter().map(|&c| dict.get(c)), ip), codes)
+            } else {
+                (strvec_of(dict.iter(), ip), codes)
+            };
             text_column(
                 c,
                 TextArray::Dict {
