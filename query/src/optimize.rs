@@ -283,6 +283,30 @@ fn push_one(e: &Expr, columns: &[Column], req: &mut ScanRequest) -> bool {
                 intersect_keys(req, vec![k.clone()]);
                 return true;
             }
+            if c == Column::LatencyMs {
+                // The engine compares latency as IEEE doubles, as SQL does
+                // (-0 = 0; stored latencies are finite).
+                let x = match lit {
+                    Scalar::Float(x) if x.is_finite() => *x,
+                    Scalar::Int(x) if x.unsigned_abs() <= 1 << 53 => *x as f64,
+                    _ => return false,
+                };
+                let v = Value::Float(x);
+                let (low, high) = match op {
+                    BinOp::Eq => (Bound::Included(v.clone()), Bound::Included(v)),
+                    BinOp::Lt => (Bound::Unbounded, Bound::Excluded(v)),
+                    BinOp::LtEq => (Bound::Unbounded, Bound::Included(v)),
+                    BinOp::Gt => (Bound::Excluded(v), Bound::Unbounded),
+                    BinOp::GtEq => (Bound::Included(v), Bound::Unbounded),
+                    _ => return false,
+                };
+                req.predicates.push(Predicate::Range {
+                    column: c,
+                    low,
+                    high,
+                });
+                return true;
+            }
             let Some(v) = engine_value(c, lit) else {
                 return false;
             };
