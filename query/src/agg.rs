@@ -10,7 +10,7 @@ use tally_storage::hash::FxHashMap;
 
 use crate::array::{Array, ArrayData, Batch, TextArray};
 use crate::error::{QueryError, Result};
-use crate::eval::eval;
+use crate::eval::{eval, eval_cow};
 use crate::plan::{AggFunc, Aggregate, Expr};
 use crate::sketch::DdSketch;
 use crate::types::{float_cmp, DataType, Scalar};
@@ -71,6 +71,21 @@ fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>) {
         })
     };
     match &a.data {
+        ArrayData::Text(TextArray::Dict {
+            values: dict,
+            codes,
+        }) if a.nulls.is_none() => {
+            let mut table = vec![u32::MAX; dict.len()];
+            ids.extend(codes.iter().map(|&c| match table.get_mut(c as usize) {
+                Some(s) if *s != u32::MAX => *s,
+                Some(s) => {
+                    values.push(Scalar::Text(dict.get(c as usize).to_string()));
+                    *s = values.len() as u32 - 1;
+                    *s
+                }
+                None => 0,
+            }));
+        }
         ArrayData::Text(TextArray::Dict {
             values: dict,
             codes,
@@ -136,7 +151,7 @@ fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>) {
     (ids, values)
 }
 
-fn local_groups(keys: &[Array], n: usize) -> LocalGroups {
+fn local_groups(keys: &[std::borrow::Cow<'_, Array>], n: usize) -> LocalGroups {
     match keys {
         [] => LocalGroups {
             ids: vec![0; n],
@@ -150,7 +165,7 @@ fn local_groups(keys: &[Array], n: usize) -> LocalGroups {
             }
         }
         many => {
-            let per: Vec<(Vec<u32>, Vec<Scalar>)> = many.iter().map(key_ids).collect();
+            let per: Vec<(Vec<u32>, Vec<Scalar>)> = many.iter().map(|k| key_ids(k)).collect();
             let mut map: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
             let mut ids = Vec::with_capacity(n);
             let mut keys = Vec::new();
@@ -293,6 +308,16 @@ impl States {
                                 *x += 1;
                             }
                         }
+                    }
+                }
+            }
+            (States::SumInt(s, any), Some(ArrayData::Int(v)))
+                if mask.is_none() && arg.is_some_and(|a| a.nulls.is_none()) =>
+            {
+                for (&g, &x) in ids.iter().zip(v) {
+                    if let (Some(acc), Some(a)) = (s.get_mut(g as usize), any.get_mut(g as usize)) {
+                        *acc += i128::from(x);
+                        *a = true;
                     }
                 }
             }
@@ -648,16 +673,16 @@ impl GroupTable {
 
     /// Aggregates one batch on its own (no lock needed).
     pub(crate) fn partial(&self, b: &Batch) -> Result<Partial> {
-        let keys: Vec<Array> = self
+        let keys: Vec<std::borrow::Cow<'_, Array>> = self
             .groups
             .iter()
-            .map(|g| eval(g, b))
+            .map(|g| eval_cow(g, b))
             .collect::<Result<_>>()?;
         let lg = local_groups(&keys, b.rows);
         let mut states: Vec<States> = self.aggregates.iter().map(States::new).collect();
         for (st, a) in states.iter_mut().zip(&self.aggregates) {
             st.resize(lg.keys.len());
-            let arg = a.arg.as_ref().map(|e| eval(e, b)).transpose()?;
+            let arg = a.arg.as_ref().map(|e| eval_cow(e, b)).transpose()?;
             let mask = match &a.filter {
                 Some(f) => {
                     let m = eval(f, b)?;
@@ -670,7 +695,7 @@ impl GroupTable {
                 }
                 None => None,
             };
-            st.update(&lg.ids, arg.as_ref(), mask.as_deref())?;
+            st.update(&lg.ids, arg.as_deref(), mask.as_deref())?;
         }
         Ok(Partial {
             keys: lg.keys,

@@ -66,6 +66,19 @@ fn val<'a>(e: &Expr, b: &'a Batch) -> Result<Val<'a>> {
     }
 }
 
+/// Evaluates `e` over every row of `b`, borrowing a column instead of
+/// copying it.
+pub(crate) fn eval_cow<'a>(e: &Expr, b: &'a Batch) -> Result<Cow<'a, Array>> {
+    match e {
+        Expr::Column(i) => b
+            .columns
+            .get(*i)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| QueryError::execute(format!("internal: column {i} out of range"))),
+        _ => eval(e, b).map(Cow::Owned),
+    }
+}
+
 /// Evaluates `e` over every row of `b`.
 pub(crate) fn eval(e: &Expr, b: &Batch) -> Result<Array> {
     let n = b.rows;
@@ -282,6 +295,7 @@ fn as_f64(v: &Scalar) -> f64 {
     }
 }
 
+#[inline]
 fn int_arith(op: BinOp, x: i64, y: i64) -> Result<i64> {
     match op {
         BinOp::Add => x.checked_add(y).ok_or_else(overflow),
@@ -528,6 +542,23 @@ fn arith_fast(op: BinOp, l: &Val<'_>, r: &Val<'_>, n: usize) -> Result<Option<Ar
             |s: Option<&[i64]>, c: i64, i: usize| s.map_or(c, |s| s.get(i).copied().unwrap_or(0));
         let mut out = Vec::with_capacity(n);
         match (xs, ys, &nulls) {
+            (Some(a), Some(b), None) if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) => {
+                // One loop per operator, overflow checked once at the end.
+                let mut overflowed = false;
+                let f = |p: i64, q: i64| match op {
+                    BinOp::Add => p.overflowing_add(q),
+                    BinOp::Sub => p.overflowing_sub(q),
+                    _ => p.overflowing_mul(q),
+                };
+                out.extend(a.iter().zip(b).map(|(&p, &q)| {
+                    let (v, o) = f(p, q);
+                    overflowed |= o;
+                    v
+                }));
+                if overflowed {
+                    return Err(overflow());
+                }
+            }
             (Some(a), Some(b), None) => {
                 for (&p, &q) in a.iter().zip(b) {
                     out.push(int_arith(op, p, q)?);
