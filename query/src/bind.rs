@@ -41,6 +41,7 @@ pub(crate) fn bind_statement(stmt: &ast::Statement, now: i64) -> Result<BoundSta
     let mut b = Binder {
         ctes: Vec::new(),
         now,
+        agg: None,
     };
     match stmt {
         ast::Statement::Query(q) => Ok(BoundStatement {
@@ -110,6 +111,9 @@ struct AggContext {
 struct Binder {
     ctes: Vec<(String, Plan)>,
     now: i64,
+    /// While an expression of an aggregate query is bound: its grouping.
+    /// Sub-expressions then bind through [`Binder::agg_expr`].
+    agg: Option<AggContext>,
 }
 
 /// A folded identifier: unquoted names are lower-cased (PostgreSQL).
@@ -433,7 +437,7 @@ impl Binder {
             for o in order_by {
                 let expr = if let Some(p) = position(&o.expr, visible)? {
                     Expr::Column(p)
-                } else if let Some(p) = output_alias(&o.expr, &exprs[..visible]) {
+                } else if let Some(p) = output_alias(&o.expr, &exprs[..visible])? {
                     Expr::Column(p)
                 } else {
                     let e = self.expr(&o.expr, &scope)?;
@@ -533,7 +537,7 @@ impl Binder {
         for o in order_by {
             let expr = if let Some(p) = position(&o.expr, visible)? {
                 Expr::Column(p)
-            } else if let Some(p) = output_alias(&o.expr, &exprs[..visible]) {
+            } else if let Some(p) = output_alias(&o.expr, &exprs[..visible])? {
                 Expr::Column(p)
             } else {
                 let e = self.agg_expr(&o.expr, &mut ctx)?;
@@ -636,110 +640,48 @@ impl Binder {
                 );
             }
         }
-        // Bind the children in aggregate context and rebuild.
-        let types_now = |ctx: &AggContext| agg_types(ctx);
-        let r = match e {
-            ast::Expr::Nested(x) => return self.agg_expr(x, ctx),
-            ast::Expr::BinaryOp { left, op, right } => {
-                let l = self.agg_expr(left, ctx)?;
-                let rr = self.agg_expr(right, ctx)?;
-                let types = types_now(ctx);
-                binary(op, l, rr, &types, e)?
-            }
-            ast::Expr::UnaryOp { op, expr } => {
-                let x = self.agg_expr(expr, ctx)?;
-                let types = types_now(ctx);
-                unary(op, x, &types, e)?
-            }
-            ast::Expr::IsNull(x) => Expr::IsNull(Box::new(self.agg_expr(x, ctx)?), false),
-            ast::Expr::IsNotNull(x) => Expr::IsNull(Box::new(self.agg_expr(x, ctx)?), true),
-            ast::Expr::Cast {
-                expr,
-                data_type,
-                kind,
-                ..
-            } => {
-                let x = self.agg_expr(expr, ctx)?;
-                let types = types_now(ctx);
-                cast(x, data_type, kind, &types, e)?
-            }
-            ast::Expr::Case {
-                operand,
-                conditions,
-                else_result,
-                ..
-            } => {
-                let operand = match operand {
-                    Some(o) => Some(self.agg_expr(o, ctx)?),
-                    None => None,
-                };
-                let mut whens = Vec::new();
-                for w in conditions {
-                    let c = self.agg_expr(&w.condition, ctx)?;
-                    let v = self.agg_expr(&w.result, ctx)?;
-                    whens.push((c, v));
-                }
-                let else_ = match else_result {
-                    Some(x) => Some(self.agg_expr(x, ctx)?),
-                    None => None,
-                };
-                let types = types_now(ctx);
-                case(operand, whens, else_, &types, e)?
-            }
-            ast::Expr::Function(f) => {
-                let args = function_args(f)?;
-                let mut bound = Vec::new();
-                for a in args {
-                    bound.push(self.agg_expr(a, ctx)?);
-                }
-                let types = types_now(ctx);
-                self.scalar_function(f, bound, &types)?
-            }
-            ast::Expr::Between {
-                expr,
-                negated,
-                low,
-                high,
-            } => {
-                let x = self.agg_expr(expr, ctx)?;
-                let lo = self.agg_expr(low, ctx)?;
-                let hi = self.agg_expr(high, ctx)?;
-                let types = types_now(ctx);
-                between(x, lo, hi, *negated, &types, e)?
-            }
-            ast::Expr::InList {
-                expr,
-                list,
-                negated,
-            } => {
-                let x = self.agg_expr(expr, ctx)?;
-                let mut l = Vec::new();
-                for v in list {
-                    l.push(self.agg_expr(v, ctx)?);
-                }
-                let types = types_now(ctx);
-                in_list(x, l, *negated, &types, e)?
-            }
-            other => {
-                // Not an aggregate, not a group key, not composite: a plain
-                // expression over non-grouped columns.
-                let bound = self.expr(other, &ctx.input)?;
-                let mut cols = Vec::new();
-                bound.columns(&mut cols);
-                let name = cols
-                    .first()
-                    .and_then(|c| ctx.input.names.get(*c))
-                    .cloned()
-                    .unwrap_or_default();
-                return err(
-                    format!(
-                        "column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"
-                    ),
-                    other.span(),
-                );
-            }
+        // A composite expression: register the aggregates inside it first
+        // (so the output types are known), then bind this node with its
+        // children bound in aggregate context (see `sub`).
+        let mut calls = Vec::new();
+        collect_aggregates(e, &mut calls);
+        for c in calls {
+            self.aggregate_call(c, ctx)?;
+        }
+        let scope = Scope {
+            names: ctx
+                .groups
+                .iter()
+                .map(|g| g.display(&ctx.input.names))
+                .chain(ctx.aggregates.iter().map(|a| a.func.name().to_string()))
+                .collect(),
+            types: agg_types(ctx),
+            qualifier: None,
         };
-        Ok(r)
+        let placeholder = AggContext {
+            input: ctx.input.clone(),
+            groups: Vec::new(),
+            aggregates: Vec::new(),
+        };
+        let saved = self.agg.replace(std::mem::replace(ctx, placeholder));
+        let r = self.expr(e, &scope);
+        if let Some(back) = std::mem::replace(&mut self.agg, saved) {
+            *ctx = back;
+        }
+        r
+    }
+
+    /// Binds a sub-expression: in aggregate context through `agg_expr`,
+    /// else over `scope`.
+    fn sub(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Expr> {
+        match self.agg.take() {
+            Some(mut ctx) => {
+                let r = self.agg_expr(e, &mut ctx);
+                self.agg = Some(ctx);
+                r
+            }
+            None => self.expr(e, scope),
+        }
     }
 
     /// An aggregate function call bound into `ctx`, or None when `e` is not
@@ -976,23 +918,23 @@ impl Binder {
                 _ => unsupported(format!("name {e}"), e.span()),
             },
             ast::Expr::Value(v) => literal(&v.value, e),
-            ast::Expr::Nested(x) => self.expr(x, scope),
+            ast::Expr::Nested(x) => self.sub(x, scope),
             ast::Expr::BinaryOp { left, op, right } => {
-                let l = self.expr(left, scope)?;
-                let r = self.expr(right, scope)?;
+                let l = self.sub(left, scope)?;
+                let r = self.sub(right, scope)?;
                 binary(op, l, r, &scope.types, e)
             }
             ast::Expr::UnaryOp { op, expr } => {
-                let x = self.expr(expr, scope)?;
+                let x = self.sub(expr, scope)?;
                 unary(op, x, &scope.types, e)
             }
-            ast::Expr::IsNull(x) => Ok(Expr::IsNull(Box::new(self.expr(x, scope)?), false)),
-            ast::Expr::IsNotNull(x) => Ok(Expr::IsNull(Box::new(self.expr(x, scope)?), true)),
+            ast::Expr::IsNull(x) => Ok(Expr::IsNull(Box::new(self.sub(x, scope)?), false)),
+            ast::Expr::IsNotNull(x) => Ok(Expr::IsNull(Box::new(self.sub(x, scope)?), true)),
             ast::Expr::IsTrue(x)
             | ast::Expr::IsNotTrue(x)
             | ast::Expr::IsFalse(x)
             | ast::Expr::IsNotFalse(x) => {
-                let b = self.expr(x, scope)?;
+                let b = self.sub(x, scope)?;
                 expect_bool(&b, &scope.types, x)?;
                 let want = matches!(e, ast::Expr::IsTrue(_) | ast::Expr::IsNotFalse(_));
                 let negate = matches!(e, ast::Expr::IsNotTrue(_) | ast::Expr::IsNotFalse(_));
@@ -1024,10 +966,10 @@ impl Binder {
                 list,
                 negated,
             } => {
-                let x = self.expr(expr, scope)?;
+                let x = self.sub(expr, scope)?;
                 let mut l = Vec::new();
                 for v in list {
-                    l.push(self.expr(v, scope)?);
+                    l.push(self.sub(v, scope)?);
                 }
                 in_list(x, l, *negated, &scope.types, e)
             }
@@ -1037,9 +979,9 @@ impl Binder {
                 low,
                 high,
             } => {
-                let x = self.expr(expr, scope)?;
-                let lo = self.expr(low, scope)?;
-                let hi = self.expr(high, scope)?;
+                let x = self.sub(expr, scope)?;
+                let lo = self.sub(low, scope)?;
+                let hi = self.sub(high, scope)?;
                 between(x, lo, hi, *negated, &scope.types, e)
             }
             ast::Expr::Like {
@@ -1062,8 +1004,8 @@ impl Binder {
                 if escape_char.is_some() {
                     return unsupported("LIKE ... ESCAPE", e.span());
                 }
-                let x = self.expr(expr, scope)?;
-                let p = self.expr(pattern, scope)?;
+                let x = self.sub(expr, scope)?;
+                let p = self.sub(pattern, scope)?;
                 for (b, a) in [(&x, expr), (&p, pattern)] {
                     let t = type_of(b, &scope.types);
                     if t != DataType::Text && t != DataType::Null {
@@ -1080,18 +1022,15 @@ impl Binder {
                 ..
             } => {
                 let operand = match operand {
-                    Some(o) => Some(self.expr(o, scope)?),
+                    Some(o) => Some(self.sub(o, scope)?),
                     None => None,
                 };
                 let mut whens = Vec::new();
                 for w in conditions {
-                    whens.push((
-                        self.expr(&w.condition, scope)?,
-                        self.expr(&w.result, scope)?,
-                    ));
+                    whens.push((self.sub(&w.condition, scope)?, self.sub(&w.result, scope)?));
                 }
                 let else_ = match else_result {
-                    Some(x) => Some(self.expr(x, scope)?),
+                    Some(x) => Some(self.sub(x, scope)?),
                     None => None,
                 };
                 case(operand, whens, else_, &scope.types, e)
@@ -1105,7 +1044,7 @@ impl Binder {
                 if format.is_some() {
                     return unsupported("CAST ... FORMAT", e.span());
                 }
-                let x = self.expr(expr, scope)?;
+                let x = self.sub(expr, scope)?;
                 cast(x, data_type, kind, &scope.types, e)
             }
             ast::Expr::TypedString(ts) => {
@@ -1154,7 +1093,7 @@ impl Binder {
                 let unit = TimeUnit::parse(&field.to_string())
                     .ok_or(())
                     .or_else(|()| unsupported(format!("EXTRACT({field})"), e.span()))?;
-                let x = self.expr(expr, scope)?;
+                let x = self.sub(expr, scope)?;
                 let t = type_of(&x, &scope.types);
                 if t != DataType::Timestamp && t != DataType::Null {
                     return err(format!("EXTRACT needs a timestamp, got {t}"), expr.span());
@@ -1168,7 +1107,7 @@ impl Binder {
                 ) {
                     return unsupported(format!("{e}"), e.span());
                 }
-                let x = self.expr(expr, scope)?;
+                let x = self.sub(expr, scope)?;
                 let t = type_of(&x, &scope.types);
                 if !t.is_numeric() && t != DataType::Null {
                     return err(
@@ -1215,7 +1154,7 @@ impl Binder {
                 }
                 let mut bound = Vec::new();
                 for a in function_args(f)? {
-                    bound.push(self.expr(a, scope)?);
+                    bound.push(self.sub(a, scope)?);
                 }
                 self.scalar_function(f, bound, &scope.types)
             }
@@ -1452,14 +1391,20 @@ fn position(e: &ast::Expr, n: usize) -> Result<Option<usize>> {
     Ok(None)
 }
 
-/// A bare name that is a select-list alias (output column).
-fn output_alias(e: &ast::Expr, exprs: &[(Expr, String)]) -> Option<usize> {
+/// A bare name that is a select-list alias (output column); an error when
+/// several output columns have that name.
+fn output_alias(e: &ast::Expr, exprs: &[(Expr, String)]) -> Result<Option<usize>> {
     match e {
         ast::Expr::Identifier(id) => {
             let name = ident_name(id);
-            exprs.iter().position(|(_, n)| *n == name)
+            let mut hits = exprs.iter().enumerate().filter(|(_, (_, n))| *n == name);
+            let first = hits.next().map(|(i, _)| i);
+            if hits.next().is_some() {
+                return err(format!("ORDER BY \"{name}\" is ambiguous"), e.span());
+            }
+            Ok(first)
         }
-        _ => None,
+        _ => Ok(None),
     }
 }
 
@@ -1556,46 +1501,74 @@ fn is_aggregate_name(name: &str) -> bool {
 /// Whether an AST expression calls an aggregate function (not looking into
 /// subqueries).
 fn contains_aggregate(e: &ast::Expr) -> bool {
+    let mut v = Vec::new();
+    collect_aggregates(e, &mut v);
+    !v.is_empty()
+}
+
+/// The outermost aggregate calls in an AST expression.
+fn collect_aggregates<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
     use ast::Expr as E;
-    let any = |xs: &[&ast::Expr]| xs.iter().any(|x| contains_aggregate(x));
+    let mut go = |x: &'a ast::Expr| collect_aggregates(x, out);
     match e {
         E::Function(f) => {
-            let agg = object_name(&f.name).is_ok_and(|n| is_aggregate_name(&n)) && f.over.is_none();
-            agg || function_args(f).is_ok_and(|a| any(&a))
+            if object_name(&f.name).is_ok_and(|n| is_aggregate_name(&n)) && f.over.is_none() {
+                out.push(e);
+                return;
+            }
+            if let Ok(args) = function_args(f) {
+                args.into_iter().for_each(go);
+            }
         }
-        E::BinaryOp { left, right, .. } => any(&[left, right]),
+        E::BinaryOp { left, right, .. } => {
+            go(left);
+            go(right);
+        }
         E::UnaryOp { expr, .. }
         | E::Nested(expr)
         | E::Cast { expr, .. }
         | E::Extract { expr, .. }
         | E::Floor { expr, .. }
-        | E::Ceil { expr, .. } => contains_aggregate(expr),
-        E::IsNull(x)
-        | E::IsNotNull(x)
-        | E::IsTrue(x)
-        | E::IsNotTrue(x)
-        | E::IsFalse(x)
-        | E::IsNotFalse(x) => contains_aggregate(x),
+        | E::Ceil { expr, .. }
+        | E::IsNull(expr)
+        | E::IsNotNull(expr)
+        | E::IsTrue(expr)
+        | E::IsNotTrue(expr)
+        | E::IsFalse(expr)
+        | E::IsNotFalse(expr) => go(expr),
         E::InList { expr, list, .. } => {
-            contains_aggregate(expr) || list.iter().any(contains_aggregate)
+            go(expr);
+            list.iter().for_each(go);
         }
         E::Between {
             expr, low, high, ..
-        } => any(&[expr, low, high]),
-        E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => any(&[expr, pattern]),
+        } => {
+            go(expr);
+            go(low);
+            go(high);
+        }
+        E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => {
+            go(expr);
+            go(pattern);
+        }
         E::Case {
             operand,
             conditions,
             else_result,
             ..
         } => {
-            operand.as_deref().is_some_and(contains_aggregate)
-                || conditions
-                    .iter()
-                    .any(|w| contains_aggregate(&w.condition) || contains_aggregate(&w.result))
-                || else_result.as_deref().is_some_and(contains_aggregate)
+            if let Some(o) = operand {
+                go(o);
+            }
+            for w in conditions {
+                go(&w.condition);
+                go(&w.result);
+            }
+            if let Some(x) = else_result {
+                go(x);
+            }
         }
-        _ => false,
+        _ => {}
     }
 }
 

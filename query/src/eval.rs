@@ -1094,7 +1094,7 @@ pub(crate) fn func_scalar(f: Func, args: &[Scalar], ty: DataType) -> Result<Scal
             };
             match (a0, digits) {
                 (Int(x), None) => Int(x),
-                (Float(x), None) => Float(round_half_away(x)),
+                (Float(x), None) => Float(round_half_even(x)),
                 (v, Some(d)) => {
                     let x = as_f64(&v);
                     let d = d.clamp(-300, 300) as i32;
@@ -1129,7 +1129,12 @@ pub(crate) fn func_scalar(f: Func, args: &[Scalar], ty: DataType) -> Result<Scal
     })
 }
 
-/// PostgreSQL rounds doubles half away from zero.
+/// `round(double)`: ties to even, as PostgreSQL's `rint`.
+fn round_half_even(x: f64) -> f64 {
+    x.round_ties_even()
+}
+
+/// `round(x, digits)`: ties away from zero, as PostgreSQL's numeric round.
 fn round_half_away(x: f64) -> f64 {
     x.round()
 }

@@ -32,6 +32,11 @@ fn fold_expr(e: Expr) -> Expr {
     if !matches!(e, Expr::Literal(_)) && e.is_constant() {
         // A constant that fails (1/0) is left to fail when run.
         if let Ok(Some(v)) = try_fold(&e) {
+            // A folded NULL keeps the expression's type.
+            let ty = crate::bind::type_of(&e, &[]);
+            if v.is_null() && ty != crate::types::DataType::Null {
+                return Expr::Cast(Box::new(Expr::Literal(v)), ty);
+            }
             return Expr::Literal(v);
         }
         return e;
