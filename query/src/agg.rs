@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use rayon::prelude::*;
 use tally_storage::hash::FxHashMap;
 
 use crate::array::{Array, ArrayData, Batch, TextArray};
@@ -236,6 +237,9 @@ enum States {
     Extreme(Vec<Option<Scalar>>, bool),
     Distinct(Vec<HashSet<KeyValue>>),
     Values(Vec<Vec<f64>>),
+    /// A `percentile_cont` over the same values as an earlier aggregate
+    /// (which collects them once for both).
+    Shared,
     Sketch(Vec<DdSketch>),
 }
 
@@ -279,6 +283,7 @@ impl States {
             States::Extreme(v, _) => v.resize(n, None),
             States::Distinct(v) => v.resize_with(n, HashSet::new),
             States::Values(v) => v.resize_with(n, Vec::new),
+            States::Shared => {}
             States::Sketch(v) => v.resize_with(n, DdSketch::new),
         }
     }
@@ -546,6 +551,7 @@ impl States {
             },
             States::Extreme(v, _) => v.get(g).cloned().flatten().unwrap_or(Scalar::Null),
             States::Distinct(sets) => Scalar::Int(sets.get(g).map_or(0, |s| s.len() as i64)),
+            States::Shared => Scalar::Null,
             States::Values(vals) => {
                 let q = match func {
                     AggFunc::PercentileCont(q) => q,
@@ -576,6 +582,7 @@ impl States {
             States::Extreme(v, _) => v.len() * 40,
             States::Distinct(v) => v.iter().map(|s| s.len() * 40 + 48).sum(),
             States::Values(v) => v.iter().map(|x| x.len() * 8 + 24).sum(),
+            States::Shared => 0,
             States::Sketch(v) => v.len() * 256,
         }
     }
@@ -645,9 +652,62 @@ pub(crate) fn percentile_cont(v: &mut [f64], q: f64) -> f64 {
     lo_v + (hi_v - lo_v) * (rn - lo as f64)
 }
 
+/// Several exact percentiles of one group's values: the ranks they need
+/// are selected in ascending order, each selection working only on the
+/// values above the previous rank (linear time, no sort).
+fn percentiles(v: &mut [f64], qs: &[(usize, f64)]) -> Vec<Scalar> {
+    let n = v.len();
+    if n == 0 {
+        return vec![Scalar::Null; qs.len()];
+    }
+    // Stored doubles are never NaN here in practice; `total_cmp` orders a
+    // NaN last like SQL does (a negative NaN first) and is cheap.
+    for x in v.iter_mut() {
+        if x.is_nan() {
+            *x = f64::NAN;
+        }
+    }
+    let rank = |q: f64| {
+        let rn = q * (n - 1) as f64;
+        (rn, rn.floor() as usize, rn.ceil() as usize)
+    };
+    let mut ranks: Vec<usize> = qs
+        .iter()
+        .flat_map(|&(_, q)| {
+            let (_, lo, hi) = rank(q);
+            [lo, hi]
+        })
+        .filter(|&r| r < n)
+        .collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    let mut start = 0;
+    for &r in &ranks {
+        if let Some(rest) = v.get_mut(start..) {
+            if r >= start && r - start < rest.len() {
+                rest.select_nth_unstable_by(r - start, |a, b| a.total_cmp(b));
+            }
+        }
+        start = r + 1;
+    }
+    qs.iter()
+        .map(|&(_, q)| {
+            let (rn, lo, hi) = rank(q);
+            let lo_v = v.get(lo).copied().unwrap_or(f64::NAN);
+            if hi == lo {
+                return Scalar::Float(lo_v);
+            }
+            let hi_v = v.get(hi).copied().unwrap_or(lo_v);
+            Scalar::Float(lo_v + (hi_v - lo_v) * (rn - lo as f64))
+        })
+        .collect()
+}
+
 /// The aggregation of one Aggregate node.
 pub(crate) struct GroupTable {
     aggregates: Vec<Aggregate>,
+    /// For each aggregate, the earlier one whose collected values it uses.
+    share: Vec<Option<usize>>,
     groups: Vec<Expr>,
     index: std::collections::HashMap<Vec<KeyValue>, u32>,
     keys: Vec<Vec<Scalar>>,
@@ -662,13 +722,41 @@ pub(crate) struct Partial {
 
 impl GroupTable {
     pub(crate) fn new(groups: &[Expr], aggregates: &[Aggregate]) -> GroupTable {
-        GroupTable {
+        let share: Vec<Option<usize>> = aggregates
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if !matches!(a.func, AggFunc::PercentileCont(_)) {
+                    return None;
+                }
+                aggregates.iter().take(i).position(|b| {
+                    matches!(b.func, AggFunc::PercentileCont(_))
+                        && b.arg == a.arg
+                        && b.filter == a.filter
+                })
+            })
+            .collect();
+        let mut t = GroupTable {
             aggregates: aggregates.to_vec(),
+            share,
             groups: groups.to_vec(),
             index: std::collections::HashMap::new(),
             keys: Vec::new(),
-            states: aggregates.iter().map(States::new).collect(),
-        }
+            states: Vec::new(),
+        };
+        t.states = t.new_states();
+        t
+    }
+
+    fn new_states(&self) -> Vec<States> {
+        self.aggregates
+            .iter()
+            .zip(&self.share)
+            .map(|(a, sh)| match sh {
+                Some(_) => States::Shared,
+                None => States::new(a),
+            })
+            .collect()
     }
 
     /// Aggregates one batch on its own (no lock needed).
@@ -679,8 +767,11 @@ impl GroupTable {
             .map(|g| eval_cow(g, b))
             .collect::<Result<_>>()?;
         let lg = local_groups(&keys, b.rows);
-        let mut states: Vec<States> = self.aggregates.iter().map(States::new).collect();
+        let mut states: Vec<States> = self.new_states();
         for (st, a) in states.iter_mut().zip(&self.aggregates) {
+            if matches!(st, States::Shared) {
+                continue;
+            }
             st.resize(lg.keys.len());
             let arg = a.arg.as_ref().map(|e| eval_cow(e, b)).transpose()?;
             let mask = match &a.filter {
@@ -750,11 +841,45 @@ impl GroupTable {
                 .collect();
             columns.push(Array::from_scalars(t, &vals));
         }
-        for (s, a) in self.states.iter_mut().zip(&self.aggregates) {
+        let mut results: Vec<Option<Vec<Scalar>>> = vec![None; self.aggregates.len()];
+        for (j, (s, a)) in self.states.iter_mut().zip(&self.aggregates).enumerate() {
+            if let States::Values(vals) = s {
+                // Every percentile over these values, per group, in parallel.
+                let mut qs: Vec<(usize, f64)> = Vec::new();
+                for (i, (b, sh)) in self.aggregates.iter().zip(&self.share).enumerate() {
+                    if i == j || *sh == Some(j) {
+                        if let AggFunc::PercentileCont(q) = b.func {
+                            qs.push((i, q));
+                        }
+                    }
+                }
+                let per_group: Vec<Vec<Scalar>> =
+                    vals.par_iter_mut().map(|v| percentiles(v, &qs)).collect();
+                for (k, &(i, _)) in qs.iter().enumerate() {
+                    if let Some(slot) = results.get_mut(i) {
+                        *slot = Some(
+                            per_group
+                                .iter()
+                                .map(|g| g.get(k).cloned().unwrap_or(Scalar::Null))
+                                .collect(),
+                        );
+                    }
+                }
+                continue;
+            }
+            if matches!(s, States::Shared) {
+                continue;
+            }
             let mut vals = Vec::with_capacity(n);
             for g in 0..n {
                 vals.push(s.finish(g, a.func)?);
             }
+            if let Some(slot) = results.get_mut(j) {
+                *slot = Some(vals);
+            }
+        }
+        for (r, a) in results.into_iter().zip(&self.aggregates) {
+            let vals = r.unwrap_or_else(|| vec![Scalar::Null; n]);
             columns.push(Array::from_scalars(a.result_type, &vals));
         }
         Ok(Batch::new(columns, n))
