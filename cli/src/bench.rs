@@ -2,7 +2,9 @@
 //! pgbench. `ingest` pre-generates events, then several writer threads
 //! ingest batches and the rate and acknowledgement latencies are printed;
 //! `scan` times a full-column aggregate and a one-key, one-day scan over an
-//! existing data directory.
+//! existing data directory; `sql` times the benchmark SQL queries of
+//! docs/benchmarks.md (the dashboard, a key's history, billing, top
+//! endpoints, distinct IPs) through `tally_query::execute`, in process.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,6 +18,8 @@ use tally_engine::{
     Column, ColumnValues, Db, EventBatch, Options, ScanRequest, SyncPolicy, WriteOptions,
 };
 
+use tally_query::{QueryOptions, QueryResult, Scalar};
+
 use crate::util::{engine, CliResult};
 
 /// `tally bench` workloads.
@@ -25,6 +29,8 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// Full-column aggregate and one-key scan rates.
     Scan(ScanArgs),
+    /// Latency of the benchmark SQL queries (or of one given query).
+    Sql(SqlArgs),
 }
 
 /// Arguments of `tally bench ingest`.
@@ -77,6 +83,7 @@ pub fn run(c: BenchCommand) -> CliResult<ExitCode> {
     match c {
         BenchCommand::Ingest(a) => ingest(a),
         BenchCommand::Scan(a) => scan(a),
+        BenchCommand::Sql(a) => sql(a),
     }
 }
 
@@ -261,6 +268,336 @@ fn scan(a: ScanArgs) -> CliResult<ExitCode> {
             last.stats.chunks_pruned_by_time,
             last.stats.chunks_pruned_by_key
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `tally bench sql`.
+#[derive(Args, Debug)]
+pub struct SqlArgs {
+    /// Data directory holding data (e.g. from `tally import`).
+    #[arg(long)]
+    data_dir: String,
+    /// Timed runs of each query after one warm-up run.
+    #[arg(long, default_value_t = 21)]
+    iterations: usize,
+    /// Run only the named benchmark query (repeatable); see
+    /// `--print-queries` for the names.
+    #[arg(long, value_name = "NAME")]
+    query: Vec<String>,
+    /// Time this SQL instead of the named queries (reported as `custom`).
+    #[arg(long, conflicts_with = "query")]
+    sql: Option<String>,
+    /// Key of the one-key queries [default: the most frequent api_key].
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Print the exact SQL of each named query for this data directory and
+    /// exit without timing anything.
+    #[arg(long)]
+    print_queries: bool,
+    /// Print one JSON object, with each query's result rows.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the benchmark queries are parametrised by, read from the data.
+struct Anchors {
+    /// `max(ts)`: "now" for the dashboard and the history.
+    end: i64,
+    /// Start of the last full UTC day: the day before the one holding `end`.
+    day_start: i64,
+    /// The key of the one-key queries.
+    api_key: String,
+    /// Its number of events.
+    api_key_rows: i64,
+    /// How the key was chosen.
+    api_key_source: &'static str,
+}
+
+/// One named benchmark query.
+struct BenchQuery {
+    name: &'static str,
+    what: &'static str,
+    /// The goal of DESIGN.md / issue 4, when it states a latency.
+    target_ms: Option<f64>,
+    sql: String,
+}
+
+/// Names of the benchmark queries, in the order they run.
+const QUERY_NAMES: [&str; 5] = [
+    "dashboard",
+    "history",
+    "billing",
+    "top_endpoints",
+    "distinct_ips",
+];
+
+/// The benchmark queries: the one place their SQL is written. Errors are
+/// 5xx responses throughout; all results have a total order so that two
+/// engines' answers compare row by row.
+fn bench_queries(a: &Anchors) -> Vec<BenchQuery> {
+    let ts = |us: i64| format!("TIMESTAMP '{}'", tally_query::time::format_timestamp(us));
+    let key = format!("'{}'", a.api_key.replace('\'', "''"));
+    let end = ts(a.end);
+    let five_min_ago = ts(a.end - 5 * 60 * 1_000_000);
+    let week_ago = ts(a.end - 7 * DAY_US);
+    let (day, next_day) = (ts(a.day_start), ts(a.day_start + DAY_US));
+    let stats = "count(*) AS requests, \
+         count(*) FILTER (WHERE status_code >= 500) AS errors, \
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50, \
+         percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95, \
+         percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99";
+    vec![
+        BenchQuery {
+            name: "dashboard",
+            what: "one key, last 5 minutes: per-minute requests, errors, P50/P95/P99 latency",
+            target_ms: Some(5.0),
+            sql: format!(
+                "SELECT date_trunc('minute', ts) AS minute, {stats} FROM events \
+                 WHERE api_key = {key} AND ts > {five_min_ago} AND ts <= {end} \
+                 GROUP BY 1 ORDER BY 1"
+            ),
+        },
+        BenchQuery {
+            name: "history",
+            what: "one key, last 7 days: hourly requests, errors, P50/P95/P99 latency",
+            target_ms: Some(20.0),
+            sql: format!(
+                "SELECT date_trunc('hour', ts) AS hour, {stats} FROM events \
+                 WHERE api_key = {key} AND ts > {week_ago} AND ts <= {end} \
+                 GROUP BY 1 ORDER BY 1"
+            ),
+        },
+        BenchQuery {
+            name: "billing",
+            what: "every key, all events: exact request count and bytes in and out",
+            target_ms: Some(50.0),
+            sql: "SELECT api_key, count(*) AS requests, \
+                  sum(request_bytes) AS request_bytes, sum(response_bytes) AS response_bytes \
+                  FROM events GROUP BY api_key ORDER BY api_key"
+                .to_string(),
+        },
+        BenchQuery {
+            name: "top_endpoints",
+            what: "last full UTC day: top 10 endpoints by requests, with error rate and P99",
+            target_ms: None,
+            sql: format!(
+                "SELECT endpoint, count(*) AS requests, \
+                 CAST(count(*) FILTER (WHERE status_code >= 500) AS DOUBLE) / count(*) AS error_rate, \
+                 percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99 \
+                 FROM events WHERE ts >= {day} AND ts < {next_day} \
+                 GROUP BY endpoint ORDER BY requests DESC, endpoint LIMIT 10"
+            ),
+        },
+        BenchQuery {
+            name: "distinct_ips",
+            what: "one key, last 7 days: distinct client IPs per endpoint",
+            target_ms: None,
+            sql: format!(
+                "SELECT endpoint, count(DISTINCT ip) AS ips FROM events \
+                 WHERE api_key = {key} AND ts > {week_ago} AND ts <= {end} \
+                 GROUP BY endpoint ORDER BY ips DESC, endpoint"
+            ),
+        },
+    ]
+}
+
+/// Runs one statement, turning a query error into a sentence.
+fn query(db: &Db, sql: &str) -> CliResult<QueryResult> {
+    tally_query::execute(db, sql, &QueryOptions::default())
+        .map_err(|e| format!("query failed: {e}\n  SQL: {sql}"))
+}
+
+/// Reads the anchors: `max(ts)`, then the key (the most frequent one unless
+/// given) and its number of events.
+fn anchors(db: &Db, api_key: Option<&str>) -> CliResult<Anchors> {
+    let end = match query(db, "SELECT max(ts) FROM events")?.value(0, 0) {
+        Scalar::Timestamp(us) => us,
+        _ => return Err("the data directory holds no events".to_string()),
+    };
+    let day_start = end.div_euclid(DAY_US) * DAY_US - DAY_US;
+    let (api_key, api_key_rows, api_key_source) = match api_key {
+        Some(k) => {
+            let r = query(
+                db,
+                &format!(
+                    "SELECT count(*) FROM events WHERE api_key = '{}'",
+                    k.replace('\'', "''")
+                ),
+            )?;
+            let n = match r.value(0, 0) {
+                Scalar::Int(n) => n,
+                _ => 0,
+            };
+            (k.to_string(), n, "given")
+        }
+        None => {
+            let r = query(
+                db,
+                "SELECT api_key, count(*) AS n FROM events GROUP BY api_key \
+                 ORDER BY n DESC, api_key LIMIT 1",
+            )?;
+            match (r.value(0, 0), r.value(0, 1)) {
+                (Scalar::Text(k), Scalar::Int(n)) => (k, n, "most frequent"),
+                _ => return Err("the data directory holds no events".to_string()),
+            }
+        }
+    };
+    Ok(Anchors {
+        end,
+        day_start,
+        api_key,
+        api_key_rows,
+        api_key_source,
+    })
+}
+
+/// A value as JSON: numbers stay numbers (NaN and infinities, which JSON
+/// lacks, are `null`), timestamps and intervals are their SQL text.
+fn json_scalar(v: Scalar) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Scalar::Null => Value::Null,
+        Scalar::Bool(b) => Value::Bool(b),
+        Scalar::Int(i) => Value::from(i),
+        Scalar::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        Scalar::Text(s) => Value::String(s),
+        v @ (Scalar::Timestamp(_) | Scalar::Interval(_)) => Value::String(v.to_string()),
+    }
+}
+
+/// Times each query: one warm-up run, then `iterations` timed runs.
+fn sql(a: SqlArgs) -> CliResult<ExitCode> {
+    if !std::path::Path::new(&a.data_dir).join("MANIFEST").exists() {
+        return Err(format!(
+            "{} is not a Tally data directory (no MANIFEST)",
+            a.data_dir
+        ));
+    }
+    let db = Db::open(&a.data_dir, Options::default()).map_err(engine)?;
+    let anchors = anchors(&db, a.api_key.as_deref())?;
+    let mut queries = bench_queries(&anchors);
+    if let Some(text) = &a.sql {
+        queries = vec![BenchQuery {
+            name: "custom",
+            what: "the SQL given with --sql",
+            target_ms: None,
+            sql: text.clone(),
+        }];
+    } else if !a.query.is_empty() {
+        for name in &a.query {
+            if !QUERY_NAMES.contains(&name.as_str()) {
+                return Err(format!(
+                    "no benchmark query named {name:?}; the names are {}",
+                    QUERY_NAMES.join(", ")
+                ));
+            }
+        }
+        queries.retain(|q| a.query.iter().any(|n| n == q.name));
+    }
+    let ts = tally_query::time::format_timestamp;
+    let header = serde_json::json!({
+        "data_dir": a.data_dir,
+        "end": ts(anchors.end),
+        "day": ts(anchors.day_start),
+        "api_key": anchors.api_key,
+        "api_key_rows": anchors.api_key_rows,
+        "api_key_source": anchors.api_key_source,
+    });
+    if a.print_queries {
+        if a.json {
+            let list: Vec<_> = queries
+                .iter()
+                .map(|q| {
+                    serde_json::json!({"name": q.name, "what": q.what,
+                                       "target_ms": q.target_ms, "sql": q.sql})
+                })
+                .collect();
+            let mut out = header;
+            out["queries"] = serde_json::Value::from(list);
+            println!("{out}");
+        } else {
+            for q in &queries {
+                println!("-- {}: {}\n{};\n", q.name, q.what, q.sql);
+            }
+        }
+        db.close().map_err(engine)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let iters = a.iterations.max(1);
+    let mut measured = Vec::new();
+    for q in &queries {
+        let mut last = query(&db, &q.sql)?; // warm-up
+        let mut nanos = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let t = Instant::now();
+            last = query(&db, &q.sql)?;
+            nanos.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+        nanos.sort_unstable();
+        let ms = |q: f64| percentile(&nanos, q) as f64 / 1e6;
+        measured.push((
+            ms(0.5),
+            ms(0.95),
+            nanos.first().map_or(0.0, |&n| n as f64 / 1e6),
+            last,
+        ));
+    }
+    db.close().map_err(engine)?;
+    if a.json {
+        let list: Vec<_> = queries
+            .iter()
+            .zip(measured)
+            .map(|(q, (median, p95, min, r))| {
+                let columns: Vec<_> = r
+                    .fields
+                    .iter()
+                    .map(|f| serde_json::json!({"name": f.name, "type": f.data_type.sql_name()}))
+                    .collect();
+                let rows: Vec<_> = (0..r.rows())
+                    .map(|i| {
+                        serde_json::Value::from(
+                            r.row(i).into_iter().map(json_scalar).collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": q.name, "what": q.what, "target_ms": q.target_ms, "sql": q.sql,
+                    "rows": r.rows(), "median_ms": median, "p95_ms": p95, "min_ms": min,
+                    "columns": columns, "result": rows,
+                })
+            })
+            .collect();
+        let mut out = header;
+        out["iterations"] = serde_json::Value::from(iters);
+        out["queries"] = serde_json::Value::from(list);
+        println!("{out}");
+    } else {
+        println!(
+            "{}: end {}, last full day {}, key {} ({}, {} rows); warm-up + {iters} runs each",
+            a.data_dir,
+            ts(anchors.end),
+            ts(anchors.day_start),
+            anchors.api_key,
+            anchors.api_key_source,
+            anchors.api_key_rows
+        );
+        println!(
+            "{:<14} {:>6} {:>10} {:>10}  target",
+            "query", "rows", "median ms", "p95 ms"
+        );
+        for (q, (median, p95, _, r)) in queries.iter().zip(measured) {
+            let target = q
+                .target_ms
+                .map_or_else(|| "-".to_string(), |t| format!("≤ {t} ms"));
+            println!(
+                "{:<14} {:>6} {:>10.3} {:>10.3}  {target}",
+                q.name,
+                r.rows(),
+                median,
+                p95
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
