@@ -301,11 +301,12 @@ impl States {
                     && arg
                         .is_none_or(|a| a.nulls.is_none() && !matches!(a.data, ArrayData::Null(_)))
                 {
-                    for &g in ids {
+                    // Rows of a chunk come sorted by key: count runs.
+                    for_runs(ids, |g, run| {
                         if let Some(x) = c.get_mut(g as usize) {
-                            *x += 1;
+                            *x += run.len() as i64;
                         }
-                    }
+                    });
                 } else {
                     for (i, &g) in ids.iter().enumerate() {
                         if live(i) {
@@ -319,12 +320,15 @@ impl States {
             (States::SumInt(s, any), Some(ArrayData::Int(v)))
                 if mask.is_none() && arg.is_some_and(|a| a.nulls.is_none()) =>
             {
-                for (&g, &x) in ids.iter().zip(v) {
+                for_runs(ids, |g, run| {
+                    let part: i128 = v
+                        .get(run)
+                        .map_or(0, |xs| xs.iter().map(|&x| i128::from(x)).sum());
                     if let (Some(acc), Some(a)) = (s.get_mut(g as usize), any.get_mut(g as usize)) {
-                        *acc += i128::from(x);
+                        *acc += part;
                         *a = true;
                     }
-                }
+                });
             }
             (States::SumInt(s, any), Some(ArrayData::Int(v))) => {
                 for (i, (&g, &x)) in ids.iter().zip(v).enumerate() {
@@ -585,6 +589,19 @@ impl States {
             States::Shared => 0,
             States::Sketch(v) => v.len() * 256,
         }
+    }
+}
+
+/// Calls `f(group, rows)` for each run of equal consecutive group ids.
+#[inline]
+fn for_runs(ids: &[u32], mut f: impl FnMut(u32, std::ops::Range<usize>)) {
+    let mut start = 0;
+    while let Some(&g) = ids.get(start) {
+        let len = ids
+            .get(start..)
+            .map_or(0, |rest| rest.iter().take_while(|&&x| x == g).count());
+        f(g, start..start + len);
+        start += len.max(1);
     }
 }
 

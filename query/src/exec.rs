@@ -351,7 +351,10 @@ fn column(v: ColumnValues, c: Column) -> Result<Array> {
     Ok(match v {
         ColumnValues::I64(x) => Array::new(ArrayData::Timestamp(x)),
         ColumnValues::U64(x) => {
-            if let Some(v) = x.iter().find(|&&v| v > i64::MAX as u64) {
+            // One OR over the column (vectorised) before looking for the
+            // culprit.
+            let high = x.iter().fold(0u64, |m, &v| m | v) >> 63 != 0;
+            if let Some(v) = x.iter().find(|&&v| high && v > i64::MAX as u64) {
                 return Err(QueryError::execute(format!(
                     "{c}: value {v} is out of range for BIGINT"
                 )));
