@@ -4,7 +4,9 @@
 //! merged into the global table under a lock. Batches from different
 //! chunks aggregate in parallel; only the merge is serialised.
 
-use std::collections::HashSet;
+/// A hash set with the fast (non-DoS-resistant) Fx hasher: keys are
+/// values already in the database or derived from them.
+type HashSet<T> = std::collections::HashSet<T, tally_storage::hash::FxBuild>;
 
 use rayon::prelude::*;
 use tally_storage::hash::FxHashMap;
@@ -281,7 +283,7 @@ impl States {
                 c.resize(n, 0);
             }
             States::Extreme(v, _) => v.resize(n, None),
-            States::Distinct(v) => v.resize_with(n, HashSet::new),
+            States::Distinct(v) => v.resize_with(n, HashSet::default),
             States::Values(v) => v.resize_with(n, Vec::new),
             States::Shared => {}
             States::Sketch(v) => v.resize_with(n, DdSketch::new),
@@ -412,7 +414,7 @@ impl States {
             (States::Distinct(sets), Some(_)) => {
                 let Some(a) = arg else { return Ok(()) };
                 if let ArrayData::Text(TextArray::Dict { values, codes }) = &a.data {
-                    let mut seen: HashSet<(u32, u32)> = HashSet::new();
+                    let mut seen: HashSet<(u32, u32)> = HashSet::default();
                     for (i, (&g, &c)) in ids.iter().zip(codes).enumerate() {
                         if live(i) && seen.insert((g, c)) {
                             if let Some(set) = sets.get_mut(g as usize) {
@@ -726,7 +728,7 @@ pub(crate) struct GroupTable {
     /// For each aggregate, the earlier one whose collected values it uses.
     share: Vec<Option<usize>>,
     groups: Vec<Expr>,
-    index: std::collections::HashMap<Vec<KeyValue>, u32>,
+    index: FxHashMap<Vec<KeyValue>, u32>,
     keys: Vec<Vec<Scalar>>,
     states: Vec<States>,
 }
@@ -757,7 +759,7 @@ impl GroupTable {
             aggregates: aggregates.to_vec(),
             share,
             groups: groups.to_vec(),
-            index: std::collections::HashMap::new(),
+            index: FxHashMap::default(),
             keys: Vec::new(),
             states: Vec::new(),
         };
