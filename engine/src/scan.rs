@@ -944,14 +944,17 @@ fn union_of_bitmaps(r: &ChunkReader, col: usize, keys: &[u64]) -> Result<Option<
 fn key_column(r: &ChunkReader, rows: &[u32]) -> ColumnValues {
     let dir = r.keys();
     let mut codes = Vec::with_capacity(rows.len());
-    let mut idx = 0usize;
-    let mut end = dir.entry(0).1.end;
-    for &row in rows {
-        if row >= end {
-            idx = dir.key_index_of_row(row);
-            end = dir.entry(idx).1.end;
-        }
-        codes.push(idx as u32);
+    // `rows` ascend: each key's rows are one stretch of them.
+    let mut i = 0;
+    while let Some(&row) = rows.get(i) {
+        let idx = dir.key_index_of_row(row);
+        let end = dir.entry(idx).1.end;
+        let n = rows
+            .get(i..)
+            .map_or(0, |rest| rest.partition_point(|&r| r < end))
+            .max(1);
+        codes.extend(std::iter::repeat_n(idx as u32, n));
+        i += n;
     }
     ColumnValues::Dict {
         dict: dir.dictionary().clone(),

@@ -292,7 +292,13 @@ impl States {
 
     /// Adds rows (`ids[i]` = group of row i; rows where `mask` is false or
     /// the argument is NULL are skipped; `arg` None = count(*)).
-    fn update(&mut self, ids: &[u32], arg: Option<&Array>, mask: Option<&[bool]>) -> Result<()> {
+    fn update(
+        &mut self,
+        ids: &[u32],
+        runs: &[(u32, usize, usize)],
+        arg: Option<&Array>,
+        mask: Option<&[bool]>,
+    ) -> Result<()> {
         let live = |i: usize| {
             mask.is_none_or(|m| m.get(i).copied().unwrap_or(false))
                 && arg.is_none_or(|a| !a.is_null(i))
@@ -303,12 +309,20 @@ impl States {
                     && arg
                         .is_none_or(|a| a.nulls.is_none() && !matches!(a.data, ArrayData::Null(_)))
                 {
-                    // Rows of a chunk come sorted by key: count runs.
-                    for_runs(ids, |g, run| {
-                        if let Some(x) = c.get_mut(g as usize) {
-                            *x += run.len() as i64;
+                    if !runs.is_empty() {
+                        // Rows of a chunk come sorted by key: count runs.
+                        for &(g, a, b) in runs {
+                            if let Some(x) = c.get_mut(g as usize) {
+                                *x += (b - a) as i64;
+                            }
                         }
-                    });
+                    } else {
+                        for &g in ids {
+                            if let Some(x) = c.get_mut(g as usize) {
+                                *x += 1;
+                            }
+                        }
+                    }
                 } else {
                     for (i, &g) in ids.iter().enumerate() {
                         if live(i) {
@@ -320,17 +334,19 @@ impl States {
                 }
             }
             (States::SumInt(s, any), Some(ArrayData::Int(v)))
-                if mask.is_none() && arg.is_some_and(|a| a.nulls.is_none()) =>
+                if mask.is_none() && arg.is_some_and(|a| a.nulls.is_none()) && !runs.is_empty() =>
             {
-                for_runs(ids, |g, run| {
+                for &(g, a, b) in runs {
                     let part: i128 = v
-                        .get(run)
+                        .get(a..b)
                         .map_or(0, |xs| xs.iter().map(|&x| i128::from(x)).sum());
-                    if let (Some(acc), Some(a)) = (s.get_mut(g as usize), any.get_mut(g as usize)) {
+                    if let (Some(acc), Some(seen)) =
+                        (s.get_mut(g as usize), any.get_mut(g as usize))
+                    {
                         *acc += part;
-                        *a = true;
+                        *seen = true;
                     }
-                });
+                }
             }
             (States::SumInt(s, any), Some(ArrayData::Int(v))) => {
                 for (i, (&g, &x)) in ids.iter().zip(v).enumerate() {
@@ -594,17 +610,20 @@ impl States {
     }
 }
 
-/// Calls `f(group, rows)` for each run of equal consecutive group ids.
-#[inline]
-fn for_runs(ids: &[u32], mut f: impl FnMut(u32, std::ops::Range<usize>)) {
+/// The runs of equal consecutive group ids: (group, first row, end row).
+fn runs_of(ids: &[u32]) -> Vec<(u32, usize, usize)> {
+    let mut runs = Vec::new();
     let mut start = 0;
-    while let Some(&g) = ids.get(start) {
-        let len = ids
-            .get(start..)
-            .map_or(0, |rest| rest.iter().take_while(|&&x| x == g).count());
-        f(g, start..start + len);
-        start += len.max(1);
+    for (i, w) in ids.windows(2).enumerate() {
+        if w[0] != w[1] {
+            runs.push((w[0], start, i + 1));
+            start = i + 1;
+        }
     }
+    if let Some(&last) = ids.last() {
+        runs.push((last, start, ids.len()));
+    }
+    runs
 }
 
 fn add_at(v: &mut [i64], g: usize, x: i64) {
@@ -786,6 +805,13 @@ impl GroupTable {
             .map(|g| eval_cow(g, b))
             .collect::<Result<_>>()?;
         let lg = local_groups(&keys, b.rows);
+        let runs = runs_of(&lg.ids);
+        // Runs pay off only when long; empty means "use the rows".
+        let runs = if runs.len() * 4 <= lg.ids.len() {
+            runs
+        } else {
+            Vec::new()
+        };
         let mut states: Vec<States> = self.new_states();
         for (st, a) in states.iter_mut().zip(&self.aggregates) {
             if matches!(st, States::Shared) {
@@ -805,7 +831,7 @@ impl GroupTable {
                 }
                 None => None,
             };
-            st.update(&lg.ids, arg.as_deref(), mask.as_deref())?;
+            st.update(&lg.ids, &runs, arg.as_deref(), mask.as_deref())?;
         }
         Ok(Partial {
             keys: lg.keys,
