@@ -72,9 +72,13 @@ impl<'a> ExecContext<'a> {
     fn reserve(&self, bytes: usize, what: &str) -> Result<()> {
         let now = self.memory.fetch_add(bytes, AtOrd::Relaxed) + bytes;
         if now > self.memory_limit {
+            let limit = if self.memory_limit >= 1 << 20 {
+                format!("{} MiB", self.memory_limit >> 20)
+            } else {
+                format!("{} KiB", self.memory_limit >> 10)
+            };
             return Err(QueryError::execute(format!(
-                "query memory limit of {} MiB exceeded while {what} (raise the memory limit or narrow the query)",
-                self.memory_limit >> 20
+                "query memory limit of {limit} exceeded while {what} (raise the memory limit or narrow the query)"
             )));
         }
         Ok(())
@@ -253,7 +257,26 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
             sink(out)
         }
         Plan::Sort { input, keys, limit } => {
-            let all = collect(ctx, input, node + 1)?;
+            let all = match limit {
+                // Top-k: each batch keeps only its own first k rows, so the
+                // memory held is k rows a batch, not the whole input.
+                Some(k) => {
+                    let out = Mutex::new(Vec::new());
+                    run(ctx, input, node + 1, &|b: Batch| {
+                        let b = if b.rows > *k {
+                            b.take(&sort_indices(&b, keys, Some(*k))?)
+                        } else {
+                            b
+                        };
+                        ctx.reserve(b.heap_bytes(), "sorting")?;
+                        out.lock().unwrap_or_else(|p| p.into_inner()).push(b);
+                        Ok(())
+                    })?;
+                    let batches = out.into_inner().unwrap_or_else(|p| p.into_inner());
+                    concat(&batches, &input.types())
+                }
+                None => collect(ctx, input, node + 1)?,
+            };
             let t = Instant::now();
             ctx.check_time()?;
             let idx = sort_indices(&all, keys, *limit)?;

@@ -90,7 +90,7 @@ fn memory_limit_and_timeout_fail_cleanly() {
     };
     let e = execute(&db, "SELECT * FROM events ORDER BY latency_ms", &small).unwrap_err();
     assert_eq!(e.phase, Phase::Execute);
-    assert!(e.message.contains("memory limit of 0 MiB exceeded"), "{e}");
+    assert!(e.message.contains("memory limit of 16 KiB exceeded"), "{e}");
     let e = execute(
         &db,
         "SELECT ip, count(DISTINCT request_bytes) FROM events GROUP BY ip",
@@ -98,6 +98,20 @@ fn memory_limit_and_timeout_fail_cleanly() {
     )
     .unwrap_err();
     assert!(e.message.contains("memory limit"), "{e}");
+
+    // ORDER BY ... LIMIT keeps only the first rows of each batch: within
+    // a limit the whole input would exceed.
+    let r = execute(
+        &db,
+        "SELECT * FROM events ORDER BY latency_ms DESC, ts LIMIT 3",
+        &QueryOptions {
+            memory_limit: 64 << 10,
+            ..QueryOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.rows(), 3);
+    assert_eq!(r.value(0, 5), Scalar::Float(96.5));
 
     let none = QueryOptions {
         timeout: Some(Duration::ZERO),
