@@ -121,7 +121,8 @@ pub struct ScanStats {
 }
 
 impl ScanStats {
-    fn add(&mut self, o: &ScanStats) {
+    /// Adds another scan's counters to these.
+    pub fn add(&mut self, o: &ScanStats) {
         self.chunks_total += o.chunks_total;
         self.chunks_pruned_by_time += o.chunks_pruned_by_time;
         self.chunks_pruned_by_key += o.chunks_pruned_by_key;

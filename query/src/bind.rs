@@ -441,19 +441,7 @@ impl Binder {
                     Expr::Column(p)
                 } else {
                     let e = self.expr(&o.expr, &scope)?;
-                    match exprs.iter().position(|(x, _)| *x == e) {
-                        Some(p) => Expr::Column(p),
-                        None => {
-                            if distinct {
-                                return err(
-                                    "for SELECT DISTINCT, ORDER BY expressions must appear in the select list",
-                                    o.expr.span(),
-                                );
-                            }
-                            exprs.push((e, format!("__order{}", exprs.len())));
-                            Expr::Column(exprs.len() - 1)
-                        }
-                    }
+                    order_column(e, &mut exprs, distinct, &o.expr)?
                 };
                 keys.push(sort_key(expr, &o.options));
             }
@@ -541,19 +529,7 @@ impl Binder {
                 Expr::Column(p)
             } else {
                 let e = self.agg_expr(&o.expr, &mut ctx)?;
-                match exprs.iter().position(|(x, _)| *x == e) {
-                    Some(p) => Expr::Column(p),
-                    None => {
-                        if distinct {
-                            return err(
-                                "for SELECT DISTINCT, ORDER BY expressions must appear in the select list",
-                                o.expr.span(),
-                            );
-                        }
-                        exprs.push((e, format!("__order{}", exprs.len())));
-                        Expr::Column(exprs.len() - 1)
-                    }
-                }
+                order_column(e, &mut exprs, distinct, &o.expr)?
             };
             keys.push(sort_key(expr, &o.options));
         }
@@ -1416,6 +1392,28 @@ fn sort_key(expr: Expr, o: &ast::OrderByOptions) -> SortKey {
         // PostgreSQL: NULLs sort as if larger than every value.
         nulls_first: o.nulls_first.unwrap_or(!asc),
     }
+}
+
+/// The output column an ORDER BY expression sorts by: a select-list
+/// column equal to it, or a hidden column added for it (not allowed with
+/// DISTINCT).
+fn order_column(
+    e: Expr,
+    exprs: &mut Vec<(Expr, String)>,
+    distinct: bool,
+    a: &ast::Expr,
+) -> Result<Expr> {
+    if let Some(p) = exprs.iter().position(|(x, _)| *x == e) {
+        return Ok(Expr::Column(p));
+    }
+    if distinct {
+        return err(
+            "for SELECT DISTINCT, ORDER BY expressions must appear in the select list",
+            a.span(),
+        );
+    }
+    exprs.push((e, format!("__order{}", exprs.len())));
+    Ok(Expr::Column(exprs.len() - 1))
 }
 
 /// Sort, limit and drop hidden sort columns over `plan`.

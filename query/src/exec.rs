@@ -180,7 +180,7 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
             match result {
                 Ok(stats) => {
                     let mut s = ctx.scan.lock().unwrap_or_else(|p| p.into_inner());
-                    add_stats(&mut s, &stats);
+                    s.add(&stats);
                     Ok(())
                 }
                 Err(e) => match ctx.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -335,17 +335,6 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
             sink(out)
         }
     }
-}
-
-fn add_stats(s: &mut ScanStats, o: &ScanStats) {
-    s.chunks_total += o.chunks_total;
-    s.chunks_pruned_by_time += o.chunks_pruned_by_time;
-    s.chunks_pruned_by_key += o.chunks_pruned_by_key;
-    s.chunk_rows_total += o.chunk_rows_total;
-    s.rows_examined += o.rows_examined;
-    s.rows_after_index += o.rows_after_index;
-    s.memtable_rows_examined += o.memtable_rows_examined;
-    s.rows_matched += o.rows_matched;
 }
 
 /// Rows where a boolean column is true (NULL and false drop the row).
