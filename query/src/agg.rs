@@ -78,16 +78,26 @@ fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>) {
             values: dict,
             codes,
         }) if a.nulls.is_none() => {
+            // Codes come in runs (chunk rows sorted by key): look each run
+            // up once and fill its ids in bulk.
             let mut table = vec![u32::MAX; dict.len()];
-            ids.extend(codes.iter().map(|&c| match table.get_mut(c as usize) {
-                Some(s) if *s != u32::MAX => *s,
-                Some(s) => {
-                    values.push(Scalar::Text(dict.get(c as usize).to_string()));
-                    *s = values.len() as u32 - 1;
-                    *s
-                }
-                None => 0,
-            }));
+            let mut i = 0;
+            while let Some(&c) = codes.get(i) {
+                let len = codes
+                    .get(i..)
+                    .map_or(1, |rest| rest.iter().position(|&x| x != c).unwrap_or(rest.len()));
+                let id = match table.get_mut(c as usize) {
+                    Some(s) if *s != u32::MAX => *s,
+                    Some(s) => {
+                        values.push(Scalar::Text(dict.get(c as usize).to_string()));
+                        *s = values.len() as u32 - 1;
+                        *s
+                    }
+                    None => 0,
+                };
+                ids.extend(std::iter::repeat_n(id, len.max(1)));
+                i += len.max(1);
+            }
         }
         ArrayData::Text(TextArray::Dict {
             values: dict,
