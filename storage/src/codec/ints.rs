@@ -456,6 +456,19 @@ impl<'a> Body<'a> {
     }
 }
 
+/// A varint, with the one-byte case (most exception gaps and high bits)
+/// inline.
+#[inline(always)]
+fn varint_fast(data: &[u8], pos: &mut usize) -> Result<u64> {
+    if let Some(&b) = data.get(*pos) {
+        if b < 0x80 {
+            *pos += 1;
+            return Ok(u64::from(b));
+        }
+    }
+    get_varint(data, pos)
+}
+
 /// Cursor over a body's exception list: (gap, high bits) varint pairs,
 /// indices strictly increasing, read lazily while blocks are unpacked.
 struct Exceptions<'a> {
@@ -473,13 +486,14 @@ struct Exceptions<'a> {
 
 impl Exceptions<'_> {
     /// Reads the next exception into `next_index` / `next_add`.
+    #[inline]
     fn advance(&mut self) -> Result<()> {
         if self.left == 0 {
             self.next_index = usize::MAX;
             return Ok(());
         }
         let gap_pos = self.pos;
-        let gap = get_varint(self.data, &mut self.pos)?;
+        let gap = varint_fast(self.data, &mut self.pos)?;
         let index = match self.prev {
             None => Some(gap),
             Some(prev) => (prev as u64)
@@ -499,7 +513,7 @@ impl Exceptions<'_> {
             }
         };
         let high_pos = self.pos;
-        let high = get_varint(self.data, &mut self.pos)?;
+        let high = varint_fast(self.data, &mut self.pos)?;
         // Exceptions exist only for widths below 64 (checked by the header).
         let fits = self.width == 0 || self.width < 64 && high >> (64 - self.width) == 0;
         if !fits {
