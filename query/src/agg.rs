@@ -59,13 +59,17 @@ fn float_bits(x: f64) -> u64 {
 struct LocalGroups {
     ids: Vec<u32>,
     keys: Vec<Vec<Scalar>>,
+    /// Runs of equal ids (group, first row, end row), when found already.
+    runs: Option<Vec<(u32, usize, usize)>>,
 }
 
-/// Numbers the distinct values of one key column.
-fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>) {
+/// Numbers the distinct values of one key column; also returns the runs of
+/// equal ids when it found them on the way.
+fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>, Option<Vec<(u32, usize, usize)>>) {
     let n = a.len();
     let mut ids = Vec::with_capacity(n);
     let mut values: Vec<Scalar> = Vec::new();
+    let mut runs = None;
     let mut null_id: Option<u32> = None;
     let mut null_for = |values: &mut Vec<Scalar>| -> u32 {
         *null_id.get_or_insert_with(|| {
@@ -81,11 +85,12 @@ fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>) {
             // Codes come in runs (chunk rows sorted by key): look each run
             // up once and fill its ids in bulk.
             let mut table = vec![u32::MAX; dict.len()];
+            let mut found = Vec::new();
             let mut i = 0;
             while let Some(&c) = codes.get(i) {
-                let len = codes
-                    .get(i..)
-                    .map_or(1, |rest| rest.iter().position(|&x| x != c).unwrap_or(rest.len()));
+                let len = codes.get(i..).map_or(1, |rest| {
+                    rest.iter().position(|&x| x != c).unwrap_or(rest.len())
+                });
                 let id = match table.get_mut(c as usize) {
                     Some(s) if *s != u32::MAX => *s,
                     Some(s) => {
@@ -96,8 +101,10 @@ fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>) {
                     None => 0,
                 };
                 ids.extend(std::iter::repeat_n(id, len.max(1)));
+                found.push((id, i, i + len.max(1)));
                 i += len.max(1);
             }
+            runs = Some(found);
         }
         ArrayData::Text(TextArray::Dict {
             values: dict,
@@ -161,7 +168,7 @@ fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>) {
             }
         }
     }
-    (ids, values)
+    (ids, values, runs)
 }
 
 fn local_groups(keys: &[std::borrow::Cow<'_, Array>], n: usize) -> LocalGroups {
@@ -169,16 +176,24 @@ fn local_groups(keys: &[std::borrow::Cow<'_, Array>], n: usize) -> LocalGroups {
         [] => LocalGroups {
             ids: vec![0; n],
             keys: if n > 0 { vec![Vec::new()] } else { Vec::new() },
+            runs: (n > 0).then(|| vec![(0, 0, n)]),
         },
         [k] => {
-            let (ids, values) = key_ids(k);
+            let (ids, values, runs) = key_ids(k);
             LocalGroups {
                 ids,
                 keys: values.into_iter().map(|v| vec![v]).collect(),
+                runs,
             }
         }
         many => {
-            let per: Vec<(Vec<u32>, Vec<Scalar>)> = many.iter().map(|k| key_ids(k)).collect();
+            let per: Vec<(Vec<u32>, Vec<Scalar>)> = many
+                .iter()
+                .map(|k| {
+                    let (ids, values, _) = key_ids(k);
+                    (ids, values)
+                })
+                .collect();
             let mut map: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
             let mut ids = Vec::with_capacity(n);
             let mut keys = Vec::new();
@@ -204,7 +219,11 @@ fn local_groups(keys: &[std::borrow::Cow<'_, Array>], n: usize) -> LocalGroups {
                 };
                 ids.push(id);
             }
-            LocalGroups { ids, keys }
+            LocalGroups {
+                ids,
+                keys,
+                runs: None,
+            }
         }
     }
 }
@@ -814,8 +833,8 @@ impl GroupTable {
             .iter()
             .map(|g| eval_cow(g, b))
             .collect::<Result<_>>()?;
-        let lg = local_groups(&keys, b.rows);
-        let runs = runs_of(&lg.ids);
+        let mut lg = local_groups(&keys, b.rows);
+        let runs = lg.runs.take().unwrap_or_else(|| runs_of(&lg.ids));
         // Runs pay off only when long; empty means "use the rows".
         let runs = if runs.len() * 4 <= lg.ids.len() {
             runs
