@@ -55,17 +55,20 @@ fn float_bits(x: f64) -> u64 {
     }
 }
 
+/// A run of rows of one group: (group, first row, end row).
+type Run = (u32, usize, usize);
+
 /// Per-row local group numbers of one batch and each local group's key.
 struct LocalGroups {
     ids: Vec<u32>,
     keys: Vec<Vec<Scalar>>,
     /// Runs of equal ids (group, first row, end row), when found already.
-    runs: Option<Vec<(u32, usize, usize)>>,
+    runs: Option<Vec<Run>>,
 }
 
 /// Numbers the distinct values of one key column; also returns the runs of
 /// equal ids when it found them on the way.
-fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>, Option<Vec<(u32, usize, usize)>>) {
+fn key_ids(a: &Array) -> (Vec<u32>, Vec<Scalar>, Option<Vec<Run>>) {
     let n = a.len();
     let mut ids = Vec::with_capacity(n);
     let mut values: Vec<Scalar> = Vec::new();
@@ -324,7 +327,7 @@ impl States {
     fn update(
         &mut self,
         ids: &[u32],
-        runs: &[(u32, usize, usize)],
+        runs: &[Run],
         arg: Option<&Array>,
         mask: Option<&[bool]>,
     ) -> Result<()> {
@@ -640,7 +643,7 @@ impl States {
 }
 
 /// The runs of equal consecutive group ids: (group, first row, end row).
-fn runs_of(ids: &[u32]) -> Vec<(u32, usize, usize)> {
+fn runs_of(ids: &[u32]) -> Vec<Run> {
     let mut runs = Vec::new();
     let mut start = 0;
     for (i, w) in ids.windows(2).enumerate() {
