@@ -1,0 +1,15 @@
+//! Compiles the protos in `proto/` with protox (a pure-Rust protobuf
+//! compiler: no system `protoc`) and generates the tonic services.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/tally/v1/ingest.proto", "proto/tally/v1/query.proto"];
+    for f in files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The server crate's one error type, and how engine and query errors
+//! become gRPC statuses.
+
+use std::net::SocketAddr;
+
+use tally_engine::EngineError;
+use tally_query::{Phase, QueryError};
+use tonic::{Code, Status};
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+    /// The gRPC transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// An engine error as a gRPC status: bad input is INVALID_ARGUMENT, a full
+/// write buffer UNAVAILABLE (retry), everything else INTERNAL.
+pub(crate) fn engine_status(e: EngineError) -> Status {
+    let code = match &e {
+        EngineError::BatchRejected { .. } | EngineError::SequenceTooOld { .. } => {
+            Code::InvalidArgument
+        }
+        EngineError::InvalidScan(_) => Code::InvalidArgument,
+        _ => Code::Internal,
+    };
+    Status::new(code, e.to_string())
+}
+
+/// A query error as a gRPC status: parse and plan errors are
+/// INVALID_ARGUMENT, a timeout DEADLINE_EXCEEDED, a memory limit
+/// RESOURCE_EXHAUSTED.
+pub(crate) fn query_status(e: QueryError) -> Status {
+    let code = match e.phase {
+        Phase::Parse | Phase::Plan => Code::InvalidArgument,
+        Phase::Execute if e.message.contains("timed out") => Code::DeadlineExceeded,
+        Phase::Execute if e.message.contains("memory limit") => Code::ResourceExhausted,
+        Phase::Execute => Code::Internal,
+    };
+    Status::new(code, e.to_string())
+}

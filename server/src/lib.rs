@@ -1,0 +1,91 @@
+//! Tally's gRPC server: the `tally.v1.Ingest` and `tally.v1.Query`
+//! services over one embedded [`tally_engine::Db`], and [`serve`], which
+//! runs them until a shutdown signal and then closes the database (every
+//! acknowledged event is in the WAL or a chunk).
+//!
+//! The services are thin: validation, durability and idempotency live in
+//! the engine, SQL in `tally-query`. Engine calls block (fsync, scans), so
+//! they run on tokio's blocking pool.
+
+mod convert;
+mod error;
+mod ingest;
+mod query;
+
+pub use error::ServerError;
+pub use ingest::IngestService;
+pub use query::QueryService;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tally_engine::Db;
+
+/// The generated protobuf messages, clients and servers (package
+/// `tally.v1`, from `proto/tally/v1/*.proto`).
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::unwrap_used,
+    reason = "generated code"
+)]
+pub mod pb {
+    tonic::include_proto!("tally.v1");
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest accepted request message (default 64 MiB).
+    pub max_message_bytes: usize,
+    /// Most events in one write request (default 100,000).
+    pub max_events_per_batch: usize,
+    /// Query limits (memory, default timeout).
+    pub query: tally_query::QueryOptions,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_message_bytes: 64 << 20,
+            max_events_per_batch: 100_000,
+            query: tally_query::QueryOptions::default(),
+        }
+    }
+}
+
+/// Serves both services on `addr` until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish and returns. The caller
+/// closes the database afterwards.
+pub async fn serve(
+    db: Arc<Db>,
+    addr: SocketAddr,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Bind(addr, e))?;
+    serve_on(db, listener, options, shutdown).await
+}
+
+/// [`serve`] on a listener already bound (tests bind port 0).
+pub async fn serve_on(
+    db: Arc<Db>,
+    listener: tokio::net::TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let ingest = pb::ingest_server::IngestServer::new(IngestService::new(db.clone(), &options))
+        .max_decoding_message_size(options.max_message_bytes);
+    let query = pb::query_server::QueryServer::new(QueryService::new(db, &options))
+        .max_decoding_message_size(options.max_message_bytes);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(ingest)
+        .add_service(query)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(ServerError::Transport)
+}

@@ -1,0 +1,252 @@
+//! End to end on loopback: a server in this process, the generated client,
+//! ingest in row and columnar form, SQL back, retries applied once, and
+//! malformed requests refused with a status naming the problem.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use std::sync::Arc;
+
+use tally_engine::{Db, Options};
+use tally_server::pb::{self, ingest_client::IngestClient, query_client::QueryClient};
+use tally_server::{serve_on, ServerOptions};
+use tonic::Code;
+
+struct Running {
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    db: Arc<Db>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let d = db.clone();
+    let task = tokio::spawn(async move {
+        serve_on(d, listener, ServerOptions::default(), async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running {
+        addr,
+        stop: Some(tx),
+        task,
+        db,
+        _dir: dir,
+    }
+}
+
+fn event(i: i64) -> pb::Event {
+    pb::Event {
+        ts_us: 1_795_478_400_000_000 + i * 1_000_000,
+        api_key: format!("key_{}", i % 3),
+        endpoint: "/v1/users".into(),
+        method: "GET".into(),
+        status_code: if i % 10 == 0 { 500 } else { 200 },
+        latency_ms: 1.5 + i as f64,
+        request_bytes: 100,
+        response_bytes: 1000 + i as u64,
+        ip: "10.0.0.1".into(),
+        user_agent: "test".into(),
+        geo_country: "US".into(),
+        request_id: String::new(),
+    }
+}
+
+async fn sql(addr: &str, q: &str) -> Result<Vec<Vec<String>>, tonic::Status> {
+    let mut client = QueryClient::connect(addr.to_string()).await.unwrap();
+    let mut stream = client
+        .sql(pb::SqlRequest {
+            sql: q.into(),
+            max_rows: 0,
+            timeout_ms: 0,
+        })
+        .await?
+        .into_inner();
+    let mut rows = Vec::new();
+    let mut schema = None;
+    while let Some(msg) = stream.message().await? {
+        match msg.part {
+            Some(pb::sql_reply::Part::Schema(s)) => schema = Some(s),
+            Some(pb::sql_reply::Part::Batch(b)) => {
+                let fields = &schema.as_ref().unwrap().fields;
+                for r in 0..b.rows as usize {
+                    let mut row = Vec::new();
+                    for (c, f) in b.columns.iter().zip(fields) {
+                        let v = match pb::ColumnType::try_from(f.r#type).unwrap() {
+                            pb::ColumnType::Bigint | pb::ColumnType::Timestamp => {
+                                c.ints[r].to_string()
+                            }
+                            pb::ColumnType::Double => c.doubles[r].to_string(),
+                            pb::ColumnType::Bool => c.bools[r].to_string(),
+                            _ => c.strings[r].clone(),
+                        };
+                        row.push(v);
+                    }
+                    rows.push(row);
+                }
+            }
+            None => {}
+        }
+    }
+    assert!(schema.is_some(), "the schema comes first");
+    Ok(rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_then_query_over_grpc() {
+    let mut s = start().await;
+    let mut ingest = IngestClient::connect(s.addr.clone()).await.unwrap();
+
+    // Row form, with one bad event among good ones.
+    let mut events: Vec<pb::Event> = (0..100).map(event).collect();
+    events[7].geo_country = "United States".into();
+    let reply = ingest
+        .write(pb::WriteRequest {
+            events,
+            producer_id: "gw-1".into(),
+            sequence: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted, 99);
+    assert_eq!(reply.rejected.len(), 1);
+    assert_eq!(reply.rejected[0].index, 7);
+    assert!(
+        reply.rejected[0].reason.contains("geo_country"),
+        "{:?}",
+        reply.rejected
+    );
+    assert_eq!(reply.durability, pb::Durability::Synced as i32);
+    assert!(!reply.duplicate);
+
+    // The same batch again: acknowledged, applied once.
+    let again = ingest
+        .write(pb::WriteRequest {
+            events: (0..100).map(event).collect(),
+            producer_id: "gw-1".into(),
+            sequence: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+
+    // Columnar form.
+    let cols: Vec<pb::Event> = (100..150).map(event).collect();
+    let columns = pb::EventColumns {
+        ts_us: cols.iter().map(|e| e.ts_us).collect(),
+        api_key: cols.iter().map(|e| e.api_key.clone()).collect(),
+        endpoint: cols.iter().map(|e| e.endpoint.clone()).collect(),
+        method: cols.iter().map(|e| e.method.clone()).collect(),
+        status_code: cols.iter().map(|e| e.status_code).collect(),
+        latency_ms: cols.iter().map(|e| e.latency_ms).collect(),
+        ip: cols.iter().map(|e| e.ip.clone()).collect(),
+        ..Default::default()
+    };
+    let reply = ingest
+        .write(pb::WriteRequest {
+            columns: Some(columns.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted, 50);
+
+    // Streamed batches: one reply each, in order.
+    let batches: Vec<pb::WriteRequest> = (0..3)
+        .map(|b| pb::WriteRequest {
+            events: (200 + b * 10..210 + b * 10).map(event).collect(),
+            ..Default::default()
+        })
+        .collect();
+    let mut replies = ingest
+        .write_stream(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(r) = replies.message().await.unwrap() {
+        assert_eq!(r.accepted, 10);
+        n += 1;
+    }
+    assert_eq!(n, 3);
+
+    // Everything is visible to SQL, and matches the embedded answer.
+    let rows = sql(
+        &s.addr,
+        "SELECT api_key, count(*) FROM events GROUP BY 1 ORDER BY 1",
+    )
+    .await
+    .unwrap();
+    let total: u64 = rows.iter().map(|r| r[1].parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 99 + 50 + 30);
+    let embedded = tally_query::execute(
+        &s.db,
+        "SELECT api_key, count(*) FROM events GROUP BY 1 ORDER BY 1",
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(rows.len(), embedded.rows());
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[0], embedded.value(i, 0).to_string());
+        assert_eq!(r[1], embedded.value(i, 1).to_string());
+    }
+
+    // Malformed requests and bad SQL are refused, naming the problem.
+    let mut bad = columns;
+    bad.method.pop();
+    let e = ingest
+        .write(pb::WriteRequest {
+            columns: Some(bad),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("columns.method has 49 values for 50 events"),
+        "{e}"
+    );
+    let mut ev = event(1);
+    ev.ip = "not-an-ip".into();
+    let e = ingest
+        .write(pb::WriteRequest {
+            events: vec![event(0), ev],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("event 1: field \"ip\""), "{e}");
+    let e = sql(&s.addr, "SELEC 1").await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("parse error"), "{e}");
+
+    let mut q = QueryClient::connect(s.addr.clone()).await.unwrap();
+    let plan = q
+        .explain(pb::SqlRequest {
+            sql: "SELECT count(*) FROM events WHERE api_key = 'key_1'".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        plan.lines.iter().any(|l| l.contains("api_key IN (key_1)")),
+        "{:?}",
+        plan.lines
+    );
+
+    let _ = s.stop.take().unwrap().send(());
+    s.task.await.unwrap();
+}
