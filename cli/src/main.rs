@@ -15,6 +15,7 @@ mod demo;
 mod export;
 mod gen;
 mod import;
+mod serve;
 mod sql;
 mod stats;
 mod util;
@@ -43,6 +44,8 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Run SQL queries, or an interactive SQL prompt.
     Sql(sql::SqlArgs),
+    /// Serve the gRPC API (ingest and SQL) on a data directory.
+    Serve(serve::ServeArgs),
     /// Run a measured workload through the embedded engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Sql(a) => sql::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Bench(b) => bench::run(b),
     };
     match result {

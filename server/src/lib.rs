@@ -89,3 +89,54 @@ pub async fn serve_on(
         .await
         .map_err(ServerError::Transport)
 }
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Runs the server on its own tokio runtime until Ctrl-C or SIGTERM, then
+/// stops accepting and waits for in-flight requests (for `tally serve`;
+/// the caller closes the database afterwards, which flushes it).
+pub fn run_until_signal(
+    db: Arc<Db>,
+    addr: SocketAddr,
+    options: ServerOptions,
+) -> Result<(), ServerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tally-server")
+        .build()
+        .map_err(ServerError::Runtime)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServerError::Bind(addr, e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| ServerError::Bind(addr, e))?;
+        tracing::info!("tally serving gRPC on {local}");
+        serve_on(db, listener, options, async {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await
+    })
+}

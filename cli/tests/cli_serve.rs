@@ -1,0 +1,170 @@
+//! `tally serve` as a real process: clients stream acknowledged batches,
+//! the server gets SIGTERM in the middle, finishes what is in flight and
+//! exits 0; reopened, the data directory holds every acknowledged event
+//! exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tally_server::pb::{self, ingest_client::IngestClient};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn event(id: &str, i: i64) -> pb::Event {
+    pb::Event {
+        ts_us: 1_795_478_400_000_000 + i,
+        api_key: "key_a".into(),
+        endpoint: "/v1/x".into(),
+        method: "POST".into(),
+        status_code: 200,
+        latency_ms: 1.0,
+        request_bytes: 1,
+        response_bytes: 2,
+        ip: "10.0.0.1".into(),
+        user_agent: String::new(),
+        geo_country: "US".into(),
+        request_id: id.into(),
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_ingest_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let addr = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the server to listen.
+    let start = Instant::now();
+    let client = loop {
+        match IngestClient::connect(addr.clone()).await {
+            Ok(c) => break c,
+            Err(_) if start.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("server did not start: {e}"),
+        }
+    };
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let mut c = client.clone();
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            for seq in 0u64.. {
+                let ids: Vec<String> = (0..50).map(|i| format!("w{w}-s{seq}-e{i}")).collect();
+                let req = pb::WriteRequest {
+                    events: ids
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| event(id, i as i64))
+                        .collect(),
+                    producer_id: format!("writer-{w}"),
+                    sequence: seq,
+                    ..Default::default()
+                };
+                match c.write(req).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        assert_eq!(r.accepted, 50);
+                        assert_eq!(r.durability, pb::Durability::Synced as i32);
+                        acked.lock().unwrap().extend(ids);
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = acked.lock().unwrap().len();
+    assert!(before > 0, "no batch was acknowledged before the signal");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for w in writers {
+        w.await.unwrap();
+    }
+    // The server exits cleanly once in-flight requests are done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "tally serve exited with {status}");
+
+    // Reopened: every acknowledged event exactly once.
+    let acked = acked.lock().unwrap().clone();
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "sql",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+        ])
+        .arg("SELECT count(*), count(DISTINCT request_id) FROM events")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().nth(1).unwrap();
+    let (total, distinct) = line.split_once(',').unwrap();
+    let (total, distinct): (usize, usize) = (total.parse().unwrap(), distinct.parse().unwrap());
+    assert_eq!(total, distinct, "an event was stored twice");
+    assert!(
+        total >= acked.len(),
+        "acknowledged {} events, found {total}",
+        acked.len()
+    );
+    let listed = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "sql",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+        ])
+        .arg("SELECT request_id FROM events")
+        .output()
+        .unwrap();
+    let stored: std::collections::HashSet<String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let missing: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events missing, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+}
