@@ -36,9 +36,14 @@ pub enum BenchCommand {
 /// Arguments of `tally bench ingest`.
 #[derive(Args, Debug)]
 pub struct IngestArgs {
-    /// Data directory (should be empty).
-    #[arg(long)]
-    data_dir: String,
+    /// Data directory (should be empty), for the embedded engine.
+    #[arg(long, required_unless_present = "server")]
+    data_dir: Option<String>,
+    /// Ingest through a running `tally serve` instead (e.g.
+    /// http://127.0.0.1:7878); each writer is one gRPC connection sending
+    /// columnar batches; durability is the server's.
+    #[arg(long, conflicts_with = "data_dir")]
+    server: Option<String>,
     /// Events to ingest.
     #[arg(long, default_value_t = 2_000_000)]
     events: u64,
@@ -95,6 +100,106 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted.get(i).copied().unwrap_or(0)
 }
 
+/// The columnar gRPC form of a batch.
+fn columns_of(b: &EventBatch) -> tally_server::pb::EventColumns {
+    let mut c = tally_server::pb::EventColumns::default();
+    for i in 0..b.len() {
+        let e = b.get(i);
+        c.ts_us.push(e.ts);
+        c.api_key.push(e.api_key.to_string());
+        c.endpoint.push(e.endpoint.to_string());
+        c.method.push(e.method.to_string());
+        c.status_code.push(u32::from(e.status_code));
+        c.latency_ms.push(e.latency_ms);
+        c.request_bytes.push(e.request_bytes);
+        c.response_bytes.push(e.response_bytes);
+        c.ip.push(e.ip.to_string());
+        c.user_agent.push(e.user_agent.to_string());
+        c.geo_country.push(e.geo_country.to_string());
+        c.request_id.push(e.request_id.unwrap_or("").to_string());
+    }
+    c
+}
+
+/// `bench ingest --server`: `writers` connections, each sending the next
+/// batch when its previous one is acknowledged.
+fn ingest_server(a: &IngestArgs, url: &str, batches: &[EventBatch]) -> CliResult<ExitCode> {
+    use tally_server::pb::{ingest_client::IngestClient, WriteRequest};
+    let requests: Vec<WriteRequest> = batches
+        .iter()
+        .map(|b| WriteRequest {
+            columns: Some(columns_of(b)),
+            ..WriteRequest::default()
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let requests = std::sync::Arc::new(requests);
+    let (secs, mut lat, accepted) = rt.block_on(async {
+        let next = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut clients = Vec::new();
+        for _ in 0..a.writers.max(1) {
+            let c = IngestClient::connect(url.to_string())
+                .await
+                .map_err(|e| format!("cannot connect to {url}: {e}"))?
+                .max_encoding_message_size(256 << 20);
+            clients.push(c);
+        }
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for mut c in clients {
+            let (next, requests) = (next.clone(), requests.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut accepted = 0u64;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(r) = requests.get(i) else { break };
+                    let t = Instant::now();
+                    let reply = c.write(r.clone()).await.map_err(|e| e.to_string())?;
+                    accepted += reply.into_inner().accepted;
+                    mine.push(t.elapsed().as_micros() as u64);
+                }
+                Ok::<_, String>((mine, accepted))
+            }));
+        }
+        let mut lat = Vec::new();
+        let mut accepted = 0;
+        for t in tasks {
+            let (mine, n) = t.await.map_err(|e| e.to_string())??;
+            lat.extend(mine);
+            accepted += n;
+        }
+        Ok::<_, String>((start.elapsed().as_secs_f64(), lat, accepted))
+    })?;
+    lat.sort_unstable();
+    let rate = accepted as f64 / secs;
+    let (p50, p99, max) = (
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(0),
+    );
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "server": url, "events": accepted, "batch": a.batch, "writers": a.writers,
+                "seconds": secs, "events_per_sec": rate,
+                "ack_latency_us": {"p50": p50, "p99": p99, "max": max},
+            })
+        );
+    } else {
+        println!(
+            "ingested {accepted} events through {url} in {secs:.3} s: {rate:.0} events/s ({} connections, columnar batches of {})",
+            a.writers, a.batch
+        );
+        println!("ack latency: p50 {p50} µs, p99 {p99} µs, max {max} µs");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
     let policy: SyncPolicy = a.durability.parse()?;
     let mut g = Generator::new(GenConfig {
@@ -111,9 +216,15 @@ fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
         }
         batches.push(b);
     }
+    if let Some(url) = &a.server {
+        return ingest_server(&a, url, &batches);
+    }
     let mut options = Options::default();
     options.wal.sync = policy;
-    let db = Db::open(&a.data_dir, options).map_err(engine)?;
+    let Some(dir) = &a.data_dir else {
+        return Err("--data-dir or --server is required".into());
+    };
+    let db = Db::open(dir, options).map_err(engine)?;
     let next = AtomicUsize::new(0);
     let latencies = Mutex::new(Vec::with_capacity(batches.len()));
     let failure = Mutex::new(None::<String>);
