@@ -136,9 +136,16 @@ fn ingest_server(a: &IngestArgs, url: &str, batches: &[EventBatch]) -> CliResult
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    let requests = std::sync::Arc::new(requests);
+    // Deal the batches out to the writers beforehand, so sending one moves
+    // it instead of copying it.
+    let writers = a.writers.max(1);
+    let mut dealt: Vec<Vec<WriteRequest>> = (0..writers).map(|_| Vec::new()).collect();
+    for (i, r) in requests.into_iter().enumerate() {
+        if let Some(d) = dealt.get_mut(i % writers) {
+            d.push(r);
+        }
+    }
     let (secs, mut lat, accepted) = rt.block_on(async {
-        let next = std::sync::Arc::new(AtomicUsize::new(0));
         let mut clients = Vec::new();
         for _ in 0..a.writers.max(1) {
             let c = IngestClient::connect(url.to_string())
@@ -149,16 +156,13 @@ fn ingest_server(a: &IngestArgs, url: &str, batches: &[EventBatch]) -> CliResult
         }
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for mut c in clients {
-            let (next, requests) = (next.clone(), requests.clone());
+        for (mut c, mine_requests) in clients.into_iter().zip(dealt) {
             tasks.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
                 let mut accepted = 0u64;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(r) = requests.get(i) else { break };
+                for r in mine_requests {
                     let t = Instant::now();
-                    let reply = c.write(r.clone()).await.map_err(|e| e.to_string())?;
+                    let reply = c.write(r).await.map_err(|e| e.to_string())?;
                     accepted += reply.into_inner().accepted;
                     mine.push(t.elapsed().as_micros() as u64);
                 }

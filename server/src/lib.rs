@@ -81,7 +81,14 @@ pub async fn serve_on(
         .max_decoding_message_size(options.max_message_bytes);
     let query = pb::query_server::QueryServer::new(QueryService::new(db, &options))
         .max_decoding_message_size(options.max_message_bytes);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY: without it a reply waits for the peer's delayed ACK
+    // (about 40 ms) whenever it does not fill a segment.
+    use tokio_stream::StreamExt as _;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        s.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    });
     tonic::transport::Server::builder()
         .add_service(ingest)
         .add_service(query)
