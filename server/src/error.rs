@@ -16,6 +16,9 @@ pub enum ServerError {
     /// The async runtime could not start.
     #[error("cannot start the server runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The reflection service could not be built from the protos.
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
     /// The gRPC transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),

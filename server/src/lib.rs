@@ -32,6 +32,10 @@ use tally_engine::Db;
 )]
 pub mod pb {
     tonic::include_proto!("tally.v1");
+
+    /// The encoded file descriptor set of the protos (server reflection).
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/tally_descriptor.bin"));
 }
 
 /// Server settings.
@@ -84,12 +88,27 @@ pub async fn serve_on(
     // TCP_NODELAY: without it a reply waits for the peer's delayed ACK
     // (about 40 ms) whenever it does not fill a segment.
     use tokio_stream::StreamExt as _;
+    // Standard health checking (both services SERVING) and reflection, so
+    // grpcurl and load balancers work.
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::ingest_server::IngestServer<IngestService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::query_server::QueryServer<QueryService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Reflection(e.to_string()))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
         s.inspect(|stream| {
             let _ = stream.set_nodelay(true);
         })
     });
     tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
         .add_service(ingest)
         .add_service(query)
         .serve_with_incoming_shutdown(incoming, shutdown)
