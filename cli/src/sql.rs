@@ -9,6 +9,7 @@
 //! [`script`], output formats in [`format`].
 
 mod format;
+mod remote;
 mod repl;
 mod script;
 
@@ -30,6 +31,10 @@ pub struct SqlArgs {
     /// Data directory.
     #[arg(long, default_value = "./tally-data")]
     data_dir: String,
+    /// Ask a running `tally serve` instead (e.g. http://127.0.0.1:7878);
+    /// the server's limits apply, `--timeout-ms` can shorten its timeout.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
@@ -72,6 +77,20 @@ pub fn run(a: SqlArgs) -> CliResult<ExitCode> {
         (None, None) if !std::io::stdin().is_terminal() => Some(read_stdin()?),
         (None, None) => None,
     };
+    if let Some(url) = &a.server {
+        let mut remote = remote::Remote::connect(url)?;
+        let timeout_ms = a.timeout_ms.unwrap_or(0);
+        let mut exec = |sql: &str| remote.sql(sql, timeout_ms);
+        return match &script {
+            Some(text) => run_script(&mut exec, text, a.format),
+            None => {
+                let history = std::env::var_os("HOME")
+                    .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
+                    .join(HISTORY_FILE);
+                repl::run(&mut exec, &history, a.format)
+            }
+        };
+    }
     if !Path::new(&a.data_dir).join("MANIFEST").exists() {
         return Err(format!(
             "{} is not a Tally data directory (no MANIFEST)",
@@ -79,12 +98,12 @@ pub fn run(a: SqlArgs) -> CliResult<ExitCode> {
         ));
     }
     let db = Db::open(&a.data_dir, Options::default()).map_err(engine)?;
+    let mut exec = |sql: &str| tally_query::execute(&db, sql, &options);
     let outcome = match &script {
-        Some(text) => run_script(&db, text, &options, a.format),
+        Some(text) => run_script(&mut exec, text, a.format),
         None => repl::run(
-            &db,
+            &mut exec,
             &Path::new(&a.data_dir).join(HISTORY_FILE),
-            &options,
             a.format,
         ),
     };
@@ -93,6 +112,9 @@ pub fn run(a: SqlArgs) -> CliResult<ExitCode> {
     closed?;
     Ok(code)
 }
+
+/// How a statement is run: in process or through a server.
+pub(crate) type Exec<'a> = dyn FnMut(&str) -> tally_query::Result<QueryResult> + 'a;
 
 /// The query options the flags ask for; the query crate's defaults for
 /// flags not given.
@@ -118,16 +140,11 @@ fn read_stdin() -> CliResult<String> {
 /// at the first error: printed on stderr (with the line and a caret when it
 /// has a position), exit status 1. A closed stdout (`tally sql ... | head`)
 /// ends the run quietly with status 0.
-fn run_script(
-    db: &Db,
-    text: &str,
-    options: &QueryOptions,
-    format: OutputFormat,
-) -> CliResult<ExitCode> {
+fn run_script(exec: &mut Exec<'_>, text: &str, format: OutputFormat) -> CliResult<ExitCode> {
     let mut out = std::io::stdout().lock();
     for (n, range) in script::statements(text).into_iter().enumerate() {
         let sql = text.get(range.clone()).unwrap_or("");
-        match tally_query::execute(db, sql, options) {
+        match exec(sql) {
             Ok(result) => match write_result(&mut out, &result, format, n == 0) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -93,6 +93,34 @@ async fn sigterm_during_ingest_loses_nothing_acknowledged() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let before = acked.lock().unwrap().len();
     assert!(before > 0, "no batch was acknowledged before the signal");
+    // `tally sql --server` answers through the same server meanwhile.
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["sql", "--server", &addr, "--format", "csv"])
+        .arg("SELECT count(*) FROM events WHERE api_key = 'key_a'")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: usize = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        seen >= before,
+        "the server answered {seen} events, {before} were acknowledged before"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["sql", "--server", &addr, "SELEC 1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("parse error"));
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -16,8 +16,6 @@ use std::process::ExitCode;
 use rustyline::config::Config;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
-use tally_engine::Db;
-use tally_query::QueryOptions;
 
 use super::format::{self, OutputFormat};
 use super::script;
@@ -57,9 +55,8 @@ fn command(line: &str) -> Option<Command<'_>> {
 /// Runs the prompt until the user quits. Errors of statements are printed
 /// and do not end it; the exit status is 0.
 pub fn run(
-    db: &Db,
+    exec: &mut super::Exec<'_>,
     history: &Path,
-    options: &QueryOptions,
     format: OutputFormat,
 ) -> CliResult<ExitCode> {
     let prompt_err = |e: ReadlineError| format!("cannot run the prompt: {e}");
@@ -123,7 +120,7 @@ pub fn run(
         if split.rest > 0 {
             remember(&mut rl, text.get(..split.rest).unwrap_or("").trim());
             for range in split.statements {
-                run_statement(db, &text, range, options, format)?;
+                run_statement(exec, &text, range, format)?;
             }
             text.drain(..split.rest);
         }
@@ -137,14 +134,13 @@ pub fn run(
 /// Runs one statement of `text` and prints its result, or its error on
 /// stderr.
 fn run_statement(
-    db: &Db,
+    exec: &mut super::Exec<'_>,
     text: &str,
     range: std::ops::Range<usize>,
-    options: &QueryOptions,
     format: OutputFormat,
 ) -> CliResult<()> {
     let sql = text.get(range.clone()).unwrap_or("");
-    match tally_query::execute(db, sql, options) {
+    match exec(sql) {
         Ok(result) => {
             let mut out = std::io::stdout().lock();
             let mut shown = format::render(&result, format);
