@@ -2,7 +2,11 @@
 //! compiler: no system `protoc`) and generates the tonic services.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/tally/v1/ingest.proto", "proto/tally/v1/query.proto"];
+    let files = [
+        "proto/tally/v1/ingest.proto",
+        "proto/tally/v1/query.proto",
+        "proto/tally/v1/admin.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

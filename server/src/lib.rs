@@ -1,5 +1,5 @@
-//! Tally's gRPC server: the `tally.v1.Ingest` and `tally.v1.Query`
-//! services over one embedded [`tally_engine::Db`], and [`serve`], which
+//! Tally's gRPC server: the `tally.v1.Ingest`, `tally.v1.Query` and
+//! `tally.v1.Admin` services over one embedded [`tally_engine::Db`], and [`serve`], which
 //! runs them until a shutdown signal and then closes the database (every
 //! acknowledged event is in the WAL or a chunk).
 //!
@@ -7,11 +7,13 @@
 //! the engine, SQL in `tally-query`. Engine calls block (fsync, scans), so
 //! they run on tokio's blocking pool.
 
+mod admin;
 mod convert;
 mod error;
 mod ingest;
 mod query;
 
+pub use admin::AdminService;
 pub use error::ServerError;
 pub use ingest::IngestService;
 pub use query::QueryService;
@@ -83,8 +85,9 @@ pub async fn serve_on(
 ) -> Result<(), ServerError> {
     let ingest = pb::ingest_server::IngestServer::new(IngestService::new(db.clone(), &options))
         .max_decoding_message_size(options.max_message_bytes);
-    let query = pb::query_server::QueryServer::new(QueryService::new(db, &options))
+    let query = pb::query_server::QueryServer::new(QueryService::new(db.clone(), &options))
         .max_decoding_message_size(options.max_message_bytes);
+    let admin = pb::admin_server::AdminServer::new(AdminService::new(db));
     // TCP_NODELAY: without it a reply waits for the peer's delayed ACK
     // (about 40 ms) whenever it does not fill a segment.
     use tokio_stream::StreamExt as _;
@@ -96,6 +99,9 @@ pub async fn serve_on(
         .await;
     health_reporter
         .set_serving::<pb::query_server::QueryServer<QueryService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::admin_server::AdminServer<AdminService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -111,6 +117,7 @@ pub async fn serve_on(
         .add_service(reflection)
         .add_service(ingest)
         .add_service(query)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(ServerError::Transport)

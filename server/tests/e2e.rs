@@ -247,6 +247,18 @@ async fn ingest_then_query_over_grpc() {
         plan.lines
     );
 
+    // Admin: stats count the events; a flush moves them into chunks.
+    let mut admin = pb::admin_client::AdminClient::connect(s.addr.clone())
+        .await
+        .unwrap();
+    let st = admin.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(st.events, 179);
+    assert_eq!(st.memtable_events, 179);
+    admin.flush(pb::FlushRequest {}).await.unwrap();
+    let st = admin.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!((st.events, st.memtable_events), (179, 0));
+    assert!(st.chunks >= 1 && st.chunk_bytes > 0, "{st:?}");
+
     let _ = s.stop.take().unwrap().send(());
     s.task.await.unwrap();
 }
@@ -267,7 +279,7 @@ async fn health_and_reflection_answer() {
         .await
         .unwrap();
     let mut health = HealthClient::new(channel.clone());
-    for service in ["tally.v1.Ingest", "tally.v1.Query"] {
+    for service in ["tally.v1.Ingest", "tally.v1.Query", "tally.v1.Admin"] {
         let r = health
             .check(HealthCheckRequest {
                 service: service.into(),
