@@ -611,10 +611,9 @@ impl States {
                     AggFunc::PercentileCont(q) => q,
                     _ => 0.5,
                 };
-                match vals.get_mut(g) {
-                    Some(v) if !v.is_empty() => Scalar::Float(percentile_cont(v, q)),
-                    _ => Scalar::Null,
-                }
+                vals.get_mut(g).map_or(Scalar::Null, |v| {
+                    percentiles(v, &[(0, q)]).pop().unwrap_or(Scalar::Null)
+                })
             }
             States::Sketch(sk) => {
                 let q = match func {
@@ -698,28 +697,6 @@ fn merge_extreme(slot: &mut Option<Scalar>, v: Scalar, max: bool) {
     if replace {
         *slot = Some(v);
     }
-}
-
-/// Exact `percentile_cont`: linear interpolation between the values at
-/// ranks floor and ceil of `q * (n - 1)` (DuckDB's `quantile_cont`,
-/// PostgreSQL's `percentile_cont`).
-pub(crate) fn percentile_cont(v: &mut [f64], q: f64) -> f64 {
-    let n = v.len();
-    let rn = q * (n - 1) as f64;
-    let lo = rn.floor() as usize;
-    let hi = rn.ceil() as usize;
-    let (_, lo_v, rest) = v.select_nth_unstable_by(lo, |a, b| float_cmp(*a, *b));
-    let lo_v = *lo_v;
-    if hi == lo {
-        return lo_v;
-    }
-    // The next rank is the smallest value above it.
-    let hi_v = rest
-        .iter()
-        .copied()
-        .min_by(|a, b| float_cmp(*a, *b))
-        .unwrap_or(lo_v);
-    lo_v + (hi_v - lo_v) * (rn - lo as f64)
 }
 
 /// Several exact percentiles of one group's values: the ranks they need

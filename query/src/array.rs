@@ -344,13 +344,7 @@ impl Array {
 
     /// The rows where `mask` is true.
     pub fn filter(&self, mask: &[bool]) -> Array {
-        let idx: Vec<u32> = mask
-            .iter()
-            .enumerate()
-            .filter(|(_, &m)| m)
-            .map(|(i, _)| i as u32)
-            .collect();
-        self.take(&idx)
+        self.take(&selected(mask))
     }
 
     /// Approximate heap bytes (for the query memory limit).
@@ -366,6 +360,15 @@ impl Array {
         };
         data + self.nulls.as_ref().map_or(0, Vec::capacity)
     }
+}
+
+/// The positions where `mask` is true.
+fn selected(mask: &[bool]) -> Vec<u32> {
+    mask.iter()
+        .enumerate()
+        .filter(|(_, &m)| m)
+        .map(|(i, _)| i as u32)
+        .collect()
 }
 
 /// Rows as columns.
@@ -393,13 +396,7 @@ impl Batch {
 
     /// The rows where `mask` is true.
     pub fn filter(&self, mask: &[bool]) -> Batch {
-        let idx: Vec<u32> = mask
-            .iter()
-            .enumerate()
-            .filter(|(_, &m)| m)
-            .map(|(i, _)| i as u32)
-            .collect();
-        self.take(&idx)
+        self.take(&selected(mask))
     }
 
     /// Approximate heap bytes.

@@ -1247,7 +1247,7 @@ impl Binder {
                 })?;
                 let args = args
                     .into_iter()
-                    .map(|a| coerce(a, t, types))
+                    .map(|a| coerce(a, t))
                     .collect::<Result<_>>()?;
                 let func = match name.as_str() {
                     "coalesce" => Func::Coalesce,
@@ -1263,7 +1263,7 @@ impl Binder {
                     .or_else(|()| err("nullif() arguments have incompatible types", span))?;
                 let args = args
                     .into_iter()
-                    .map(|a| coerce(a, t, types))
+                    .map(|a| coerce(a, t))
                     .collect::<Result<_>>()?;
                 Ok(Expr::Func(Func::NullIf, args, t))
             }
@@ -1684,7 +1684,7 @@ fn comparable(a: DataType, b: DataType) -> bool {
 
 /// Coerces a text literal to `t` (PostgreSQL's unknown-literal rule:
 /// `ts >= '2026-01-01'`, `status_code = '200'`).
-fn coerce(e: Expr, t: DataType, _types: &[DataType]) -> Result<Expr> {
+fn coerce(e: Expr, t: DataType) -> Result<Expr> {
     match (&e, t) {
         (Expr::Literal(Scalar::Text(s)), DataType::Timestamp) => parse_timestamp(s)
             .map(|v| Expr::Literal(Scalar::Timestamp(v)))
@@ -1804,10 +1804,10 @@ fn binary(
         // Text literals take the other side's type.
         let (l, r) = match (&l, &r) {
             (Expr::Literal(Scalar::Text(_)), _) if rt != DataType::Text => {
-                (coerce(l, rt, types).map_err(|m| at(m, e))?, r)
+                (coerce(l, rt).map_err(|m| at(m, e))?, r)
             }
             (_, Expr::Literal(Scalar::Text(_))) if lt != DataType::Text => {
-                let r = coerce(r, lt, types).map_err(|m| at(m, e))?;
+                let r = coerce(r, lt).map_err(|m| at(m, e))?;
                 (l, r)
             }
             _ => (l, r),
@@ -1820,7 +1820,7 @@ fn binary(
     }
     // Interval text literals in time arithmetic.
     let r = if lt == DataType::Timestamp && matches!(r, Expr::Literal(Scalar::Text(_))) {
-        coerce(r, DataType::Interval, types).map_err(|m| at(m, e))?
+        coerce(r, DataType::Interval).map_err(|m| at(m, e))?
     } else {
         r
     };
@@ -1926,7 +1926,7 @@ fn case(
         let c = match &operand {
             Some(o) => {
                 let ot = type_of(o, types);
-                let c = coerce(c, ot, types).map_err(|m| at(m, e))?;
+                let c = coerce(c, ot).map_err(|m| at(m, e))?;
                 let ct = type_of(&c, types);
                 if !comparable(ot, ct) {
                     return err(format!("CASE cannot compare {ot} with {ct}"), e.span());
@@ -1956,10 +1956,10 @@ fn case(
         .or_else(|()| err("CASE results have incompatible types", e.span()))?;
     let values: Vec<Expr> = values
         .into_iter()
-        .map(|v| coerce(v, t, types))
+        .map(|v| coerce(v, t))
         .collect::<Result<_>>()?;
     let else_ = match else_ {
-        Some(x) => Some(Box::new(coerce(x, t, types)?)),
+        Some(x) => Some(Box::new(coerce(x, t)?)),
         None => None,
     };
     Ok(Expr::Case(
@@ -1998,7 +1998,7 @@ fn in_list(
     let mut out = Vec::new();
     for v in list {
         let v = if xt != DataType::Text {
-            coerce(v, xt, types).map_err(|m| at(m, e))?
+            coerce(v, xt).map_err(|m| at(m, e))?
         } else {
             v
         };

@@ -145,7 +145,6 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
                 if ctx.stopped.load(AtOrd::Relaxed) {
                     return Err(EngineError::InvalidScan("query stopped".into()));
                 }
-                let t = Instant::now();
                 let step = || -> Result<()> {
                     ctx.check_time()?;
                     let mut b = convert(sb, columns)?;
@@ -156,7 +155,6 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
                     if let Some(s) = ctx.nodes.get(node) {
                         s.rows.fetch_add(b.rows as u64, AtOrd::Relaxed);
                     }
-                    let _ = t;
                     if b.rows > 0 {
                         sink(b)?;
                     }

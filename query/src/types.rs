@@ -62,7 +62,7 @@ pub struct Interval {
 }
 
 /// Microseconds in a day.
-pub const DAY_US: i64 = 86_400_000_000;
+pub use tally_engine::partition::DAY_US;
 
 impl Interval {
     /// Microseconds, counting a day as 24 hours and a month as 30 days

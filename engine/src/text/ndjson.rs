@@ -65,13 +65,6 @@ fn skip_plain(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Whether `b[i..]` starts with `key` (a `"name":` of at most 16 bytes),
-/// compared as two words rather than through `memcmp`.
-#[inline]
-fn key_at(b: &[u8], i: usize, key: &[u8]) -> bool {
-    b.get(i..i + key.len()) == Some(key)
-}
-
 /// A scanned JSON value.
 enum Val<'a> {
     Str(Cow<'a, str>),
@@ -400,10 +393,10 @@ fn parse_fields<'a>(line: &'a str, out: &mut Fields<'a>) -> Result<(), String> {
         // and scan the key generically only when that guess fails.
         let mut guess = 0usize;
         loop {
-            let predicted = Field::ALL
-                .get(guess)
-                .copied()
-                .filter(|f| key_at(line.as_bytes(), sc.pos, f.json_key().as_bytes()));
+            let predicted = Field::ALL.get(guess).copied().filter(|f| {
+                let key = f.json_key().as_bytes();
+                line.as_bytes().get(sc.pos..sc.pos + key.len()) == Some(key)
+            });
             let (key, field) = match predicted {
                 Some(f) => {
                     sc.pos += f.json_key().len();
