@@ -87,6 +87,7 @@ pub fn run(a: ExportArgs) -> CliResult<ExitCode> {
             api_keys: (!a.api_keys.is_empty()).then(|| a.api_keys.clone()),
             predicates: Vec::new(),
             columns: Column::ALL.to_vec(),
+            scope: None,
         };
         let events = db.scan(&req).map_err(engine)?.to_events().map_err(engine)?;
         for e in &events {

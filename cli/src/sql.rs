@@ -31,10 +31,10 @@ pub struct SqlArgs {
     /// Data directory.
     #[arg(long, default_value = "./tally-data")]
     data_dir: String,
-    /// Ask a running `tally serve` instead (e.g. http://127.0.0.1:7878);
-    /// the server's limits apply, `--timeout-ms` can shorten its timeout.
-    #[arg(long, value_name = "URL")]
-    server: Option<String>,
+    /// With `--server URL`, ask a running `tally serve` instead; the
+    /// server's limits apply, `--timeout-ms` can shorten its timeout.
+    #[command(flatten)]
+    remote: crate::client::ServerArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
@@ -77,8 +77,8 @@ pub fn run(a: SqlArgs) -> CliResult<ExitCode> {
         (None, None) if !std::io::stdin().is_terminal() => Some(read_stdin()?),
         (None, None) => None,
     };
-    if let Some(url) = &a.server {
-        let mut remote = remote::Remote::connect(url)?;
+    if a.remote.server.is_some() {
+        let mut remote = remote::Remote::connect(&a.remote)?;
         let timeout_ms = a.timeout_ms.unwrap_or(0);
         let mut exec = |sql: &str| remote.sql(sql, timeout_ms);
         return match &script {

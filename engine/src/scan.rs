@@ -69,6 +69,10 @@ pub struct ScanRequest {
     pub to: Option<i64>,
     /// Only these api keys (None = all).
     pub api_keys: Option<Vec<String>>,
+    /// The api keys the caller may see (None = every key): a scoped read
+    /// token's keys. Intersected with `api_keys` and enforced here, below
+    /// SQL, so no query text can widen it.
+    pub scope: Option<Vec<String>>,
     /// All must hold.
     pub predicates: Vec<Predicate>,
     /// Columns to return, in this order.
@@ -494,6 +498,12 @@ fn plan(req: &ScanRequest) -> Result<Plan> {
                 }
             }
         }
+    }
+    if let Some(scope) = &req.scope {
+        p.keys = Some(match p.keys.take() {
+            None => scope.clone(),
+            Some(wanted) => wanted.into_iter().filter(|k| scope.contains(k)).collect(),
+        });
     }
     if p.lo > p.hi || p.keys.as_ref().is_some_and(Vec::is_empty) {
         p.empty = true;

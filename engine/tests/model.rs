@@ -100,6 +100,8 @@ struct ScanSpec {
     from: Option<i64>,
     to: Option<i64>,
     keys: Option<Vec<usize>>,
+    /// A read token's scope: keys the caller may see.
+    scope: Option<Vec<usize>>,
     endpoint: Option<usize>,
     statuses: Option<Vec<usize>>,
     min_latency: Option<u32>,
@@ -110,17 +112,21 @@ fn scan_spec() -> impl Strategy<Value = ScanSpec> {
     (
         proptest::option::of(-86_400_000_000i64..3 * 86_400_000_000),
         proptest::option::of(-86_400_000_000i64..3 * 86_400_000_000),
-        proptest::option::of(proptest::collection::vec(0..KEYS.len(), 0..3)),
+        (
+            proptest::option::of(proptest::collection::vec(0..KEYS.len(), 0..3)),
+            proptest::option::of(proptest::collection::vec(0..KEYS.len(), 0..3)),
+        ),
         proptest::option::of(0..ENDPOINTS.len()),
         proptest::option::of(proptest::collection::vec(0..STATUSES.len(), 1..3)),
         proptest::option::of(0u32..500_000),
         proptest::option::of(0..COUNTRIES.len()),
     )
         .prop_map(
-            |(from, to, keys, endpoint, statuses, min_latency, geo)| ScanSpec {
+            |(from, to, (keys, scope), endpoint, statuses, min_latency, geo)| ScanSpec {
                 from: from.map(|f| BASE_TS + f),
                 to: to.map(|t| BASE_TS + t),
                 keys,
+                scope,
                 endpoint,
                 statuses,
                 min_latency,
@@ -210,6 +216,10 @@ fn request(s: &ScanSpec) -> ScanRequest {
             .keys
             .as_ref()
             .map(|k| k.iter().map(|&i| KEYS[i].to_string()).collect()),
+        scope: s
+            .scope
+            .as_ref()
+            .map(|k| k.iter().map(|&i| KEYS[i].to_string()).collect()),
         predicates: preds,
         columns: Column::ALL.to_vec(),
     }
@@ -219,6 +229,9 @@ fn model_matches(s: &ScanSpec, e: &Event) -> bool {
     s.from.is_none_or(|f| e.ts >= f)
         && s.to.is_none_or(|t| e.ts < t)
         && s.keys
+            .as_ref()
+            .is_none_or(|k| k.iter().any(|&i| KEYS[i] == e.api_key))
+        && s.scope
             .as_ref()
             .is_none_or(|k| k.iter().any(|&i| KEYS[i] == e.api_key))
         && s.endpoint.is_none_or(|i| ENDPOINTS[i] == e.endpoint)
@@ -273,6 +286,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         from: None,
         to: None,
         keys: None,
+        scope: None,
         endpoint: None,
         statuses: None,
         min_latency: None,

@@ -29,6 +29,8 @@ pub(crate) struct ExecContext<'a> {
     pub db: &'a Db,
     pub deadline: Option<Instant>,
     pub memory_limit: usize,
+    /// The api keys the query may read (None = all), given to every scan.
+    pub scope: Option<Vec<String>>,
     memory: AtomicUsize,
     pub nodes: Vec<NodeStats>,
     pub scan: Mutex<ScanStats>,
@@ -43,12 +45,14 @@ impl<'a> ExecContext<'a> {
         plan: &Plan,
         deadline: Option<Instant>,
         memory_limit: usize,
+        scope: Option<Vec<String>>,
     ) -> Self {
         let depth = plan_depth(plan);
         ExecContext {
             db,
             deadline,
             memory_limit,
+            scope,
             memory: AtomicUsize::new(0),
             nodes: (0..depth).map(|_| NodeStats::default()).collect(),
             scan: Mutex::new(ScanStats::default()),
@@ -140,6 +144,7 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
         } => {
             let mut req = request.clone();
             req.columns = columns.clone();
+            req.scope.clone_from(&ctx.scope);
             let wall = Instant::now();
             let result = ctx.db.scan_batches(&req, |sb: ScanBatch| {
                 if ctx.stopped.load(AtOrd::Relaxed) {

@@ -63,6 +63,7 @@ pub fn sql(data: &[u8]) {
         timeout: Some(Duration::from_secs(2)),
         optimize: data.first().is_some_and(|b| b % 2 == 0),
         now: Some(1_795_510_000_000_000),
+        ..QueryOptions::default()
     };
     let _ = execute(db, text, &options);
 }

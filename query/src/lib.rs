@@ -42,6 +42,10 @@ pub struct QueryOptions {
     pub optimize: bool,
     /// The value of `now()` in µs; `None` reads the clock once per query.
     pub now: Option<i64>,
+    /// The api keys the query may read (None = all): a scoped read token's
+    /// keys. Every scan of the query carries it and the engine enforces it,
+    /// so rows of other keys never reach the query, whatever its text.
+    pub key_scope: Option<Vec<String>>,
 }
 
 impl Default for QueryOptions {
@@ -51,6 +55,7 @@ impl Default for QueryOptions {
             timeout: Some(Duration::from_secs(60)),
             optimize: true,
             now: None,
+            key_scope: None,
         }
     }
 }
@@ -168,7 +173,13 @@ pub fn execute(db: &Db, sql: &str, options: &QueryOptions) -> Result<QueryResult
         bound.plan
     };
     let deadline = options.timeout.map(|t| started + t);
-    let ctx = exec::ExecContext::new(db, &plan, deadline, options.memory_limit);
+    let ctx = exec::ExecContext::new(
+        db,
+        &plan,
+        deadline,
+        options.memory_limit,
+        options.key_scope.clone(),
+    );
     match bound.explain {
         None => {
             let batch = exec::run_to_batch(&ctx, &plan)?;

@@ -169,3 +169,62 @@ fn results_carry_the_schema_types_and_names() {
     assert!(matches!(r.value(0, 4), Scalar::Text(ref s) if s.starts_with("10.0.0.")));
     assert_eq!(r.value(0, 5), Scalar::Null);
 }
+
+#[test]
+fn key_scope_hides_other_keys_whatever_the_sql() {
+    let (_d, db) = db_with(4_000);
+    // Half in chunks, half still in the memtable.
+    let fresh: Vec<Event> = (4_000..6_000).map(event).collect();
+    db.ingest(&EventBatch::from_events(&fresh), &WriteOptions::default())
+        .unwrap();
+    let scoped = QueryOptions {
+        key_scope: Some(vec!["key_1".into(), "key_3".into()]),
+        ..QueryOptions::default()
+    };
+    let rows = |sql: &str| -> Vec<String> {
+        let r = execute(&db, sql, &scoped).unwrap();
+        (0..r.rows())
+            .map(|i| {
+                (0..r.fields.len())
+                    .map(|c| r.value(i, c).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    };
+    assert_eq!(
+        rows("SELECT api_key, count(*) FROM events GROUP BY api_key ORDER BY 1"),
+        ["key_1|1500", "key_3|1500"]
+    );
+    for sql in [
+        "SELECT count(*) FROM events WHERE api_key = 'key_0'",
+        "SELECT count(*) FROM events WHERE api_key IN ('key_0', 'key_2')",
+        "SELECT count(*) FROM events WHERE lower(api_key) LIKE 'key_0%'",
+        "SELECT count(*) FROM (SELECT * FROM events) e WHERE e.api_key = 'key_2'",
+        "WITH a AS (SELECT api_key FROM events) SELECT count(*) FROM a WHERE api_key <> 'key_1' AND api_key <> 'key_3'",
+    ] {
+        assert_eq!(rows(sql), ["0"], "{sql}");
+    }
+    assert_eq!(
+        rows("SELECT count(*) FROM events WHERE api_key = 'key_1' OR api_key = 'key_0'"),
+        ["1500"]
+    );
+    assert_eq!(
+        rows("SELECT count(*) FROM events WHERE api_key = 'key_0' OR true"),
+        ["3000"]
+    );
+    // The same hold with the optimiser off (nothing pushed down).
+    let plain = QueryOptions {
+        optimize: false,
+        ..scoped.clone()
+    };
+    let r = execute(
+        &db,
+        "SELECT count(*), count(DISTINCT api_key) FROM events",
+        &plain,
+    )
+    .unwrap();
+    assert_eq!(r.row(0), [Scalar::Int(3000), Scalar::Int(2)]);
+    // No scope: everything.
+    assert_eq!(text_rows(&db, "SELECT count(*) FROM events"), ["6000"]);
+}

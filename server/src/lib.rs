@@ -8,14 +8,17 @@
 //! they run on tokio's blocking pool.
 
 mod admin;
+pub mod auth;
 mod convert;
 mod error;
 mod ingest;
+mod metrics;
 mod query;
 
 pub use admin::AdminService;
 pub use error::ServerError;
 pub use ingest::IngestService;
+pub use metrics::MetricsService;
 pub use query::QueryService;
 
 use std::future::Future;
@@ -83,11 +86,29 @@ pub async fn serve_on(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let ingest = pb::ingest_server::IngestServer::new(IngestService::new(db.clone(), &options))
-        .max_decoding_message_size(options.max_message_bytes);
-    let query = pb::query_server::QueryServer::new(QueryService::new(db.clone(), &options))
-        .max_decoding_message_size(options.max_message_bytes);
-    let admin = pb::admin_server::AdminServer::new(AdminService::new(db));
+    use auth::{Gate, Service};
+    use tonic::service::interceptor::InterceptedService;
+    let gate = |service| Gate { service };
+    let ingest = InterceptedService::new(
+        pb::ingest_server::IngestServer::new(IngestService::new(db.clone(), &options))
+            .max_decoding_message_size(options.max_message_bytes),
+        gate(Service::Ingest),
+    );
+    let query = InterceptedService::new(
+        pb::query_server::QueryServer::new(QueryService::new(db.clone(), &options))
+            .max_decoding_message_size(options.max_message_bytes),
+        gate(Service::Query),
+    );
+    let metrics = InterceptedService::new(
+        pb::metrics_server::MetricsServer::new(MetricsService::new(db.clone(), &options))
+            .max_decoding_message_size(options.max_message_bytes),
+        gate(Service::Metrics),
+    );
+    let admin = InterceptedService::new(
+        pb::admin_server::AdminServer::new(AdminService::new(db))
+            .max_decoding_message_size(options.max_message_bytes),
+        gate(Service::Admin),
+    );
     // TCP_NODELAY: without it a reply waits for the peer's delayed ACK
     // (about 40 ms) whenever it does not fill a segment.
     use tokio_stream::StreamExt as _;
@@ -99,6 +120,9 @@ pub async fn serve_on(
         .await;
     health_reporter
         .set_serving::<pb::query_server::QueryServer<QueryService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::metrics_server::MetricsServer<MetricsService>>()
         .await;
     health_reporter
         .set_serving::<pb::admin_server::AdminServer<AdminService>>()
@@ -117,6 +141,7 @@ pub async fn serve_on(
         .add_service(reflection)
         .add_service(ingest)
         .add_service(query)
+        .add_service(metrics)
         .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -12,6 +12,7 @@ use tally_query::{execute, QueryOptions, Scalar};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{principal, Principal};
 use crate::convert::{batch_msg, schema_of};
 use crate::error::query_status;
 use crate::pb;
@@ -36,8 +37,16 @@ impl QueryService {
         }
     }
 
-    async fn run(&self, sql: String, timeout_ms: u64) -> Result<tally_query::QueryResult, Status> {
+    async fn run(
+        &self,
+        sql: String,
+        timeout_ms: u64,
+        caller: &Principal,
+    ) -> Result<tally_query::QueryResult, Status> {
         let mut options = self.options.clone();
+        // A scoped read token's keys go to every scan of the query: the
+        // engine drops other keys' rows below SQL.
+        options.key_scope = caller.read_scope();
         if timeout_ms > 0 {
             let t = Duration::from_millis(timeout_ms);
             options.timeout = Some(options.timeout.map_or(t, |d| d.min(t)));
@@ -60,8 +69,9 @@ impl pb::query_server::Query for QueryService {
         &self,
         request: Request<pb::SqlRequest>,
     ) -> Result<Response<Self::SqlStream>, Status> {
+        let caller = principal(&request)?;
         let req = request.into_inner();
-        let result = self.run(req.sql, req.timeout_ms).await?;
+        let result = self.run(req.sql, req.timeout_ms, &caller).await?;
         let rows = match req.max_rows {
             0 => result.rows(),
             m => result.rows().min(usize::try_from(m).unwrap_or(usize::MAX)),
@@ -84,9 +94,10 @@ impl pb::query_server::Query for QueryService {
         &self,
         request: Request<pb::SqlRequest>,
     ) -> Result<Response<pb::ExplainReply>, Status> {
+        let caller = principal(&request)?;
         let req = request.into_inner();
         let result = self
-            .run(format!("EXPLAIN {}", req.sql), req.timeout_ms)
+            .run(format!("EXPLAIN {}", req.sql), req.timeout_ms, &caller)
             .await?;
         let lines = (0..result.rows())
             .map(|i| match result.value(i, 0) {

@@ -6,29 +6,22 @@
 use tally_query::array::{Array, Batch};
 use tally_query::{DataType, Field, Phase, QueryError, QueryResult, Scalar};
 use tally_server::pb::{self, query_client::QueryClient};
-use tonic::transport::Channel;
 
+use crate::client::{AuthChannel, ServerArgs};
 use crate::util::CliResult;
 
 /// A connection to a server.
 pub struct Remote {
     rt: tokio::runtime::Runtime,
-    client: QueryClient<Channel>,
+    client: QueryClient<AuthChannel>,
 }
 
 impl Remote {
-    /// Connects to `url` (e.g. http://127.0.0.1:7878).
-    pub fn connect(url: &str) -> CliResult<Remote> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        let client = rt
-            .block_on(QueryClient::connect(url.to_string()))
-            .map_err(|e| format!("cannot connect to {url}: {e}"))?
-            .max_decoding_message_size(256 << 20);
-        Ok(Remote { rt, client })
+    /// Connects to `--server` with the token.
+    pub fn connect(args: &ServerArgs) -> CliResult<Remote> {
+        let c = args.connect()?;
+        let client = QueryClient::new(c.channel).max_decoding_message_size(256 << 20);
+        Ok(Remote { rt: c.rt, client })
     }
 
     /// Runs one statement on the server.
