@@ -103,6 +103,25 @@ pub struct DbStats {
     pub time_range: Option<(i64, i64)>,
 }
 
+/// One partition (a day and a key shard) and what it holds in chunks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i32,
+    /// Key shard.
+    pub shard: u32,
+    /// Chunk files.
+    pub chunks: u64,
+    /// Events in them.
+    pub events: u64,
+    /// Bytes of the chunk files.
+    pub bytes: u64,
+    /// Smallest event time (µs).
+    pub min_ts: i64,
+    /// Largest event time (µs).
+    pub max_ts: i64,
+}
+
 impl Db {
     /// Opens (creating if needed) the database in `dir`, recovering from the
     /// manifest and the WAL.
@@ -232,6 +251,30 @@ impl Db {
     /// Counts and sizes.
     pub fn stats(&self) -> DbStats {
         self.inner.stats()
+    }
+
+    /// The partitions with chunks, by day then shard (memtable events are
+    /// in no partition until flushed).
+    pub fn partitions(&self) -> Vec<PartitionInfo> {
+        let st = self.inner.state();
+        let mut parts: std::collections::BTreeMap<(i32, u32), PartitionInfo> =
+            std::collections::BTreeMap::new();
+        for c in st.chunks.iter() {
+            let e = &c.entry;
+            let p = parts.entry((e.day, e.shard)).or_insert(PartitionInfo {
+                day: e.day,
+                shard: e.shard,
+                min_ts: e.min_ts,
+                max_ts: e.max_ts,
+                ..PartitionInfo::default()
+            });
+            p.chunks += 1;
+            p.events += e.rows;
+            p.bytes += e.file_bytes;
+            p.min_ts = p.min_ts.min(e.min_ts);
+            p.max_ts = p.max_ts.max(e.max_ts);
+        }
+        parts.into_values().collect()
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {

@@ -24,7 +24,7 @@ mod validate;
 mod walrecord;
 
 pub use ack::{Ack, Durability, Rejected, WriteOptions};
-pub use db::{Db, DbStats};
+pub use db::{Db, DbStats, PartitionInfo};
 pub use error::{EngineError, Result};
 pub use event::{Event, EventBatch, EventRef, StrColumn};
 pub use options::{

@@ -19,6 +19,12 @@ pub enum ServerError {
     /// The reflection service could not be built from the protos.
     #[error("gRPC reflection: {0}")]
     Reflection(String),
+    /// A token could not be created, stored or read.
+    #[error("tokens: {0}")]
+    Token(String),
+    /// The TLS certificate or key is unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The gRPC transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),

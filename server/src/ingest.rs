@@ -3,6 +3,11 @@
 //! waits for its group-commit fsync there); the reply is the engine's
 //! acknowledgement. A retried (producer_id, sequence) is acknowledged again
 //! and applied once, by the engine.
+//!
+//! Before the engine sees a batch: an ingest token limited to api keys
+//! may only write those keys (else PERMISSION_DENIED for the whole batch),
+//! and the batch must find room in the server's in-flight ingest budget
+//! (backpressure: it waits, then UNAVAILABLE).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,28 +16,40 @@ use tally_engine::{Db, WriteOptions};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use prost::Message as _;
+
+use crate::auth::{principal, Principal, Role};
 use crate::convert::{batch_of, reply_of};
 use crate::error::engine_status;
+use crate::limits::Limits;
 use crate::pb;
 use crate::ServerOptions;
 
 /// The ingest service.
 #[derive(Clone)]
-pub struct IngestService {
+pub(crate) struct IngestService {
     db: Arc<Db>,
     max_events: usize,
+    limits: Arc<Limits>,
 }
 
 impl IngestService {
     /// A service writing into `db`.
-    pub fn new(db: Arc<Db>, options: &ServerOptions) -> IngestService {
+    pub(crate) fn new(db: Arc<Db>, options: &ServerOptions, limits: Arc<Limits>) -> IngestService {
         IngestService {
             db,
             max_events: options.max_events_per_batch,
+            limits,
         }
     }
 
-    async fn write_one(&self, req: pb::WriteRequest) -> Result<pb::WriteReply, Status> {
+    async fn write_one(
+        &self,
+        req: pb::WriteRequest,
+        caller: &Principal,
+    ) -> Result<pb::WriteReply, Status> {
+        check_keys(&req, caller)?;
+        let _room = self.limits.ingest_room(req.encoded_len()).await?;
         let batch = batch_of(&req, self.max_events)?;
         let opts = WriteOptions {
             producer: (!req.producer_id.is_empty())
@@ -57,7 +74,8 @@ impl pb::ingest_server::Ingest for IngestService {
         &self,
         request: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
-        self.write_one(request.into_inner())
+        let caller = principal(&request)?;
+        self.write_one(request.into_inner(), &caller)
             .await
             .map(Response::new)
     }
@@ -68,13 +86,26 @@ impl pb::ingest_server::Ingest for IngestService {
         &self,
         request: Request<Streaming<pb::WriteRequest>>,
     ) -> Result<Response<Self::WriteStreamStream>, Status> {
+        let caller = principal(&request)?;
+        let slot = self.limits.stream_slot()?;
         let mut input = request.into_inner();
         let this = self.clone();
         let output = async_stream_replies(move |tx| async move {
+            let _slot = slot;
+            let mut first = true;
             while let Some(req) = input.next().await {
-                let reply = match req {
-                    Ok(r) => this.write_one(r).await,
-                    Err(e) => Err(e),
+                // The call was charged once by the gate; each further batch
+                // counts against the token's rate too.
+                let charged = if first {
+                    Ok(())
+                } else {
+                    this.limits.charge(&caller.token_id)
+                };
+                first = false;
+                let reply = match (charged, req) {
+                    (Err(e), _) => Err(e),
+                    (Ok(()), Ok(r)) => this.write_one(r, &caller).await,
+                    (Ok(()), Err(e)) => Err(oversized_is_exhausted(e)),
                 };
                 let stop = reply.is_err();
                 if tx.send(reply).await.is_err() || stop {
@@ -83,6 +114,43 @@ impl pb::ingest_server::Ingest for IngestService {
             }
         });
         Ok(Response::new(output))
+    }
+}
+
+/// Refuses a batch with an api key an ingest token is not limited to.
+fn check_keys(req: &pb::WriteRequest, caller: &Principal) -> Result<(), Status> {
+    let (Role::Ingest, Some(keys)) = (caller.role, &caller.keys) else {
+        return Ok(());
+    };
+    let mut batch_keys: Box<dyn Iterator<Item = &String>> = match &req.columns {
+        Some(c) if req.events.is_empty() => Box::new(c.api_key.iter()),
+        _ => Box::new(req.events.iter().map(|e| &e.api_key)),
+    };
+    match batch_keys.position(|k| keys.binary_search(k).is_err()) {
+        None => Ok(()),
+        Some(i) => Err(Status::permission_denied(format!(
+            "event {i}: token {} may not write api key {:?}; nothing was applied",
+            caller.token_id,
+            api_key_at(req, i)
+        ))),
+    }
+}
+
+fn api_key_at(req: &pb::WriteRequest, i: usize) -> &str {
+    match &req.columns {
+        Some(c) if req.events.is_empty() => c.api_key.get(i),
+        _ => req.events.get(i).map(|e| &e.api_key),
+    }
+    .map_or("", String::as_str)
+}
+
+/// A streamed message over the size limit is RESOURCE_EXHAUSTED (tonic's
+/// decoder says OUT_OF_RANGE).
+fn oversized_is_exhausted(s: Status) -> Status {
+    if s.code() == tonic::Code::OutOfRange && s.message().contains("message length too large") {
+        Status::resource_exhausted(s.message().to_string())
+    } else {
+        s
     }
 }
 

@@ -12,18 +12,24 @@ pub mod auth;
 mod convert;
 mod error;
 mod ingest;
+mod limits;
 mod metrics;
 mod query;
 
-pub use admin::AdminService;
+pub use auth::{Principal, Role, TokenStore};
 pub use error::ServerError;
-pub use ingest::IngestService;
-pub use metrics::MetricsService;
-pub use query::QueryService;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use admin::AdminService;
+use ingest::IngestService;
+use limits::Limits;
+use metrics::MetricsService;
+use query::QueryService;
 
 use tally_engine::Db;
 
@@ -52,6 +58,39 @@ pub struct ServerOptions {
     pub max_events_per_batch: usize,
     /// Query limits (memory, default timeout).
     pub query: tally_query::QueryOptions,
+    /// Most streaming calls (WriteStream, Sql) open at once across all
+    /// connections (default 128); more fail with RESOURCE_EXHAUSTED.
+    pub max_concurrent_streams: usize,
+    /// Most calls in progress on one connection (default 256); more fail
+    /// with RESOURCE_EXHAUSTED.
+    pub max_requests_per_connection: usize,
+    /// Requests (and streamed write batches) per second one token may
+    /// make; None = no limit (the default).
+    pub rate_limit_per_token: Option<f64>,
+    /// Requests a token may make at once before the rate applies
+    /// (default 100).
+    pub rate_limit_burst: f64,
+    /// Bytes of write requests waiting for the engine at once (default
+    /// 256 MiB): the engine stalls writers while its write buffers are
+    /// full, so this is what bounds the server's memory under overload.
+    pub max_inflight_ingest_bytes: usize,
+    /// How long a write waits for room in that budget before UNAVAILABLE
+    /// (default 5 s).
+    pub ingest_wait: Duration,
+    /// The access tokens; None turns authentication off (every caller is
+    /// an admin: local development and embedding only).
+    pub tokens: Option<Arc<TokenStore>>,
+    /// Serve TLS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the server's TLS certificate chain and private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
 }
 
 impl Default for ServerOptions {
@@ -60,6 +99,14 @@ impl Default for ServerOptions {
             max_message_bytes: 64 << 20,
             max_events_per_batch: 100_000,
             query: tally_query::QueryOptions::default(),
+            max_concurrent_streams: 128,
+            max_requests_per_connection: 256,
+            rate_limit_per_token: None,
+            rate_limit_burst: 100.0,
+            max_inflight_ingest_bytes: 256 << 20,
+            ingest_wait: Duration::from_secs(5),
+            tokens: None,
+            tls: None,
         }
     }
 }
@@ -88,14 +135,23 @@ pub async fn serve_on(
 ) -> Result<(), ServerError> {
     use auth::{Gate, Service};
     use tonic::service::interceptor::InterceptedService;
-    let gate = |service| Gate { service };
+    let limits = Arc::new(Limits::new(&options));
+    let gate = |service| Gate {
+        service,
+        tokens: options.tokens.clone(),
+        limits: limits.clone(),
+    };
     let ingest = InterceptedService::new(
-        pb::ingest_server::IngestServer::new(IngestService::new(db.clone(), &options))
-            .max_decoding_message_size(options.max_message_bytes),
+        pb::ingest_server::IngestServer::new(IngestService::new(
+            db.clone(),
+            &options,
+            limits.clone(),
+        ))
+        .max_decoding_message_size(options.max_message_bytes),
         gate(Service::Ingest),
     );
     let query = InterceptedService::new(
-        pb::query_server::QueryServer::new(QueryService::new(db.clone(), &options))
+        pb::query_server::QueryServer::new(QueryService::new(db.clone(), &options, limits.clone()))
             .max_decoding_message_size(options.max_message_bytes),
         gate(Service::Query),
     );
@@ -105,7 +161,7 @@ pub async fn serve_on(
         gate(Service::Metrics),
     );
     let admin = InterceptedService::new(
-        pb::admin_server::AdminServer::new(AdminService::new(db))
+        pb::admin_server::AdminServer::new(AdminService::new(db, options.tokens.clone()))
             .max_decoding_message_size(options.max_message_bytes),
         gate(Service::Admin),
     );
@@ -136,7 +192,18 @@ pub async fn serve_on(
             let _ = stream.set_nodelay(true);
         })
     });
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(options.max_requests_per_connection)
+        .load_shed(true)
+        // A request larger than the limit is RESOURCE_EXHAUSTED (tonic
+        // says OUT_OF_RANGE).
+        .layer(tower::util::MapResponseLayer::new(oversized_is_exhausted));
+    if let Some(tls) = &options.tls {
+        builder = builder
+            .tls_config(tls_config(tls)?)
+            .map_err(ServerError::Transport)?;
+    }
+    builder
         .add_service(health)
         .add_service(reflection)
         .add_service(ingest)
@@ -146,6 +213,45 @@ pub async fn serve_on(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(ServerError::Transport)
+}
+
+fn tls_config(tls: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServerError> {
+    let read = |p: &PathBuf, what: &str| {
+        std::fs::read(p)
+            .map_err(|e| ServerError::Tls(format!("cannot read {what} {}: {e}", p.display())))
+    };
+    let cert = read(&tls.cert, "the TLS certificate")?;
+    let key = read(&tls.key, "the TLS key")?;
+    if !String::from_utf8_lossy(&cert).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(ServerError::Tls(format!(
+            "{} holds no PEM certificate",
+            tls.cert.display()
+        )));
+    }
+    if !String::from_utf8_lossy(&key).contains("PRIVATE KEY-----") {
+        return Err(ServerError::Tls(format!(
+            "{} holds no PEM private key",
+            tls.key.display()
+        )));
+    }
+    Ok(tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert, key)))
+}
+
+/// Rewrites tonic's OUT_OF_RANGE for a request over the size limit to
+/// RESOURCE_EXHAUSTED (what the gRPC spec asks for).
+fn oversized_is_exhausted<B>(mut r: http::Response<B>) -> http::Response<B> {
+    let h = r.headers();
+    let oversized = h.get("grpc-status").is_some_and(|v| v == "11")
+        && h.get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            // Percent-encoded on the wire.
+            .is_some_and(|m| m.contains("message%20length%20too%20large"));
+    if oversized {
+        r.headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    r
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -190,7 +296,19 @@ pub fn run_until_signal(
         let local = listener
             .local_addr()
             .map_err(|e| ServerError::Bind(addr, e))?;
-        tracing::info!("tally serving gRPC on {local}");
+        tracing::info!(
+            "tally serving gRPC on {local} ({}, authentication {})",
+            if options.tls.is_some() {
+                "TLS"
+            } else {
+                "plaintext"
+            },
+            if options.tokens.is_some() {
+                "on"
+            } else {
+                "off"
+            }
+        );
         serve_on(db, listener, options, async {
             shutdown_signal().await;
             tracing::info!("shutting down: finishing in-flight requests");

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use tally_engine::Db;
 use tally_query::{execute, QueryOptions, Scalar};
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{principal, Principal};
 use crate::convert::{batch_msg, schema_of};
 use crate::error::query_status;
+use crate::limits::Limits;
 use crate::pb;
 use crate::ServerOptions;
 
@@ -23,17 +24,19 @@ const ROWS_PER_MESSAGE: usize = 1024;
 
 /// The query service.
 #[derive(Clone)]
-pub struct QueryService {
+pub(crate) struct QueryService {
     db: Arc<Db>,
     options: QueryOptions,
+    limits: Arc<Limits>,
 }
 
 impl QueryService {
     /// A service answering from `db`.
-    pub fn new(db: Arc<Db>, options: &ServerOptions) -> QueryService {
+    pub(crate) fn new(db: Arc<Db>, options: &ServerOptions, limits: Arc<Limits>) -> QueryService {
         QueryService {
             db,
             options: options.query.clone(),
+            limits,
         }
     }
 
@@ -70,6 +73,7 @@ impl pb::query_server::Query for QueryService {
         request: Request<pb::SqlRequest>,
     ) -> Result<Response<Self::SqlStream>, Status> {
         let caller = principal(&request)?;
+        let slot = self.limits.stream_slot()?;
         let req = request.into_inner();
         let result = self.run(req.sql, req.timeout_ms, &caller).await?;
         let rows = match req.max_rows {
@@ -87,7 +91,12 @@ impl pb::query_server::Query for QueryService {
             }));
             start = end;
         }
-        Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
+        // The stream holds its slot until the client has read it all.
+        let stream = tokio_stream::iter(messages).map(move |m| {
+            let _ = &slot;
+            m
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn explain(

@@ -309,8 +309,9 @@ async fn health_and_reflection_answer() {
         assert!(names.iter().any(|n| n == want), "{names:?}");
     }
 
-    // An oversized message is refused before it is decoded. (tonic reports
-    // OUT_OF_RANGE; the issue asks for RESOURCE_EXHAUSTED: not yet mapped.)
+    // An oversized message is refused before it is decoded, as
+    // RESOURCE_EXHAUSTED (tonic's OUT_OF_RANGE is rewritten), on a unary
+    // call and on a stream.
     let mut ingest = IngestClient::connect(s.addr.clone())
         .await
         .unwrap()
@@ -322,9 +323,16 @@ async fn health_and_reflection_answer() {
         }],
         ..Default::default()
     };
-    let e = ingest.write(huge).await.unwrap_err();
-    assert_eq!(e.code(), Code::OutOfRange, "{e}");
+    let e = ingest.write(huge.clone()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
     assert!(e.message().contains("the limit is: 67108864 bytes"), "{e}");
+    let mut replies = ingest
+        .write_stream(tokio_stream::iter(vec![huge]))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = replies.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
 
     let _ = s.stop.take().unwrap().send(());
     s.task.await.unwrap();
