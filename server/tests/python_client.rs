@@ -39,13 +39,21 @@ async fn python_grpcio_client_against_the_protos() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+    let tokens = Arc::new(tally_server::TokenStore::open(dir.path()).unwrap());
+    let token = tokens
+        .create(tally_server::Role::Admin, None, "python")
+        .unwrap()
+        .token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve_on(
         db.clone(),
         listener,
-        ServerOptions::default(),
+        ServerOptions {
+            tokens: Some(tokens),
+            ..ServerOptions::default()
+        },
         async {
             let _ = stopped.await;
         },
@@ -62,7 +70,7 @@ async fn python_grpcio_client_against_the_protos() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(&script)
-            .args(["--addr", &addr])
+            .args(["--addr", &addr, "--token", &token])
             .output()
             .expect("run python3")
     })

@@ -6,9 +6,11 @@ at run time from server/proto with grpcio-tools (its bundled protoc, not a
 system one), then the script ingests in row and columnar form, checks the
 retry of a batch is acknowledged as a duplicate, reads the count back over
 the streaming Sql call, asks for a plan with Explain and checks a malformed
-request is refused with INVALID_ARGUMENT naming the field.
+request is refused with INVALID_ARGUMENT naming the field. With --token,
+every call sends `authorization: Bearer TOKEN`, and a call without it must
+be refused with UNAUTHENTICATED.
 
-    python3 server/tests/python/grpc_client.py --addr 127.0.0.1:50051
+    python3 server/tests/python/grpc_client.py --addr 127.0.0.1:50051 [--token T]
 
 Exits 0 when every check passes; otherwise prints what failed and exits 1.
 Needs only grpcio, grpcio-tools and protobuf. Run by server/tests/python_client.rs
@@ -16,6 +18,7 @@ against a server it starts (an empty database).
 """
 
 import argparse
+import collections
 import importlib
 import importlib.resources
 import sys
@@ -140,7 +143,33 @@ def decode_batch(query_pb2, schema, batch):
     return [list(row) for row in zip(*values)] if values else []
 
 
-def run(addr, stubs):
+class _CallDetails(
+        collections.namedtuple(
+            "_CallDetails",
+            ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+        grpc.ClientCallDetails):
+    pass
+
+
+class Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer TOKEN` to every call."""
+
+    def __init__(self, token):
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, d):
+        metadata = list(d.metadata or []) + [self.header]
+        return _CallDetails(d.method, d.timeout, metadata, d.credentials,
+                            d.wait_for_ready, d.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+
+def run(addr, token, stubs):
     ingest_pb2, ingest_grpc, query_pb2, query_grpc = stubs
     # Loopback: never through an http(s)_proxy from the environment.
     channel = grpc.insecure_channel(addr, options=[("grpc.enable_http_proxy", 0)])
@@ -148,6 +177,16 @@ def run(addr, stubs):
         grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT_S)
     except grpc.FutureTimeoutError:
         raise CheckFailed(f"no gRPC server reachable at {addr}") from None
+    if token:
+        try:
+            ingest_grpc.IngestStub(channel).Write(
+                ingest_pb2.WriteRequest(), timeout=RPC_TIMEOUT_S)
+        except grpc.RpcError as e:
+            check(e.code() == grpc.StatusCode.UNAUTHENTICATED,
+                  "Write without a token: UNAUTHENTICATED", f"got {e.code()}")
+        else:
+            raise CheckFailed("Write without a token: accepted")
+        channel = grpc.intercept_channel(channel, Bearer(token))
     ingest = ingest_grpc.IngestStub(channel)
     query = query_grpc.QueryStub(channel)
 
@@ -212,11 +251,12 @@ def run(addr, stubs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--addr", required=True, help="server address, HOST:PORT")
+    parser.add_argument("--token", help="access token (omit when the server has no auth)")
     args = parser.parse_args()
     try:
         with tempfile.TemporaryDirectory(prefix="tally-pb-") as out:
             stubs = generate_stubs(Path(out))
-            run(args.addr, stubs)
+            run(args.addr, args.token, stubs)
     except CheckFailed as e:
         print(f"FAIL: {e}", file=sys.stderr)
         return 1
