@@ -3,7 +3,8 @@
 //! One module per subcommand: [`gen`] makes synthetic events, [`import`]
 //! loads NDJSON/CSV into a data directory, [`export`] writes events back
 //! out, [`stats`] reports sizes, [`sql`] runs SQL queries (or an
-//! interactive prompt), [`bench`] runs measured workloads through the
+//! interactive prompt), [`serve`] runs the gRPC server, [`token`] manages
+//! its access tokens, [`bench`] runs measured workloads through the
 //! embedded engine, and [`demo`] is what the README's run command does.
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ mod import;
 mod serve;
 mod sql;
 mod stats;
+mod token;
 mod util;
 
 /// Tally: a columnar time-series database for API analytics and exact
@@ -45,8 +47,11 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Run SQL queries, or an interactive SQL prompt.
     Sql(sql::SqlArgs),
-    /// Serve the gRPC API (ingest and SQL) on a data directory.
+    /// Serve the gRPC API (ingest, SQL, metrics, admin) on a data directory.
     Serve(serve::ServeArgs),
+    /// Create, list or revoke access tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Run a measured workload through the embedded engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => stats::run(a),
         Command::Sql(a) => sql::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Token(c) => token::run(c),
         Command::Bench(b) => bench::run(b),
     };
     match result {

@@ -1,7 +1,9 @@
 //! `tally serve` as a real process: clients stream acknowledged batches,
 //! the server gets SIGTERM in the middle, finishes what is in flight and
 //! exits 0; reopened, the data directory holds every acknowledged event
-//! exactly once.
+//! exactly once. Authentication is on (the default): the first admin
+//! token is read from the data directory, and `tally token` / `tally sql
+//! --token` are used against the running server.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::process::{Command, Stdio};
@@ -51,8 +53,12 @@ async fn sigterm_during_ingest_loses_nothing_acknowledged() {
         .unwrap();
     // Wait for the server to listen.
     let start = Instant::now();
-    let client = loop {
-        match IngestClient::connect(addr.clone()).await {
+    let channel = loop {
+        match tonic::transport::Endpoint::from_shared(addr.clone())
+            .unwrap()
+            .connect()
+            .await
+        {
             Ok(c) => break c,
             Err(_) if start.elapsed() < Duration::from_secs(20) => {
                 tokio::time::sleep(Duration::from_millis(50)).await
@@ -60,6 +66,23 @@ async fn sigterm_during_ingest_loses_nothing_acknowledged() {
             Err(e) => panic!("server did not start: {e}"),
         }
     };
+    // The first start wrote an admin token for its operator.
+    let admin = std::fs::read_to_string(data.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse().unwrap();
+    let client =
+        IngestClient::with_interceptor(channel.clone(), move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", bearer.clone());
+            Ok(r)
+        });
+    // Without a token: refused.
+    let e = IngestClient::new(channel)
+        .write(pb::WriteRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e}");
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut writers = Vec::new();
     for w in 0..4 {
@@ -96,6 +119,7 @@ async fn sigterm_during_ingest_loses_nothing_acknowledged() {
     // `tally sql --server` answers through the same server meanwhile.
     let out = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(["sql", "--server", &addr, "--format", "csv"])
+        .env("TALLY_TOKEN", &admin)
         .arg("SELECT count(*) FROM events WHERE api_key = 'key_a'")
         .output()
         .unwrap();
@@ -116,11 +140,85 @@ async fn sigterm_during_ingest_loses_nothing_acknowledged() {
         "the server answered {seen} events, {before} were acknowledged before"
     );
     let bad = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["sql", "--server", &addr, "SELEC 1"])
+        .args(["sql", "--server", &addr, "--token", &admin, "SELEC 1"])
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("parse error"));
+    // A read token scoped to another key, made with `tally token` on the
+    // data directory while the server runs, sees none of key_a's rows.
+    let tally = |args: &[&str], token: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tally"));
+        c.args(args).env_remove("TALLY_TOKEN");
+        if let Some(t) = token {
+            c.env("TALLY_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    let made = tally(
+        &[
+            "token",
+            "create",
+            "--role",
+            "read",
+            "--key",
+            "key_b",
+            "--name",
+            "tenant b",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let scoped = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let count = "SELECT count(*) FROM events WHERE api_key = 'key_a'";
+    let out = tally(
+        &["sql", "--server", &addr, "--format", "csv", count],
+        Some(&scoped),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().nth(1),
+        Some("0")
+    );
+    // Listed and revoked through the server with the admin token.
+    let listed = tally(&["token", "list", "--server", &addr], Some(&admin));
+    let listed_text = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.status.success() && listed_text.contains("tenant b"),
+        "{listed_text}"
+    );
+    let id = scoped.split('_').nth(1).unwrap();
+    let revoked = tally(&["token", "revoke", id, "--server", &addr], Some(&admin));
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let out = tally(&["sql", "--server", &addr, count], Some(&scoped));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No token at all: a clear refusal.
+    let out = tally(&["sql", "--server", &addr, count], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no access token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
