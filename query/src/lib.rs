@@ -15,6 +15,7 @@ mod exec;
 #[doc(hidden)]
 pub mod fuzzing;
 mod like;
+pub mod metrics;
 mod optimize;
 mod plan;
 pub mod sketch;

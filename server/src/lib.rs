@@ -1,7 +1,9 @@
-//! Tally's gRPC server: the `tally.v1.Ingest`, `tally.v1.Query` and
-//! `tally.v1.Admin` services over one embedded [`tally_engine::Db`], and [`serve`], which
-//! runs them until a shutdown signal and then closes the database (every
-//! acknowledged event is in the WAL or a chunk).
+//! Tally's gRPC server: the `tally.v1.Ingest`, `tally.v1.Query`,
+//! `tally.v1.Metrics` and `tally.v1.Admin` services over one embedded
+//! [`tally_engine::Db`], behind token authentication ([`auth`]) and the
+//! server's limits, and [`serve`], which runs them until a shutdown signal
+//! (the caller then closes the database: every acknowledged event is in
+//! the WAL or a chunk).
 //!
 //! The services are thin: validation, durability and idempotency live in
 //! the engine, SQL in `tally-query`. Engine calls block (fsync, scans), so

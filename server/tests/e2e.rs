@@ -305,7 +305,12 @@ async fn health_and_reflection_answer() {
         panic!("unexpected reflection reply {reply:?}");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for want in ["tally.v1.Ingest", "tally.v1.Query"] {
+    for want in [
+        "tally.v1.Ingest",
+        "tally.v1.Query",
+        "tally.v1.Metrics",
+        "tally.v1.Admin",
+    ] {
         assert!(names.iter().any(|n| n == want), "{names:?}");
     }
 
