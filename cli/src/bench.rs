@@ -20,6 +20,7 @@ use tally_engine::{
 
 use tally_query::{QueryOptions, QueryResult, Scalar};
 
+use crate::import::remote::columns_of;
 use crate::util::{engine, CliResult};
 
 /// `tally bench` workloads.
@@ -98,27 +99,6 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     }
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted.get(i).copied().unwrap_or(0)
-}
-
-/// The columnar gRPC form of a batch.
-fn columns_of(b: &EventBatch) -> tally_server::pb::EventColumns {
-    let mut c = tally_server::pb::EventColumns::default();
-    for i in 0..b.len() {
-        let e = b.get(i);
-        c.ts_us.push(e.ts);
-        c.api_key.push(e.api_key.to_string());
-        c.endpoint.push(e.endpoint.to_string());
-        c.method.push(e.method.to_string());
-        c.status_code.push(u32::from(e.status_code));
-        c.latency_ms.push(e.latency_ms);
-        c.request_bytes.push(e.request_bytes);
-        c.response_bytes.push(e.response_bytes);
-        c.ip.push(e.ip.to_string());
-        c.user_agent.push(e.user_agent.to_string());
-        c.geo_country.push(e.geo_country.to_string());
-        c.request_id.push(e.request_id.unwrap_or("").to_string());
-    }
-    c
 }
 
 /// `bench ingest --server`: `writers` connections, each sending the next

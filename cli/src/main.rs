@@ -39,7 +39,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Generate deterministic synthetic API events (NDJSON or CSV).
     Gen(gen::GenArgs),
-    /// Import NDJSON or CSV events into a data directory.
+    /// Import NDJSON or CSV events into a data directory or a running server.
     Import(import::ImportArgs),
     /// Export events as NDJSON or CSV.
     Export(export::ExportArgs),
