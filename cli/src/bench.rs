@@ -20,6 +20,8 @@ use tally_engine::{
 
 use tally_query::{QueryOptions, QueryResult, Scalar};
 
+mod via_server;
+
 use crate::import::remote::columns_of;
 use crate::util::{engine, CliResult};
 
@@ -38,13 +40,13 @@ pub enum BenchCommand {
 #[derive(Args, Debug)]
 pub struct IngestArgs {
     /// Data directory (should be empty), for the embedded engine.
-    #[arg(long, required_unless_present = "server")]
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
     data_dir: Option<String>,
-    /// Ingest through a running `tally serve` instead (e.g.
-    /// http://127.0.0.1:7878); each writer is one gRPC connection sending
-    /// columnar batches; durability is the server's.
-    #[arg(long, conflicts_with = "data_dir")]
-    server: Option<String>,
+    /// With `--server URL`, ingest through a running `tally serve` instead
+    /// (each writer is one gRPC connection sending columnar batches;
+    /// durability is the server's).
+    #[command(flatten)]
+    remote: crate::client::ServerArgs,
     /// Events to ingest.
     #[arg(long, default_value_t = 2_000_000)]
     events: u64,
@@ -128,9 +130,7 @@ fn ingest_server(a: &IngestArgs, url: &str, batches: &[EventBatch]) -> CliResult
     let (secs, mut lat, accepted) = rt.block_on(async {
         let mut clients = Vec::new();
         for _ in 0..a.writers.max(1) {
-            let c = IngestClient::connect(url.to_string())
-                .await
-                .map_err(|e| format!("cannot connect to {url}: {e}"))?
+            let c = IngestClient::new(a.remote.channel(url).await?)
                 .max_encoding_message_size(256 << 20);
             clients.push(c);
         }
@@ -200,7 +200,7 @@ fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
         }
         batches.push(b);
     }
-    if let Some(url) = &a.server {
+    if let Some(url) = &a.remote.server {
         return ingest_server(&a, url, &batches);
     }
     let mut options = Options::default();
@@ -393,6 +393,11 @@ pub struct SqlArgs {
     /// Print one JSON object, with each query's result rows.
     #[arg(long)]
     json: bool,
+    /// Also time each query through a gRPC server started in this process
+    /// on loopback (token authentication on), right after the same query in
+    /// process, and report what the server adds.
+    #[arg(long, conflicts_with = "print_queries")]
+    via_server: bool,
 }
 
 /// What the benchmark queries are parametrised by, read from the data.
@@ -620,6 +625,46 @@ fn sql(a: SqlArgs) -> CliResult<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let iters = a.iterations.max(1);
+    if a.via_server {
+        let db = std::sync::Arc::new(db);
+        let texts: Vec<String> = queries.iter().map(|q| q.sql.clone()).collect();
+        let compared = via_server::compare(db.clone(), &texts, iters)?;
+        let db = std::sync::Arc::try_unwrap(db)
+            .map_err(|_| "internal: the database is still shared".to_string())?;
+        db.close().map_err(engine)?;
+        if a.json {
+            let list: Vec<_> = queries
+                .iter()
+                .zip(&compared)
+                .map(|(q, c)| {
+                    serde_json::json!({
+                        "name": q.name, "rows": c.rows, "embedded_median_ms": c.embedded_ms,
+                        "server_median_ms": c.server_ms, "added_median_ms": c.added_ms,
+                    })
+                })
+                .collect();
+            let mut out = header;
+            out["iterations"] = serde_json::Value::from(iters);
+            out["queries"] = serde_json::Value::from(list);
+            println!("{out}");
+        } else {
+            println!(
+                "{}: key {}; {iters} runs each, in process then through gRPC on loopback (medians)",
+                a.data_dir, anchors.api_key
+            );
+            println!(
+                "{:<14} {:>6} {:>12} {:>12} {:>10}",
+                "query", "rows", "embedded ms", "server ms", "added ms"
+            );
+            for (q, c) in queries.iter().zip(&compared) {
+                println!(
+                    "{:<14} {:>6} {:>12.3} {:>12.3} {:>10.3}",
+                    q.name, c.rows, c.embedded_ms, c.server_ms, c.added_ms
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut measured = Vec::new();
     for q in &queries {
         let mut last = query(&db, &q.sql)?; // warm-up

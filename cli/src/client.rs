@@ -65,7 +65,13 @@ impl ServerArgs {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        let mut endpoint = Endpoint::from_shared(url.clone())
+        let channel = rt.block_on(self.channel(&url))?;
+        Ok(Connection { rt, channel, url })
+    }
+
+    /// One more connection to `url` with the token (inside a runtime).
+    pub async fn channel(&self, url: &str) -> CliResult<AuthChannel> {
+        let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| format!("bad server URL {url:?}: {e}"))?;
         if url.starts_with("https://") {
             let mut tls = ClientTlsConfig::new().with_enabled_roots();
@@ -78,8 +84,9 @@ impl ServerArgs {
                 .tls_config(tls)
                 .map_err(|e| format!("TLS settings for {url}: {e}"))?;
         }
-        let channel = rt
-            .block_on(endpoint.connect())
+        let channel = endpoint
+            .connect()
+            .await
             .map_err(|e| format!("cannot connect to {url}: {}", error_chain(&e)))?;
         let bearer = match &self.token {
             Some(t) => Some(
@@ -89,11 +96,7 @@ impl ServerArgs {
             ),
             None => None,
         };
-        Ok(Connection {
-            rt,
-            channel: InterceptedService::new(channel, Bearer(bearer)),
-            url,
-        })
+        Ok(InterceptedService::new(channel, Bearer(bearer)))
     }
 }
 
