@@ -253,6 +253,13 @@ impl Db {
         self.inner.stats()
     }
 
+    /// True while the memtables hold `memtable_bytes` or more: a write now
+    /// would wait for a flush (the engine's backpressure). A server can
+    /// check it to refuse work it would only queue.
+    pub fn write_buffers_full(&self) -> bool {
+        self.inner.memory_full()
+    }
+
     /// The partitions with chunks, by day then shard (memtable events are
     /// in no partition until flushed).
     pub fn partitions(&self) -> Vec<PartitionInfo> {

@@ -5,9 +5,10 @@
 //! and applied once, by the engine.
 //!
 //! Before the engine sees a batch: an ingest token limited to api keys
-//! may only write those keys (else PERMISSION_DENIED for the whole batch),
-//! and the batch must find room in the server's in-flight ingest budget
-//! (backpressure: it waits, then UNAVAILABLE).
+//! may only write those keys (else PERMISSION_DENIED for the whole batch);
+//! the batch must find room in the server's in-flight ingest budget, and
+//! the engine's write buffers must not be full (backpressure: it waits up
+//! to `ingest_wait`, then UNAVAILABLE with retry advice).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ impl IngestService {
     ) -> Result<pb::WriteReply, Status> {
         check_keys(&req, caller)?;
         let _room = self.limits.ingest_room(req.encoded_len()).await?;
+        let db = &self.db;
+        crate::limits::wait_while(|| db.write_buffers_full(), self.limits.ingest_wait()).await?;
         let batch = batch_of(&req, self.max_events)?;
         let opts = WriteOptions {
             producer: (!req.producer_id.is_empty())

@@ -77,6 +77,11 @@ impl Limits {
         }
     }
 
+    /// How long a write waits for room.
+    pub(crate) fn ingest_wait(&self) -> Duration {
+        self.ingest_wait
+    }
+
     /// A slot for one open stream (held until the stream ends).
     pub(crate) fn stream_slot(&self) -> Result<OwnedSemaphorePermit, Status> {
         self.streams.clone().try_acquire_owned().map_err(|_| {
@@ -107,6 +112,26 @@ impl Limits {
             ))),
         }
     }
+}
+
+/// Waits while `full()` holds, checking every 10 ms, for at most `wait`;
+/// UNAVAILABLE with retry advice if it still holds then. Ingest calls it
+/// with the engine's "write buffers full" before queueing a batch, so an
+/// overloaded engine turns into retries at the clients, not into requests
+/// piling up in the server.
+pub(crate) async fn wait_while(full: impl Fn() -> bool, wait: Duration) -> Result<(), Status> {
+    let deadline = Instant::now() + wait;
+    while full() {
+        if Instant::now() >= deadline {
+            return Err(Status::unavailable(format!(
+                "the engine's write buffers are full (flushes are behind) after waiting {} ms; \
+                 retry with backoff (resending a batch with the same producer_id and sequence is safe)",
+                wait.as_millis()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -150,6 +175,28 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
         drop(a);
         let _again = l.stream_slot().unwrap();
+    }
+
+    #[tokio::test]
+    async fn full_write_buffers_wait_then_are_unavailable() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // Drains after a few checks: the write goes ahead.
+        let checks = AtomicUsize::new(0);
+        wait_while(
+            || checks.fetch_add(1, Ordering::SeqCst) < 3,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(checks.load(Ordering::SeqCst), 4);
+        // Never drains: UNAVAILABLE after the wait, with retry advice.
+        let started = Instant::now();
+        let e = wait_while(|| true, Duration::from_millis(40))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(40));
+        assert_eq!(e.code(), tonic::Code::Unavailable);
+        assert!(e.message().contains("write buffers are full") && e.message().contains("retry"));
     }
 
     #[tokio::test]

@@ -115,10 +115,7 @@ pub fn compare(db: Arc<Db>, queries: &[String], iters: usize) -> CliResult<Vec<C
 }
 
 /// One query through the server: every streamed message read; the rows.
-async fn remote(
-    client: &mut QueryClient<crate::client::AuthChannel>,
-    sql: &str,
-) -> CliResult<u64> {
+async fn remote(client: &mut QueryClient<crate::client::AuthChannel>, sql: &str) -> CliResult<u64> {
     let mut stream = client
         .sql(pb::SqlRequest {
             sql: sql.to_string(),
