@@ -288,15 +288,7 @@ impl TokenStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_err(&self.path, "read", &e)),
         };
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-            .map(|(i, l)| {
-                parse_line(l).map_err(|why| {
-                    ServerError::Token(format!("{}:{}: {why}", self.path.display(), i + 1))
-                })
-            })
-            .collect()
+        parse_tokens(&text, &self.path.display().to_string())
     }
 
     /// Read, change and replace the file under the lock.
@@ -347,6 +339,17 @@ impl TokenStore {
     }
 }
 
+/// The tokens of a token file's text; errors name `file` and the line.
+pub(crate) fn parse_tokens(text: &str, file: &str) -> Result<Vec<TokenInfo>, ServerError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| {
+            parse_line(l).map_err(|why| ServerError::Token(format!("{file}:{}: {why}", i + 1)))
+        })
+        .collect()
+}
+
 fn parse_line(line: &str) -> Result<TokenInfo, String> {
     let f: Vec<&str> = line.split('\t').collect();
     let [id, role, keys, digest, created, name] = f.as_slice() else {
@@ -365,7 +368,7 @@ fn parse_line(line: &str) -> Result<TokenInfo, String> {
         }
     };
     let mut sha256 = [0u8; 32];
-    if digest.len() != 64 {
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("the sha256 field must be 64 hex digits".into());
     }
     for (i, b) in sha256.iter_mut().enumerate() {

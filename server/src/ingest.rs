@@ -121,7 +121,7 @@ impl pb::ingest_server::Ingest for IngestService {
 }
 
 /// Refuses a batch with an api key an ingest token is not limited to.
-fn check_keys(req: &pb::WriteRequest, caller: &Principal) -> Result<(), Status> {
+pub(crate) fn check_keys(req: &pb::WriteRequest, caller: &Principal) -> Result<(), Status> {
     let (Role::Ingest, Some(keys)) = (caller.role, &caller.keys) else {
         return Ok(());
     };

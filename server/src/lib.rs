@@ -13,6 +13,7 @@ mod admin;
 pub mod auth;
 mod convert;
 mod error;
+pub mod fuzzing;
 mod ingest;
 mod limits;
 mod metrics;
