@@ -3,106 +3,22 @@
 //! clients sending `authorization: Bearer …`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tally_engine::{Db, Options};
 use tally_server::pb::{
     self, admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient,
 };
-use tally_server::{serve_on, Role, ServerOptions, TlsFiles, TokenStore};
+use tally_server::{Role, ServerOptions, TlsFiles, TokenStore};
 use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
-struct Running {
-    addr: String,
-    tokens: Arc<TokenStore>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    db: Arc<Db>,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-impl Running {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
-}
+use common::{as_token, channel, columns_of, with_header, Authed};
 
-async fn start(tune: impl FnOnce(&mut ServerOptions)) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-    let tokens = Arc::new(TokenStore::open(dir.path()).unwrap());
-    let mut options = ServerOptions {
-        tokens: Some(tokens.clone()),
-        ..ServerOptions::default()
-    };
-    tune(&mut options);
-    let scheme = if options.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!(
-        "{scheme}://localhost:{}",
-        listener.local_addr().unwrap().port()
-    );
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let d = db.clone();
-    let task = tokio::spawn(async move {
-        serve_on(d, listener, options, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running {
-        addr,
-        tokens,
-        stop: Some(tx),
-        task,
-        db,
-        _dir: dir,
-    }
-}
-
-/// Sends a fixed authorization header (or none).
-#[derive(Clone)]
-struct Header(Option<String>);
-
-impl tonic::service::Interceptor for Header {
-    fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(h) = &self.0 {
-            r.metadata_mut().insert(
-                "authorization",
-                MetadataValue::try_from(h.as_str()).unwrap(),
-            );
-        }
-        Ok(r)
-    }
-}
-
-type Authed = InterceptedService<Channel, Header>;
-
-async fn channel(addr: &str) -> Channel {
-    Endpoint::from_shared(addr.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-/// A channel sending `header` as the authorization metadata (None: none).
-async fn with_header(addr: &str, header: Option<String>) -> Authed {
-    InterceptedService::new(channel(addr).await, Header(header))
-}
-
-async fn as_token(addr: &str, token: &str) -> Authed {
-    with_header(addr, Some(format!("Bearer {token}"))).await
+async fn start(tune: impl FnOnce(&mut ServerOptions)) -> common::Running {
+    common::start(true, tune).await
 }
 
 fn event(i: i64, key: &str) -> pb::Event {
@@ -165,15 +81,15 @@ async fn sql(ch: Authed, q: &str) -> Result<Vec<String>, Status> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_scopes_and_revocation() {
     let s = start(|_| {}).await;
-    let admin = s.tokens.create(Role::Admin, None, "admin").unwrap().token;
-    let ingest_any = s.tokens.create(Role::Ingest, None, "gw").unwrap().token;
+    let admin = s.tokens().create(Role::Admin, None, "admin").unwrap().token;
+    let ingest_any = s.tokens().create(Role::Ingest, None, "gw").unwrap().token;
     let ingest_a = s
-        .tokens
+        .tokens()
         .create(Role::Ingest, Some(vec!["key_a".into()]), "gw-a")
         .unwrap();
-    let read_all = s.tokens.create(Role::Read, None, "dash").unwrap().token;
+    let read_all = s.tokens().create(Role::Read, None, "dash").unwrap().token;
     let read_a = s
-        .tokens
+        .tokens()
         .create(Role::Read, Some(vec!["key_a".into()]), "tenant a")
         .unwrap();
 
@@ -243,18 +159,7 @@ async fn roles_scopes_and_revocation() {
         e.message().contains("event 3") && e.message().contains("key_b"),
         "{e}"
     );
-    let mut columns = pb::EventColumns::default();
-    for e in batch("key_c", 600, 2).events {
-        columns.ts_us.push(e.ts_us);
-        columns.api_key.push(e.api_key);
-        columns.endpoint.push(e.endpoint);
-        columns.method.push(e.method);
-        columns.status_code.push(e.status_code);
-        columns.latency_ms.push(e.latency_ms);
-        columns.request_bytes.push(e.request_bytes);
-        columns.response_bytes.push(e.response_bytes);
-        columns.ip.push(e.ip);
-    }
+    let columns = columns_of(&batch("key_c", 600, 2).events);
     let e = wa
         .write(pb::WriteRequest {
             columns: Some(columns),
@@ -409,8 +314,8 @@ async fn rate_and_stream_limits_are_resource_exhausted() {
         o.max_concurrent_streams = 1;
     })
     .await;
-    let t1 = s.tokens.create(Role::Admin, None, "").unwrap().token;
-    let t2 = s.tokens.create(Role::Admin, None, "").unwrap().token;
+    let t1 = s.tokens().create(Role::Admin, None, "").unwrap().token;
+    let t2 = s.tokens().create(Role::Admin, None, "").unwrap().token;
     let mut w = IngestClient::new(as_token(&s.addr, &t1).await);
     for i in 0..3 {
         w.write(batch("k", i, 1)).await.unwrap();
@@ -430,7 +335,7 @@ async fn rate_and_stream_limits_are_resource_exhausted() {
     tx.send(batch("k", 20, 1)).await.unwrap();
     assert_eq!(replies.message().await.unwrap().unwrap().accepted, 1);
     // ... a second is refused while it lasts.
-    let t3 = s.tokens.create(Role::Admin, None, "").unwrap().token;
+    let t3 = s.tokens().create(Role::Admin, None, "").unwrap().token;
     let e = sql(as_token(&s.addr, &t3).await, "SELECT 1")
         .await
         .unwrap_err();
@@ -447,7 +352,7 @@ async fn rate_and_stream_limits_are_resource_exhausted() {
     drop(tx);
     drop(replies);
     // The slot is free again once the stream has ended.
-    let t4 = s.tokens.create(Role::Admin, None, "").unwrap().token;
+    let t4 = s.tokens().create(Role::Admin, None, "").unwrap().token;
     let mut ok = false;
     for _ in 0..50 {
         match sql(as_token(&s.addr, &t4).await, "SELECT 1").await {
@@ -476,7 +381,7 @@ async fn tls_serves_clients_that_trust_its_ca() {
         });
     })
     .await;
-    let token = s.tokens.create(Role::Read, None, "").unwrap().token;
+    let token = s.tokens().create(Role::Read, None, "").unwrap().token;
     let ca = std::fs::read(data.join("ca.pem")).unwrap();
     let ch = Endpoint::from_shared(s.addr.clone())
         .unwrap()

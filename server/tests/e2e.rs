@@ -3,42 +3,13 @@
 //! malformed requests refused with a status naming the problem.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
-use std::sync::Arc;
-
-use tally_engine::{Db, Options};
 use tally_server::pb::{self, ingest_client::IngestClient, query_client::QueryClient};
-use tally_server::{serve_on, ServerOptions};
 use tonic::Code;
 
-struct Running {
-    addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    db: Arc<Db>,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let d = db.clone();
-    let task = tokio::spawn(async move {
-        serve_on(d, listener, ServerOptions::default(), async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running {
-        addr,
-        stop: Some(tx),
-        task,
-        db,
-        _dir: dir,
-    }
+async fn start() -> common::Running {
+    common::start(false, |_| {}).await
 }
 
 fn event(i: i64) -> pb::Event {
@@ -100,7 +71,7 @@ async fn sql(addr: &str, q: &str) -> Result<Vec<Vec<String>>, tonic::Status> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_then_query_over_grpc() {
-    let mut s = start().await;
+    let s = start().await;
     let mut ingest = IngestClient::connect(s.addr.clone()).await.unwrap();
 
     // Row form, with one bad event among good ones.
@@ -259,8 +230,7 @@ async fn ingest_then_query_over_grpc() {
     assert_eq!((st.events, st.memtable_events), (179, 0));
     assert!(st.chunks >= 1 && st.chunk_bytes > 0, "{st:?}");
 
-    let _ = s.stop.take().unwrap().send(());
-    s.task.await.unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +242,7 @@ async fn health_and_reflection_answer() {
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
 
-    let mut s = start().await;
+    let s = start().await;
     let channel = tonic::transport::Channel::from_shared(s.addr.clone())
         .unwrap()
         .connect()
@@ -339,6 +309,5 @@ async fn health_and_reflection_answer() {
     let e = replies.message().await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
 
-    let _ = s.stop.take().unwrap().send(());
-    s.task.await.unwrap();
+    s.stop().await;
 }

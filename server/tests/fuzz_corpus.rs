@@ -27,7 +27,12 @@ fn event(i: u32, key: &str) -> pb::Event {
         latency_ms: 1.25,
         request_bytes: 10,
         response_bytes: 20,
-        ip: if i.is_multiple_of(2) { "10.0.0.1" } else { "::1" }.into(),
+        ip: if i.is_multiple_of(2) {
+            "10.0.0.1"
+        } else {
+            "::1"
+        }
+        .into(),
         user_agent: "ua".into(),
         geo_country: "US".into(),
         request_id: format!("r{i}"),

@@ -6,13 +6,10 @@
 //! parameters are INVALID_ARGUMENT naming the field.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
-use std::sync::Arc;
-
-use tally_engine::{Db, Options};
+use tally_engine::Db;
 use tally_query::{execute, QueryOptions, Scalar};
 use tally_server::pb::{self, ingest_client::IngestClient, metrics_client::MetricsClient};
-use tally_server::{serve_on, Role, ServerOptions, TokenStore};
-use tonic::service::interceptor::InterceptedService;
+use tally_server::Role;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -27,83 +24,22 @@ const NOW: i64 = T0 + 2 * DAY + 13 * HOUR + 30_000_123;
 const KEYS: [&str; 4] = ["key_a", "key_b", "o'brien", "key_c"];
 const ENDPOINTS: [&str; 4] = ["/v1/users", "/v1/users/:id", "/v1/orders", "/health"];
 
-struct Running {
-    addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    db: Arc<Db>,
-    tokens: Option<Arc<TokenStore>>,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-impl Running {
-    async fn metrics(&self) -> MetricsClient<Channel> {
-        MetricsClient::connect(self.addr.clone()).await.unwrap()
-    }
+use common::{as_token, start as start_server, Running};
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
+async fn metrics(s: &Running) -> MetricsClient<Channel> {
+    MetricsClient::connect(s.addr.clone()).await.unwrap()
 }
 
 /// A server whose queries see `now()` = `now` (None: the clock), with
 /// authentication off (every caller is an admin) unless `auth`.
 async fn start_with(now: Option<i64>, auth: bool) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-    let tokens = auth.then(|| Arc::new(TokenStore::open(dir.path()).unwrap()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let mut options = ServerOptions {
-        tokens: tokens.clone(),
-        ..ServerOptions::default()
-    };
-    options.query.now = now;
-    let d = db.clone();
-    let task = tokio::spawn(async move {
-        serve_on(d, listener, options, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running {
-        addr,
-        stop: Some(tx),
-        task,
-        db,
-        tokens,
-        _dir: dir,
-    }
+    start_server(auth, |o| o.query.now = now).await
 }
 
 async fn start(now: Option<i64>) -> Running {
     start_with(now, false).await
-}
-
-/// Sends `authorization: Bearer <token>` with every call.
-#[derive(Clone)]
-struct Bearer(String);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let v = format!("Bearer {}", self.0).parse().unwrap();
-        r.metadata_mut().insert("authorization", v);
-        Ok(r)
-    }
-}
-
-type Authed = InterceptedService<Channel, Bearer>;
-
-async fn as_token(addr: &str, token: &str) -> Authed {
-    let ch = Channel::from_shared(addr.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    InterceptedService::new(ch, Bearer(token.to_string()))
 }
 
 /// A small deterministic generator (64-bit LCG, its top 53 bits).
@@ -377,7 +313,7 @@ async fn realtime_matches_the_events() {
     let s = start(Some(NOW)).await;
     let events = events();
     ingest(&s, &events).await;
-    let mut client = s.metrics().await;
+    let mut client = metrics(&s).await;
     let minute = NOW - NOW % MINUTE;
 
     // The default: five minutes ending with NOW's, one of them empty.
@@ -448,8 +384,7 @@ async fn realtime_reads_the_clock_without_a_fixed_now() {
         })
         .collect();
     ingest(&s, &events).await;
-    let r = s
-        .metrics()
+    let r = metrics(&s)
         .await
         .realtime(pb::RealtimeRequest::default())
         .await
@@ -478,7 +413,7 @@ async fn historical_matches_the_events() {
     let s = start(Some(NOW)).await;
     let events = events();
     ingest(&s, &events).await;
-    let mut client = s.metrics().await;
+    let mut client = metrics(&s).await;
     let cases = [
         // Unaligned ends: the first and last buckets are partial.
         (
@@ -561,7 +496,7 @@ async fn top_endpoints_and_keys_match_the_events() {
     let s = start(Some(NOW)).await;
     let events = events();
     ingest(&s, &events).await;
-    let mut client = s.metrics().await;
+    let mut client = metrics(&s).await;
     let (from, to) = (T0 + 5 * HOUR, T0 + 2 * DAY + 20 * HOUR);
 
     for (key, limit, want) in [("", 0, 4), ("o'brien", 2, 2), ("key_c", 10, 4)] {
@@ -641,7 +576,7 @@ async fn slowest_requests_match_the_events() {
     let s = start(Some(NOW)).await;
     let events = events();
     ingest(&s, &events).await;
-    let mut client = s.metrics().await;
+    let mut client = metrics(&s).await;
     let (from, to) = (T0 + DAY, T0 + 3 * DAY);
     for (key, endpoint, limit) in [
         ("", "", 0),
@@ -684,7 +619,7 @@ async fn slowest_requests_match_the_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_are_invalid_argument() {
     let s = start(Some(NOW)).await;
-    let mut c = s.metrics().await;
+    let mut c = metrics(&s).await;
     let check = |r: Result<(), tonic::Status>, field: &str| {
         let e = r.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
@@ -916,8 +851,7 @@ async fn a_scoped_read_token_sees_only_its_keys() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e}");
-    let e = s
-        .metrics()
+    let e = metrics(&s)
         .await
         .realtime(pb::RealtimeRequest::default())
         .await
