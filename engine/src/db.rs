@@ -28,6 +28,7 @@ use crate::flush::{write_memtable, LiveChunk};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::recovery::{recover, RecoveryReport};
+use crate::rollup::{RollupLevel, RollupRequest, RollupRow};
 use crate::validate::validate_event;
 use crate::walrecord::encode_batch;
 
@@ -44,6 +45,8 @@ pub(crate) struct State {
     pub(crate) active: Arc<Memtable>,
     pub(crate) immutable: Option<Arc<Memtable>>,
     pub(crate) chunks: Arc<Vec<Arc<LiveChunk>>>,
+    /// Rollup chunks of every level (`entry.table` says which).
+    pub(crate) rollups: Arc<Vec<Arc<LiveChunk>>>,
     pub(crate) manifest: Manifest,
 }
 
@@ -173,6 +176,7 @@ impl Db {
                 active: Arc::new(recovered.memtable),
                 immutable: None,
                 chunks: Arc::new(recovered.chunks),
+                rollups: Arc::new(recovered.rollups),
                 manifest: recovered.manifest,
             }),
             options,
@@ -258,6 +262,30 @@ impl Db {
     /// check it to refuse work it would only queue.
     pub fn write_buffers_full(&self) -> bool {
         self.inner.memory_full()
+    }
+
+    /// The rollup rows at `level` that `req` asks for, from rollup chunks
+    /// and the memtables, merged: one row per (api_key, bucket, endpoint,
+    /// method, status_class), sorted so. They cover every acknowledged
+    /// event, flushed or not.
+    pub fn rollups(&self, level: RollupLevel, req: &RollupRequest) -> Result<Vec<RollupRow>> {
+        let (active, immutable, chunks) = {
+            let st = self.inner.state();
+            (st.active.clone(), st.immutable.clone(), st.rollups.clone())
+        };
+        let mut merged = std::collections::BTreeMap::new();
+        for c in chunks.iter() {
+            if RollupLevel::of_table(c.entry.table) == Some(level) {
+                crate::rollup::read_chunk(c, req, &mut merged)?;
+            }
+        }
+        for m in std::iter::once(&active).chain(immutable.as_ref()) {
+            m.collect_rollups(level, req, &mut merged);
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(key, agg)| RollupRow { key, agg })
+            .collect())
     }
 
     /// The partitions with chunks, by day then shard (memtable events are
@@ -663,7 +691,22 @@ impl Inner {
             &self.options.chunk,
             &mut next_id,
         )?;
-        if !new_chunks.is_empty() {
+        // The rollups of the same events, in the same manifest commit.
+        let write_opts = tally_storage::chunk::ChunkWriteOptions {
+            compression: self.options.chunk.compression,
+            block_rows: self.options.chunk.block_rows,
+        };
+        let new_rollups = immutable.with_rollups(|accs| {
+            crate::rollup::write_rollups(
+                accs,
+                &self.dir,
+                self.fs.as_ref(),
+                key_shards,
+                &write_opts,
+                &mut next_id,
+            )
+        })?;
+        if !new_chunks.is_empty() || !new_rollups.is_empty() {
             self.fs.sync_dir(&crate::partition::chunk_dir(&self.dir))?;
         }
         manifest.generation += 1;
@@ -671,15 +714,21 @@ impl Inner {
         manifest.next_seq = rotated.next_seq;
         manifest.wal_replay_from = rotated.first_segment;
         manifest.producers = rotated.producers.clone();
-        manifest
-            .chunks
-            .extend(new_chunks.iter().map(|c| c.entry.clone()));
+        manifest.chunks.extend(
+            new_chunks
+                .iter()
+                .chain(&new_rollups)
+                .map(|c| c.entry.clone()),
+        );
         write_manifest(self.fs.as_ref(), &self.dir, &manifest)?;
         {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
             let mut all: Vec<Arc<LiveChunk>> = st.chunks.as_ref().clone();
             all.extend(new_chunks);
             st.chunks = Arc::new(all);
+            let mut rollups: Vec<Arc<LiveChunk>> = st.rollups.as_ref().clone();
+            rollups.extend(new_rollups);
+            st.rollups = Arc::new(rollups);
             st.immutable = None;
             st.manifest = manifest;
         }

@@ -308,6 +308,7 @@ fn write_partition(
             max_ts: summary.max_ts,
             file_bytes: summary.file_bytes,
             level: 0,
+            table: crate::rollup::TABLE_EVENTS,
         },
         reader,
     })

@@ -17,8 +17,10 @@ mod memtable;
 mod options;
 pub mod partition;
 mod recovery;
+pub mod rollup;
 mod scan;
 mod schema;
+pub mod sketch;
 pub mod text;
 mod validate;
 mod walrecord;
@@ -31,6 +33,7 @@ pub use options::{
     ChunkOptions, Compression, IngestOptions, MemtableOptions, Options, SyncPolicy, WalOptions,
 };
 pub use recovery::RecoveryReport;
+pub use rollup::{RollupAgg, RollupKey, RollupLevel, RollupRequest, RollupRow};
 pub use scan::{
     bytes_at, f64_at, i64_at, ip_from_bytes, u64_at, Predicate, ScanBatch, ScanRequest, ScanResult,
     ScanStats, Value,

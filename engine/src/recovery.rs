@@ -41,6 +41,8 @@ pub struct RecoveryReport {
 pub(crate) struct Recovered {
     pub(crate) manifest: Manifest,
     pub(crate) chunks: Vec<Arc<LiveChunk>>,
+    /// Rollup chunks (every level).
+    pub(crate) rollups: Vec<Arc<LiveChunk>>,
     pub(crate) memtable: Memtable,
     pub(crate) producers: ProducerMemory,
     pub(crate) next_seq: u64,
@@ -108,7 +110,7 @@ pub(crate) fn recover(
             report.orphan_files_removed.push(name);
         }
     }
-    let chunks: Vec<Arc<LiveChunk>> = manifest
+    let all: Vec<Arc<LiveChunk>> = manifest
         .chunks
         .par_iter()
         .map(|entry| {
@@ -130,6 +132,19 @@ pub(crate) fn recover(
             }))
         })
         .collect::<Result<_>>()?;
+    for c in &all {
+        let t = c.entry.table;
+        if t != crate::rollup::TABLE_EVENTS && crate::rollup::RollupLevel::of_table(t).is_none() {
+            return Err(EngineError::Storage(tally_storage::StorageError::Corrupt {
+                path: chunk_path(dir, c.entry.id),
+                offset: 0,
+                detail: format!("the manifest puts this chunk in unknown table {t}"),
+            }));
+        }
+    }
+    let (chunks, rollups): (Vec<Arc<LiveChunk>>, Vec<Arc<LiveChunk>>) = all
+        .into_iter()
+        .partition(|c| c.entry.table == crate::rollup::TABLE_EVENTS);
     report.chunks = chunks.len();
 
     let memtable = Memtable::new(options.memtable.shards);
@@ -193,6 +208,7 @@ pub(crate) fn recover(
     Ok(Recovered {
         manifest,
         chunks,
+        rollups,
         memtable,
         producers,
         next_seq,

@@ -11,9 +11,10 @@ use std::net::IpAddr;
 use std::ops::Bound;
 
 use proptest::prelude::*;
+use tally_engine::sketch::DdSketch;
 use tally_engine::{
-    Column, Db, EngineError, Event, EventBatch, Options, Predicate, ScanRequest, SyncPolicy, Value,
-    WriteOptions,
+    Column, Db, EngineError, Event, EventBatch, Options, Predicate, RollupKey, RollupLevel,
+    RollupRequest, ScanRequest, SyncPolicy, Value, WriteOptions,
 };
 
 const BASE_TS: i64 = 1_795_478_400_000_000; // 2026-11-24T00:00:00Z
@@ -271,6 +272,89 @@ fn check_scan(db: &Db, model: &[Event], s: &ScanSpec) -> Result<(), TestCaseErro
     Ok(())
 }
 
+/// The rollups at `level` computed from the model's events the plain way:
+/// per key, (count, errors, 5xx, latency ns sum, sketch bytes, request
+/// bytes, response bytes).
+type ModelRow = (u64, u64, u64, u64, Vec<u8>, u64, u64);
+
+fn model_rollups(
+    model: &[Event],
+    level: RollupLevel,
+    keys: Option<&[String]>,
+) -> Vec<(RollupKey, ModelRow)> {
+    type Acc = (u64, u64, u64, u64, DdSketch, u64, u64);
+    let mut m: std::collections::BTreeMap<RollupKey, Acc> = std::collections::BTreeMap::new();
+    for e in model {
+        if keys.is_some_and(|k| !k.contains(&e.api_key)) {
+            continue;
+        }
+        let width = level.width_us();
+        let key = RollupKey {
+            api_key: e.api_key.clone(),
+            bucket: e.ts.div_euclid(width) * width,
+            endpoint: e.endpoint.clone(),
+            method: e.method.clone(),
+            status_class: (e.status_code / 100) as u8,
+        };
+        let r = m.entry(key).or_default();
+        r.0 += 1;
+        r.1 += u64::from(e.status_code >= 400);
+        r.2 += u64::from(e.status_code >= 500);
+        r.3 += (e.latency_ms * 1e6).round() as u64;
+        r.4.add(e.latency_ms);
+        r.5 += e.request_bytes;
+        r.6 += e.response_bytes;
+    }
+    m.into_iter()
+        .map(|(k, r)| {
+            let mut sketch = Vec::new();
+            r.4.encode(&mut sketch);
+            (k, (r.0, r.1, r.2, r.3, sketch, r.5, r.6))
+        })
+        .collect()
+}
+
+/// Every level's rollups equal the model's, sketches byte for byte, for
+/// all keys and for a subset.
+fn check_rollups(db: &Db, model: &[Event]) -> Result<(), TestCaseError> {
+    let subset = vec![KEYS[0].to_string(), KEYS[3].to_string()];
+    for level in RollupLevel::ALL {
+        for keys in [None, Some(subset.clone())] {
+            let got: Vec<(RollupKey, ModelRow)> = db
+                .rollups(
+                    level,
+                    &RollupRequest {
+                        api_keys: keys.clone(),
+                        ..RollupRequest::default()
+                    },
+                )
+                .map_err(|e| TestCaseError::fail(e.to_string()))?
+                .into_iter()
+                .map(|r| {
+                    let mut sketch = Vec::new();
+                    r.agg.sketch.encode(&mut sketch);
+                    let a = r.agg;
+                    (
+                        r.key,
+                        (
+                            a.count,
+                            a.errors,
+                            a.server_errors,
+                            a.latency_sum_ns,
+                            sketch,
+                            a.request_bytes,
+                            a.response_bytes,
+                        ),
+                    )
+                })
+                .collect();
+            let want = model_rollups(model, level, keys.as_deref());
+            prop_assert_eq!(got, want, "{:?} rollups, keys {:?}", level, keys);
+        }
+    }
+    Ok(())
+}
+
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Some(Db::open(dir.path(), options()).unwrap());
@@ -428,11 +512,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 );
                 prop_assert_eq!(db.as_ref().unwrap().recovery_report().wal_events, 0);
                 check_scan(db.as_ref().unwrap(), &model, &everything)?;
+                check_rollups(db.as_ref().unwrap(), &model)?;
             }
-            Op::Scan(s) => check_scan(d, &model, &s)?,
+            Op::Scan(s) => {
+                check_scan(d, &model, &s)?;
+                check_rollups(d, &model)?;
+            }
         }
     }
     check_scan(db.as_ref().unwrap(), &model, &everything)?;
+    check_rollups(db.as_ref().unwrap(), &model)?;
     Ok(())
 }
 

@@ -18,7 +18,9 @@ mod like;
 pub mod metrics;
 mod optimize;
 mod plan;
-pub mod sketch;
+/// The DDSketch lives in the engine (rollups store it); re-exported here for
+/// `approx_percentile`.
+pub use tally_engine::sketch;
 pub mod time;
 pub mod types;
 

@@ -424,6 +424,7 @@ fn manifest_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 max_ts: 1_764_086_000_000_000,
                 file_bytes: 77_777,
                 level: (i % 2) as u8,
+                table: (i % 4) as u8,
             })
             .collect(),
         producers: vec![

@@ -23,7 +23,10 @@ use crate::{Result, StorageError};
 /// Magic at the start of the manifest.
 pub const MANIFEST_MAGIC: &[u8; 8] = b"TALLYMAN";
 /// Current manifest format version.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
+/// Oldest manifest version still read (v1 has no chunk `table` field:
+/// every chunk is table 0, raw events).
+pub const MIN_MANIFEST_VERSION: u32 = 1;
 /// File name of the manifest in the data directory.
 pub const MANIFEST_FILE: &str = "MANIFEST";
 /// Largest manifest body accepted (256 MiB).
@@ -51,6 +54,9 @@ pub struct ChunkEntry {
     pub file_bytes: u64,
     /// 0 for a freshly flushed chunk; higher after compaction.
     pub level: u8,
+    /// Which table the chunk belongs to: 0 raw events; the engine gives
+    /// the other numbers their meaning (rollups). Manifest v2 and later.
+    pub table: u8,
 }
 
 /// One batch remembered for idempotent retries.
@@ -96,8 +102,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Encodes the whole file.
+    /// Encodes the whole file (current version).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_as(MANIFEST_VERSION)
+    }
+
+    /// Encodes as `version` (1 leaves out the chunk tables; tests write
+    /// old manifests this way).
+    fn encode_as(&self, version: u32) -> Vec<u8> {
         let mut body = Vec::new();
         put_varint(&mut body, self.generation);
         put_varint(&mut body, self.next_chunk_id);
@@ -114,6 +126,9 @@ impl Manifest {
             put_varint(&mut body, zigzag(c.max_ts));
             put_varint(&mut body, c.file_bytes);
             put_varint(&mut body, u64::from(c.level));
+            if version >= 2 {
+                put_varint(&mut body, u64::from(c.table));
+            }
         }
         put_varint(&mut body, self.producers.len() as u64);
         for p in &self.producers {
@@ -129,7 +144,7 @@ impl Manifest {
         }
         let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 4);
         out.extend_from_slice(MANIFEST_MAGIC);
-        out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
         out.extend_from_slice(&body);
         let crc = crc32c::crc32c(&out);
@@ -190,7 +205,7 @@ fn decode_inner(data: &[u8], path: &Path) -> Result<Manifest> {
             format!("manifest checksum: expected {stored:#010x}, computed {actual:#010x}"),
         ));
     }
-    if version != MANIFEST_VERSION {
+    if !(MIN_MANIFEST_VERSION..=MANIFEST_VERSION).contains(&version) {
         return Err(StorageError::UnsupportedVersion {
             path: path.to_path_buf(),
             found: version,
@@ -219,12 +234,20 @@ fn decode_inner(data: &[u8], path: &Path) -> Result<Manifest> {
         let max_ts = unzigzag(c.varint("chunk max_ts")?);
         let file_bytes = c.varint("chunk file_bytes")?;
         let level = c.varint("chunk level")?;
-        let (Ok(day), Ok(shard), Ok(level)) = (
+        let table = if version >= 2 {
+            c.varint("chunk table")?
+        } else {
+            0
+        };
+        let (Ok(day), Ok(shard), Ok(level), Ok(table)) = (
             i32::try_from(day),
             u32::try_from(shard),
             u8::try_from(level),
+            u8::try_from(table),
         ) else {
-            return Err(c.err(&format!("chunk {id}: day, shard or level out of range")));
+            return Err(c.err(&format!(
+                "chunk {id}: day, shard, level or table out of range"
+            )));
         };
         m.chunks.push(ChunkEntry {
             id,
@@ -235,6 +258,7 @@ fn decode_inner(data: &[u8], path: &Path) -> Result<Manifest> {
             max_ts,
             file_bytes,
             level,
+            table,
         });
     }
     let n_producers = c.count("producer count", 3)?;
@@ -345,6 +369,7 @@ mod tests {
                 max_ts: 1_700_000_086_000_000,
                 file_bytes: 77_777,
                 level: 0,
+                table: 3,
             }],
             producers: vec![ProducerEntry {
                 id: "gw-1".into(),
@@ -363,6 +388,21 @@ mod tests {
         let m = sample();
         let bytes = m.encode();
         assert_eq!(Manifest::decode(&bytes, Path::new("M")).unwrap(), m);
+    }
+
+    #[test]
+    fn version_1_is_read_with_every_chunk_in_table_0() {
+        let mut m = sample();
+        let v1 = m.encode_as(1);
+        assert_eq!(v1.get(8..12), Some(1u32.to_le_bytes().as_slice()));
+        m.chunks[0].table = 0;
+        assert_eq!(Manifest::decode(&v1, Path::new("M")).unwrap(), m);
+        let mut v3 = m.encode();
+        v3[8] = 3;
+        let e = Manifest::decode(&v3, Path::new("M"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("checksum") || e.contains("version"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! DDSketch: the mergeable percentile sketch behind `approx_percentile` and,
-//! later, the per-bucket latency rollups (DESIGN.md, "Percentile sketches").
+//! DDSketch: the mergeable percentile sketch behind `approx_percentile` and
+//! the per-bucket latency rollups (DESIGN.md, "Percentile sketches").
 //!
 //! A [`DdSketch`] counts values in logarithmic buckets whose width is chosen
 //! so that one representative value per bucket is within relative error
@@ -53,7 +53,80 @@
 //! min and max fall in. Truncation, trailing bytes or any bad field is a
 //! [`SketchError`] naming the field and its byte offset.
 
-use std::collections::BTreeMap;
+/// One sign's buckets: (index, count) pairs in strictly increasing index
+/// order, counts >= 1. A sorted vector rather than a map: a rollup holds
+/// millions of sketches of a few buckets each, and latencies span a few
+/// hundred buckets at most, so lookups are short binary searches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Store(Vec<(i32, u64)>);
+
+impl Store {
+    fn add(&mut self, i: i32, n: u64) {
+        match self.0.binary_search_by_key(&i, |&(k, _)| k) {
+            Ok(at) => {
+                if let Some(e) = self.0.get_mut(at) {
+                    e.1 = e.1.saturating_add(n);
+                }
+            }
+            Err(at) => self.0.insert(at, (i, n)),
+        }
+    }
+
+    fn merge(&mut self, other: &Store) {
+        if other.0.is_empty() {
+            return;
+        }
+        if self.0.is_empty() {
+            self.0.clone_from(&other.0);
+            return;
+        }
+        let mut out = Vec::with_capacity(self.0.len() + other.0.len());
+        let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(&&(i, n)), Some(&&(j, m))) => {
+                    if i == j {
+                        out.push((i, n.saturating_add(m)));
+                        a.next();
+                        b.next();
+                    } else if i < j {
+                        out.push((i, n));
+                        a.next();
+                    } else {
+                        out.push((j, m));
+                        b.next();
+                    }
+                }
+                (Some(&&e), None) => {
+                    out.push(e);
+                    a.next();
+                }
+                (None, Some(&&e)) => {
+                    out.push(e);
+                    b.next();
+                }
+                (None, None) => break,
+            }
+        }
+        self.0 = out;
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &(i32, u64)> {
+        self.0.iter()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<(i32, u64)>()
+    }
+}
 
 /// Relative accuracy: every quantile is within this fraction of the exact
 /// value of its rank.
@@ -141,9 +214,9 @@ pub enum SketchError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DdSketch {
     /// Buckets of values `<= -MIN_INDEXABLE`, keyed by the index of `-x`.
-    negative: BTreeMap<i32, u64>,
+    negative: Store,
     /// Buckets of values `>= MIN_INDEXABLE`.
-    positive: BTreeMap<i32, u64>,
+    positive: Store,
     /// Values with magnitude `< MIN_INDEXABLE`.
     zero: u64,
     /// Number of values: the saturating sum of all counts.
@@ -206,8 +279,8 @@ impl DdSketch {
     /// An empty sketch.
     pub fn new() -> DdSketch {
         DdSketch {
-            negative: BTreeMap::new(),
-            positive: BTreeMap::new(),
+            negative: Store::default(),
+            positive: Store::default(),
             zero: 0,
             count: 0,
             min: f64::INFINITY,
@@ -231,15 +304,9 @@ impl DdSketch {
         // on whether `0.0` or `-0.0` came first.
         let x = if x == 0.0 { 0.0 } else { x };
         match side_of(x) {
-            Side::Negative => {
-                let c = self.negative.entry(index_of(-x)).or_insert(0);
-                *c = c.saturating_add(n);
-            }
+            Side::Negative => self.negative.add(index_of(-x), n),
             Side::Zero => self.zero = self.zero.saturating_add(n),
-            Side::Positive => {
-                let c = self.positive.entry(index_of(x)).or_insert(0);
-                *c = c.saturating_add(n);
-            }
+            Side::Positive => self.positive.add(index_of(x), n),
         }
         self.count = self.count.saturating_add(n);
         if x < self.min {
@@ -254,15 +321,8 @@ impl DdSketch {
     /// Adds every value counted by `other` to `self`. The result is the
     /// sketch of the union of both multisets, whatever the order of merges.
     pub fn merge(&mut self, other: &DdSketch) {
-        for (store, theirs) in [
-            (&mut self.negative, &other.negative),
-            (&mut self.positive, &other.positive),
-        ] {
-            for (&i, &n) in theirs {
-                let c = store.entry(i).or_insert(0);
-                *c = c.saturating_add(n);
-            }
-        }
+        self.negative.merge(&other.negative);
+        self.positive.merge(&other.positive);
         self.zero = self.zero.saturating_add(other.zero);
         self.count = self.count.saturating_add(other.count);
         if other.min < self.min {
@@ -271,6 +331,11 @@ impl DdSketch {
         if other.max > self.max {
             self.max = other.max;
         }
+    }
+
+    /// Heap bytes held (the two stores' buffers).
+    pub fn heap_bytes(&self) -> usize {
+        self.negative.heap_bytes() + self.positive.heap_bytes()
     }
 
     /// Number of values added (saturating at `u64::MAX`).
@@ -327,7 +392,7 @@ impl DdSketch {
     /// up to more than `k`, which the saturating count prevents.
     fn value_at_rank(&self, k: u64) -> Option<f64> {
         let mut seen: u64 = 0;
-        for (&i, &n) in self.negative.iter().rev() {
+        for &(i, n) in self.negative.iter().rev() {
             seen = seen.saturating_add(n);
             if seen > k {
                 return Some(-representative(i));
@@ -337,7 +402,7 @@ impl DdSketch {
         if seen > k {
             return Some(0.0);
         }
-        for (&i, &n) in &self.positive {
+        for &(i, n) in self.positive.iter() {
             seen = seen.saturating_add(n);
             if seen > k {
                 return Some(representative(i));
@@ -353,7 +418,7 @@ impl DdSketch {
         for store in [&self.negative, &self.positive] {
             put_varint(out, store.len() as u64);
             let mut previous: Option<i32> = None;
-            for (&i, &n) in store {
+            for &(i, n) in store.iter() {
                 let delta = match previous {
                     None => zigzag(i64::from(i)),
                     // Keys are strictly increasing, so the delta is >= 1.
@@ -390,9 +455,9 @@ impl DdSketch {
         sketch.zero = r.varint("zero count")?;
         sketch.count = sketch
             .negative
-            .values()
-            .chain(sketch.positive.values())
-            .fold(sketch.zero, |a, &n| a.saturating_add(n));
+            .iter()
+            .chain(sketch.positive.iter())
+            .fold(sketch.zero, |a, &(_, n)| a.saturating_add(n));
         if !sketch.is_empty() {
             let lowest = if !sketch.negative.is_empty() {
                 Side::Negative
@@ -515,7 +580,7 @@ impl Reader<'_> {
     }
 
     /// One store: a bucket count, then (index delta, count) pairs.
-    fn store(&mut self, field: &'static str) -> Result<BTreeMap<i32, u64>, SketchError> {
+    fn store(&mut self, field: &'static str) -> Result<Store, SketchError> {
         let at = self.pos;
         let buckets = self.varint(field)?;
         if buckets > MAX_BUCKETS {
@@ -526,7 +591,7 @@ impl Reader<'_> {
                 found: format!("{buckets} buckets"),
             });
         }
-        let mut store = BTreeMap::new();
+        let mut store = Store::default();
         let mut previous: Option<i64> = None;
         // At most MAX_BUCKETS iterations, each consuming at least two bytes.
         for _ in 0..buckets {
@@ -569,7 +634,8 @@ impl Reader<'_> {
                     found: "0".to_string(),
                 });
             }
-            store.insert(index, n);
+            // Indexes strictly increase (checked above): an append.
+            store.0.push((index, n));
             previous = Some(i64::from(index));
         }
         Ok(store)

@@ -1,0 +1,669 @@
+//! Continuous rollups: per-bucket aggregates of the events keyed by
+//! (bucket, api_key, endpoint, method, status_class), at minute, hour and
+//! day resolution.
+//!
+//! They are maintained in the write path: every batch appended to a
+//! memtable (a live write or a WAL replay at open) is also added to that
+//! memtable's minute rollup ([`RollupAcc`]), so the rollups always cover
+//! exactly the events that are acknowledged, with nothing to lag behind
+//! and nothing to count twice. A flush writes the memtable's minute rows,
+//! and the hour and day rows merged from them, as rollup chunks (the same
+//! chunk format, one table each, partitioned by (UTC month, key shard))
+//! in the same manifest commit as the raw chunks; recovery therefore finds
+//! every event either in chunks of both kinds or in the WAL, whose replay
+//! rebuilds both. Late events of any age land in their own bucket.
+//!
+//! Every aggregate is mergeable and exact: counts and byte sums are
+//! integers, the latency sum is in whole nanoseconds (each latency rounded
+//! to the nearest nanosecond), and the latency sketch is a [`DdSketch`],
+//! whose bytes do not depend on the order of the events or of merges. So a
+//! bucket split over several chunks (a flush boundary, late events) reads
+//! back, merged, exactly as if it had been computed at once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tally_storage::chunk::{
+    write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource, ColumnValues,
+};
+use tally_storage::hash::FxHashMap;
+use tally_storage::io::FileSystem;
+use tally_storage::manifest::ChunkEntry;
+
+use crate::error::{EngineError, Result};
+use crate::event::EventBatch;
+use crate::flush::LiveChunk;
+use crate::partition::{chunk_path, key_shard};
+use crate::scan::{bytes_at, i64_at, u64_at};
+use crate::sketch::DdSketch;
+use crate::text::time::{civil_from_days, days_from_civil};
+
+/// Microseconds in a minute.
+const MINUTE_US: i64 = 60_000_000;
+
+/// The resolution of a rollup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RollupLevel {
+    /// One row per minute (table `rollup_1m`).
+    Minute,
+    /// One row per hour (`rollup_1h`).
+    Hour,
+    /// One row per UTC day (`rollup_1d`).
+    Day,
+}
+
+impl RollupLevel {
+    /// Every level, finest first.
+    pub const ALL: [RollupLevel; 3] = [RollupLevel::Minute, RollupLevel::Hour, RollupLevel::Day];
+
+    /// Bucket width in µs.
+    pub fn width_us(self) -> i64 {
+        match self {
+            RollupLevel::Minute => MINUTE_US,
+            RollupLevel::Hour => 60 * MINUTE_US,
+            RollupLevel::Day => 24 * 60 * MINUTE_US,
+        }
+    }
+
+    /// The start of the bucket holding `ts` (µs, UTC).
+    pub fn bucket_of(self, ts: i64) -> i64 {
+        ts.div_euclid(self.width_us()) * self.width_us()
+    }
+
+    /// The SQL table name: `rollup_1m`, `rollup_1h` or `rollup_1d`.
+    pub fn table_name(self) -> &'static str {
+        match self {
+            RollupLevel::Minute => "rollup_1m",
+            RollupLevel::Hour => "rollup_1h",
+            RollupLevel::Day => "rollup_1d",
+        }
+    }
+
+    /// The manifest's table number of this level's chunks.
+    pub(crate) fn table_id(self) -> u8 {
+        match self {
+            RollupLevel::Minute => TABLE_ROLLUP_1M,
+            RollupLevel::Hour => TABLE_ROLLUP_1H,
+            RollupLevel::Day => TABLE_ROLLUP_1D,
+        }
+    }
+
+    pub(crate) fn of_table(table: u8) -> Option<RollupLevel> {
+        match table {
+            TABLE_ROLLUP_1M => Some(RollupLevel::Minute),
+            TABLE_ROLLUP_1H => Some(RollupLevel::Hour),
+            TABLE_ROLLUP_1D => Some(RollupLevel::Day),
+            _ => None,
+        }
+    }
+}
+
+/// Manifest table number of raw event chunks.
+pub(crate) const TABLE_EVENTS: u8 = 0;
+const TABLE_ROLLUP_1M: u8 = 1;
+const TABLE_ROLLUP_1H: u8 = 2;
+const TABLE_ROLLUP_1D: u8 = 3;
+
+/// The status class of a status code: its hundreds digit (1 to 5).
+pub fn status_class(status_code: u16) -> u8 {
+    (status_code / 100) as u8
+}
+
+/// A latency in whole nanoseconds (rounded; latencies are finite and
+/// non-negative, huge ones saturate).
+fn latency_ns(latency_ms: f64) -> u64 {
+    // `as` saturates and maps NaN to 0; validation rejects both anyway.
+    (latency_ms * 1e6).round() as u64
+}
+
+/// What a rollup row holds about its events.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RollupAgg {
+    /// Events.
+    pub count: u64,
+    /// Events with status_code >= 400.
+    pub errors: u64,
+    /// Events with status_code >= 500.
+    pub server_errors: u64,
+    /// Sum of the latencies, each rounded to whole nanoseconds.
+    pub latency_sum_ns: u64,
+    /// The latencies' sketch (exact min and max, quantiles within 1%).
+    pub sketch: DdSketch,
+    /// Sum of request_bytes.
+    pub request_bytes: u64,
+    /// Sum of response_bytes.
+    pub response_bytes: u64,
+}
+
+impl RollupAgg {
+    fn add(&mut self, status_code: u16, latency_ms: f64, request_bytes: u64, response_bytes: u64) {
+        self.count += 1;
+        self.errors += u64::from(status_code >= 400);
+        self.server_errors += u64::from(status_code >= 500);
+        self.latency_sum_ns = self.latency_sum_ns.saturating_add(latency_ns(latency_ms));
+        self.sketch.add(latency_ms);
+        self.request_bytes = self.request_bytes.saturating_add(request_bytes);
+        self.response_bytes = self.response_bytes.saturating_add(response_bytes);
+    }
+
+    /// Adds `other`'s events: the aggregate of the union.
+    pub fn merge(&mut self, other: &RollupAgg) {
+        self.count = self.count.saturating_add(other.count);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.server_errors = self.server_errors.saturating_add(other.server_errors);
+        self.latency_sum_ns = self.latency_sum_ns.saturating_add(other.latency_sum_ns);
+        self.sketch.merge(&other.sketch);
+        self.request_bytes = self.request_bytes.saturating_add(other.request_bytes);
+        self.response_bytes = self.response_bytes.saturating_add(other.response_bytes);
+    }
+
+    /// The exact smallest latency (ms).
+    pub fn latency_min(&self) -> f64 {
+        self.sketch.min().unwrap_or(0.0)
+    }
+
+    /// The exact largest latency (ms).
+    pub fn latency_max(&self) -> f64 {
+        self.sketch.max().unwrap_or(0.0)
+    }
+}
+
+/// The key of a rollup row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupKey {
+    /// The api key (first: rows sort by key, then time).
+    pub api_key: String,
+    /// Bucket start (µs, UTC).
+    pub bucket: i64,
+    /// Endpoint.
+    pub endpoint: String,
+    /// HTTP method.
+    pub method: String,
+    /// Status class (status_code / 100).
+    pub status_class: u8,
+}
+
+/// One rollup row: its key and aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRow {
+    /// What the row aggregates.
+    pub key: RollupKey,
+    /// The aggregate.
+    pub agg: RollupAgg,
+}
+
+/// What rollup rows to read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RollupRequest {
+    /// Inclusive lower bound on the bucket start (µs).
+    pub from: Option<i64>,
+    /// Exclusive upper bound on the bucket start (µs).
+    pub to: Option<i64>,
+    /// Only these api keys (None = all).
+    pub api_keys: Option<Vec<String>>,
+    /// The api keys the caller may see (None = all); see
+    /// [`crate::ScanRequest::scope`].
+    pub scope: Option<Vec<String>>,
+}
+
+impl RollupRequest {
+    /// The keys wanted after the scope: None = all.
+    fn keys(&self) -> Option<Vec<String>> {
+        match (&self.api_keys, &self.scope) {
+            (None, None) => None,
+            (Some(k), None) | (None, Some(k)) => Some(k.clone()),
+            (Some(k), Some(s)) => Some(k.iter().filter(|x| s.contains(x)).cloned().collect()),
+        }
+    }
+
+    fn wants_bucket(&self, b: i64) -> bool {
+        self.from.is_none_or(|f| b >= f) && self.to.is_none_or(|t| b < t)
+    }
+}
+
+/// Strings of an accumulator, each stored once.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: FxHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> (u32, usize) {
+        if let Some(&id) = self.ids.get(s) {
+            return (id, 0);
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.into());
+        self.ids.insert(s.into(), id);
+        (id, 2 * s.len() + 64)
+    }
+
+    fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |b| b)
+    }
+}
+
+/// A minute row's key inside an accumulator (strings interned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct AccKey {
+    bucket: i64,
+    endpoint: u32,
+    method: u32,
+    class: u8,
+}
+
+/// The minute rollup of the events appended to one memtable shard.
+#[derive(Debug, Default)]
+pub(crate) struct RollupAcc {
+    keys: Interner,
+    names: Interner,
+    /// Per api key id: its rows.
+    rows: Vec<FxHashMap<AccKey, RollupAgg>>,
+}
+
+/// Heap bytes a new accumulator row costs, roughly (map entry, aggregate,
+/// a one-bucket sketch).
+const ROW_BYTES: usize = 160;
+
+impl RollupAcc {
+    /// Adds every event of `batch`; returns the heap bytes added (about).
+    pub(crate) fn add_batch(&mut self, batch: &EventBatch) -> usize {
+        let mut grown = 0;
+        for r in 0..batch.len() {
+            let (Some(&ts), Some(&status), Some(&latency), Some(&req), Some(&resp)) = (
+                batch.ts.get(r),
+                batch.status_code.get(r),
+                batch.latency_ms.get(r),
+                batch.request_bytes.get(r),
+                batch.response_bytes.get(r),
+            ) else {
+                continue;
+            };
+            let (key, g1) = self.keys.id(batch.api_key.get(r));
+            let (endpoint, g2) = self.names.id(batch.endpoint.get(r));
+            let (method, g3) = self.names.id(batch.method.get(r));
+            grown += g1 + g2 + g3;
+            if key as usize == self.rows.len() {
+                self.rows.push(FxHashMap::default());
+                grown += 64;
+            }
+            let Some(rows) = self.rows.get_mut(key as usize) else {
+                continue;
+            };
+            let k = AccKey {
+                bucket: RollupLevel::Minute.bucket_of(ts),
+                endpoint,
+                method,
+                class: status_class(status),
+            };
+            let agg = rows.entry(k).or_insert_with(|| {
+                grown += ROW_BYTES;
+                RollupAgg::default()
+            });
+            agg.add(status, latency, req, resp);
+        }
+        grown
+    }
+
+    fn row(&self, key: u32, k: &AccKey, agg: &RollupAgg, level: RollupLevel) -> RollupRow {
+        RollupRow {
+            key: RollupKey {
+                api_key: self.keys.name(key).to_string(),
+                bucket: level.bucket_of(k.bucket),
+                endpoint: self.names.name(k.endpoint).to_string(),
+                method: self.names.name(k.method).to_string(),
+                status_class: k.class,
+            },
+            agg: agg.clone(),
+        }
+    }
+
+    /// Adds the rows `req` wants, at `level` (minute rows merged into
+    /// their hour or day), into `out`.
+    pub(crate) fn collect(
+        &self,
+        level: RollupLevel,
+        req: &RollupRequest,
+        out: &mut BTreeMap<RollupKey, RollupAgg>,
+    ) {
+        let key_ids: Vec<u32> = match req.keys() {
+            None => (0..self.rows.len() as u32).collect(),
+            Some(keys) => keys.iter().filter_map(|k| self.keys.get(k)).collect(),
+        };
+        for id in key_ids {
+            let Some(rows) = self.rows.get(id as usize) else {
+                continue;
+            };
+            for (k, agg) in rows {
+                if !req.wants_bucket(level.bucket_of(k.bucket)) {
+                    continue;
+                }
+                let row = self.row(id, k, agg, level);
+                merge_into(out, row);
+            }
+        }
+    }
+}
+
+fn merge_into(out: &mut BTreeMap<RollupKey, RollupAgg>, row: RollupRow) {
+    match out.get_mut(&row.key) {
+        Some(agg) => agg.merge(&row.agg),
+        None => {
+            out.insert(row.key, row.agg);
+        }
+    }
+}
+
+/// Days since the epoch of the first day of the UTC month holding `ts`.
+pub(crate) fn month_of(ts: i64) -> i32 {
+    let (y, m, _) = civil_from_days(ts.div_euclid(crate::partition::DAY_US));
+    days_from_civil(y, m, 1) as i32
+}
+
+/// Column names of a rollup chunk (the key column is `api_key`).
+mod col {
+    pub const BUCKET: &str = "bucket";
+    pub const ENDPOINT: &str = "endpoint";
+    pub const METHOD: &str = "method";
+    pub const STATUS_CLASS: &str = "status_class";
+    pub const COUNT: &str = "count";
+    pub const ERRORS: &str = "errors";
+    pub const SERVER_ERRORS: &str = "server_errors";
+    pub const LATENCY_SUM_NS: &str = "latency_sum_ns";
+    pub const LATENCY_MIN: &str = "latency_min";
+    pub const LATENCY_MAX: &str = "latency_max";
+    pub const LATENCY_SKETCH: &str = "latency_sketch";
+    pub const REQUEST_BYTES: &str = "request_bytes";
+    pub const RESPONSE_BYTES: &str = "response_bytes";
+}
+
+/// Writes the rollups of the memtable shards `accs` (all three levels) as
+/// chunks: per level, one per (month, key shard) touched. Ids come from
+/// `next_id`.
+pub(crate) fn write_rollups(
+    accs: &[&RollupAcc],
+    dir: &Path,
+    fs: &dyn FileSystem,
+    key_shards: u32,
+    opts: &ChunkWriteOptions,
+    next_id: &mut u64,
+) -> Result<Vec<Arc<LiveChunk>>> {
+    let all = RollupRequest::default();
+    let mut out = Vec::new();
+    for level in RollupLevel::ALL {
+        let mut rows = BTreeMap::new();
+        for acc in accs {
+            acc.collect(level, &all, &mut rows);
+        }
+        // Partition by (month, key shard); the map's order is (api_key,
+        // bucket, ...), which each partition keeps.
+        let mut parts: BTreeMap<(i32, u32), Vec<(RollupKey, RollupAgg)>> = BTreeMap::new();
+        for (k, agg) in rows {
+            let p = (month_of(k.bucket), key_shard(&k.api_key, key_shards));
+            parts.entry(p).or_default().push((k, agg));
+        }
+        for ((month, shard), rows) in parts {
+            let id = *next_id;
+            *next_id += 1;
+            out.push(Arc::new(write_part(
+                &rows, level, dir, fs, opts, month, shard, id,
+            )?));
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments, reason = "one call site, all needed")]
+fn write_part(
+    rows: &[(RollupKey, RollupAgg)],
+    level: RollupLevel,
+    dir: &Path,
+    fs: &dyn FileSystem,
+    opts: &ChunkWriteOptions,
+    month: i32,
+    shard: u32,
+    id: u64,
+) -> Result<LiveChunk> {
+    let text = |f: &dyn Fn(&RollupKey) -> &str| {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            bytes.extend_from_slice(f(k).as_bytes());
+            ends.push(bytes.len() as u32);
+        }
+        (bytes, ends)
+    };
+    let keys = text(&|k| &k.api_key);
+    let endpoints = text(&|k| &k.endpoint);
+    let methods = text(&|k| &k.method);
+    let bucket: Vec<i64> = rows.iter().map(|(k, _)| k.bucket).collect();
+    let class: Vec<u64> = rows
+        .iter()
+        .map(|(k, _)| u64::from(k.status_class))
+        .collect();
+    let u =
+        |f: &dyn Fn(&RollupAgg) -> u64| -> Vec<u64> { rows.iter().map(|(_, a)| f(a)).collect() };
+    let count = u(&|a| a.count);
+    let errors = u(&|a| a.errors);
+    let server_errors = u(&|a| a.server_errors);
+    let latency_sum = u(&|a| a.latency_sum_ns);
+    let request_bytes = u(&|a| a.request_bytes);
+    let response_bytes = u(&|a| a.response_bytes);
+    let latency_min: Vec<f64> = rows.iter().map(|(_, a)| a.latency_min()).collect();
+    let latency_max: Vec<f64> = rows.iter().map(|(_, a)| a.latency_max()).collect();
+    let mut sketches = Vec::new();
+    let mut sketch_ends = Vec::with_capacity(rows.len());
+    for (_, a) in rows {
+        a.sketch.encode(&mut sketches);
+        sketch_ends.push(u32::try_from(sketches.len()).map_err(|_| {
+            EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
+        })?);
+    }
+    let column = |name, source, bitmap_index, time_column| ChunkColumn {
+        name,
+        source,
+        bitmap_index,
+        time_column,
+    };
+    fn bytes((b, e): &(Vec<u8>, Vec<u32>)) -> ColumnSource<'_> {
+        ColumnSource::Bytes { bytes: b, ends: e }
+    }
+    let columns = [
+        column(col::BUCKET, ColumnSource::I64(&bucket), false, true),
+        column(col::ENDPOINT, bytes(&endpoints), true, false),
+        column(col::METHOD, bytes(&methods), true, false),
+        column(col::STATUS_CLASS, ColumnSource::U64(&class), true, false),
+        column(col::COUNT, ColumnSource::U64(&count), false, false),
+        column(col::ERRORS, ColumnSource::U64(&errors), false, false),
+        column(
+            col::SERVER_ERRORS,
+            ColumnSource::U64(&server_errors),
+            false,
+            false,
+        ),
+        column(
+            col::LATENCY_SUM_NS,
+            ColumnSource::U64(&latency_sum),
+            false,
+            false,
+        ),
+        column(
+            col::LATENCY_MIN,
+            ColumnSource::F64(&latency_min),
+            false,
+            false,
+        ),
+        column(
+            col::LATENCY_MAX,
+            ColumnSource::F64(&latency_max),
+            false,
+            false,
+        ),
+        column(
+            col::LATENCY_SKETCH,
+            ColumnSource::Bytes {
+                bytes: &sketches,
+                ends: &sketch_ends,
+            },
+            false,
+            false,
+        ),
+        column(
+            col::REQUEST_BYTES,
+            ColumnSource::U64(&request_bytes),
+            false,
+            false,
+        ),
+        column(
+            col::RESPONSE_BYTES,
+            ColumnSource::U64(&response_bytes),
+            false,
+            false,
+        ),
+    ];
+    let path = chunk_path(dir, id);
+    let summary = write_chunk(fs, &path, "api_key", bytes(&keys), &columns, opts)?;
+    let reader = ChunkReader::open(&path)?;
+    Ok(LiveChunk {
+        entry: ChunkEntry {
+            id,
+            day: month,
+            shard,
+            rows: summary.rows,
+            min_ts: summary.min_ts,
+            max_ts: summary.max_ts,
+            file_bytes: summary.file_bytes,
+            level: 0,
+            table: level.table_id(),
+        },
+        reader,
+    })
+}
+
+/// Adds the rows of one rollup chunk that `req` wants into `out`.
+pub(crate) fn read_chunk(
+    chunk: &LiveChunk,
+    req: &RollupRequest,
+    out: &mut BTreeMap<RollupKey, RollupAgg>,
+) -> Result<()> {
+    let r = &chunk.reader;
+    if req.to.is_some_and(|t| chunk.entry.min_ts >= t)
+        || req.from.is_some_and(|f| chunk.entry.max_ts < f)
+    {
+        return Ok(());
+    }
+    let ranges: Vec<std::ops::Range<u32>> = match req.keys() {
+        None => std::iter::once(0..r.rows()).collect(),
+        Some(keys) => keys
+            .iter()
+            .filter_map(|k| r.keys().find(k.as_bytes()))
+            .collect(),
+    };
+    let bad = |what: &str| {
+        EngineError::Storage(tally_storage::StorageError::corrupt(
+            0,
+            format!("{}: rollup chunk {what}", r.path().display()),
+        ))
+    };
+    let index = |name: &str| {
+        r.column_index(name)
+            .ok_or_else(|| bad(&format!("has no column {name}")))
+    };
+    let cols = [
+        index(col::BUCKET)?,
+        index(col::ENDPOINT)?,
+        index(col::METHOD)?,
+        index(col::STATUS_CLASS)?,
+        index(col::COUNT)?,
+        index(col::ERRORS)?,
+        index(col::SERVER_ERRORS)?,
+        index(col::LATENCY_SUM_NS)?,
+        index(col::LATENCY_SKETCH)?,
+        index(col::REQUEST_BYTES)?,
+        index(col::RESPONSE_BYTES)?,
+    ];
+    for range in ranges {
+        let values: Vec<ColumnValues> = cols
+            .iter()
+            .map(|&c| r.read_range(c, range.start, range.end))
+            .collect::<std::result::Result<_, _>>()?;
+        let [bucket, endpoint, method, class, count, errors, server_errors, lat_sum, sketch, req_b, resp_b] =
+            values.as_slice()
+        else {
+            return Err(bad("columns unreadable"));
+        };
+        for i in 0..(range.end - range.start) as usize {
+            let row = range.start as usize + i;
+            let b = i64_at(bucket, i).ok_or_else(|| bad("bucket"))?;
+            if !req.wants_bucket(b) {
+                continue;
+            }
+            let text = |v: &ColumnValues, what: &str| -> Result<String> {
+                bytes_at(v, i)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(what))
+            };
+            let num = |v: &ColumnValues, what: &str| u64_at(v, i).ok_or_else(|| bad(what));
+            let sketch = DdSketch::decode(bytes_at(sketch, i).ok_or_else(|| bad("sketch"))?)
+                .map_err(|e| bad(&format!("row {row}: {e}")))?;
+            let api_key = r.keys().entry(r.keys().key_index_of_row(row as u32)).0;
+            let key = RollupKey {
+                api_key: String::from_utf8(api_key.to_vec()).map_err(|_| bad("api_key"))?,
+                bucket: b,
+                endpoint: text(endpoint, "endpoint")?,
+                method: text(method, "method")?,
+                status_class: u8::try_from(num(class, "status_class")?)
+                    .map_err(|_| bad("status_class"))?,
+            };
+            let agg = RollupAgg {
+                count: num(count, "count")?,
+                errors: num(errors, "errors")?,
+                server_errors: num(server_errors, "server_errors")?,
+                latency_sum_ns: num(lat_sum, "latency_sum_ns")?,
+                sketch,
+                request_bytes: num(req_b, "request_bytes")?,
+                response_bytes: num(resp_b, "response_bytes")?,
+            };
+            merge_into(out, RollupRow { key, agg });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+    use super::*;
+
+    #[test]
+    fn levels_buckets_and_months() {
+        let t = 1_795_531_234_567_890; // 2026-11-24 14:40:34.56789 UTC
+        assert_eq!(RollupLevel::Minute.bucket_of(t), 1_795_531_200_000_000);
+        assert_eq!(RollupLevel::Hour.bucket_of(t), 1_795_528_800_000_000);
+        assert_eq!(RollupLevel::Day.bucket_of(t), 1_795_478_400_000_000);
+        assert_eq!(RollupLevel::Minute.bucket_of(-1), -MINUTE_US);
+        assert_eq!(month_of(t), days_from_civil(2026, 11, 1) as i32);
+        assert_eq!(month_of(-1), days_from_civil(1969, 12, 1) as i32);
+        assert_eq!(status_class(204), 2);
+        assert_eq!(status_class(599), 5);
+        for l in RollupLevel::ALL {
+            assert_eq!(RollupLevel::of_table(l.table_id()), Some(l));
+        }
+        assert_eq!(RollupLevel::of_table(TABLE_EVENTS), None);
+    }
+
+    #[test]
+    fn latencies_round_to_nanoseconds() {
+        assert_eq!(latency_ns(1.5), 1_500_000);
+        assert_eq!(latency_ns(0.000_000_4), 0);
+        assert_eq!(latency_ns(0.000_000_6), 1);
+        assert_eq!(latency_ns(f64::MAX), u64::MAX);
+    }
+}
