@@ -283,6 +283,10 @@ impl Binder {
                                 request: ScanRequest::default(),
                                 filter: None,
                             },
+                            Some(Table::Rollup(level)) => Plan::RollupScan {
+                                level,
+                                request: tally_engine::RollupRequest::default(),
+                            },
                             None => {
                                 return err(
                                     format!(

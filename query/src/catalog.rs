@@ -1,8 +1,9 @@
-//! The tables SQL can name and their columns' SQL types. Today one table,
-//! `events` (the raw events of DESIGN.md); the rollup and billing tables of
-//! later issues are added here as further [`Table`] variants.
+//! The tables SQL can name and their columns' SQL types: `events` (the raw
+//! events of DESIGN.md) and the rollups `rollup_1m`, `rollup_1h` and
+//! `rollup_1d` (engine/src/rollup.rs, one row per bucket, api_key,
+//! endpoint, method and status class).
 
-use tally_engine::Column;
+use tally_engine::{Column, RollupLevel};
 
 use crate::types::DataType;
 
@@ -11,6 +12,8 @@ use crate::types::DataType;
 pub enum Table {
     /// Raw events, one row per request.
     Events,
+    /// A rollup table.
+    Rollup(RollupLevel),
 }
 
 impl Table {
@@ -18,13 +21,16 @@ impl Table {
     pub fn by_name(name: &str) -> Option<Table> {
         match name.to_ascii_lowercase().as_str() {
             "events" => Some(Table::Events),
+            "rollup_1m" => Some(Table::Rollup(RollupLevel::Minute)),
+            "rollup_1h" => Some(Table::Rollup(RollupLevel::Hour)),
+            "rollup_1d" => Some(Table::Rollup(RollupLevel::Day)),
             _ => None,
         }
     }
 
     /// Names of every table, for error messages.
     pub fn all_names() -> &'static [&'static str] {
-        &["events"]
+        &["events", "rollup_1m", "rollup_1h", "rollup_1d"]
     }
 }
 
@@ -45,3 +51,23 @@ pub fn column_type(c: Column) -> DataType {
         | Column::RequestId => DataType::Text,
     }
 }
+
+/// The columns of a rollup table, in order: the row's key, then its
+/// aggregates. Counts and byte sums are exact (BIGINT, saturating at its
+/// maximum); `latency_sum` is in ms, from the sum of latencies rounded to
+/// whole nanoseconds; `latency_min` and `latency_max` are exact.
+pub const ROLLUP_COLUMNS: [(&str, DataType); 13] = [
+    ("bucket", DataType::Timestamp),
+    ("api_key", DataType::Text),
+    ("endpoint", DataType::Text),
+    ("method", DataType::Text),
+    ("status_class", DataType::Int),
+    ("count", DataType::Int),
+    ("errors", DataType::Int),
+    ("server_errors", DataType::Int),
+    ("latency_sum", DataType::Float),
+    ("latency_min", DataType::Float),
+    ("latency_max", DataType::Float),
+    ("request_bytes", DataType::Int),
+    ("response_bytes", DataType::Int),
+];

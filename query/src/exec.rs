@@ -122,6 +122,44 @@ pub(crate) fn run_to_batch(ctx: &ExecContext<'_>, plan: &Plan) -> Result<Batch> 
     collect(ctx, plan, 0)
 }
 
+/// Rollup rows as a batch of [`crate::catalog::ROLLUP_COLUMNS`].
+fn rollup_batch(rows: &[tally_engine::RollupRow]) -> Batch {
+    use crate::catalog::ROLLUP_COLUMNS;
+    use crate::types::Scalar;
+    let int = |v: u64| Scalar::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    let mut cols: Vec<Vec<Scalar>> = ROLLUP_COLUMNS
+        .iter()
+        .map(|_| Vec::with_capacity(rows.len()))
+        .collect();
+    for r in rows {
+        let (k, a) = (&r.key, &r.agg);
+        let values = [
+            Scalar::Timestamp(k.bucket),
+            Scalar::Text(k.api_key.clone()),
+            Scalar::Text(k.endpoint.clone()),
+            Scalar::Text(k.method.clone()),
+            Scalar::Int(i64::from(k.status_class)),
+            int(a.count),
+            int(a.errors),
+            int(a.server_errors),
+            Scalar::Float(a.latency_sum_ns as f64 / 1e6),
+            Scalar::Float(a.latency_min()),
+            Scalar::Float(a.latency_max()),
+            int(a.request_bytes),
+            int(a.response_bytes),
+        ];
+        for (c, v) in cols.iter_mut().zip(values) {
+            c.push(v);
+        }
+    }
+    let columns = ROLLUP_COLUMNS
+        .iter()
+        .zip(&cols)
+        .map(|(&(_, t), v)| Array::from_scalars(t, v))
+        .collect();
+    Batch::new(columns, rows.len())
+}
+
 /// Runs `plan` (operator number `node` in EXPLAIN order) into one batch.
 fn collect(ctx: &ExecContext<'_>, plan: &Plan, node: usize) -> Result<Batch> {
     let out = Mutex::new(Vec::new());
@@ -216,6 +254,22 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
         Plan::OneRow => {
             ctx.count(node, 1, Instant::now());
             sink(Batch::new(Vec::new(), 1))
+        }
+        Plan::RollupScan { level, request } => {
+            let started = Instant::now();
+            let mut req = request.clone();
+            req.scope.clone_from(&ctx.scope);
+            let rows = ctx
+                .db
+                .rollups(*level, &req)
+                .map_err(|e| QueryError::execute(format!("reading {}: {e}", level.table_name())))?;
+            let b = rollup_batch(&rows);
+            ctx.reserve(b.heap_bytes(), "reading rollups")?;
+            ctx.count(node, b.rows, started);
+            if b.rows > 0 {
+                sink(b)?;
+            }
+            Ok(())
         }
         Plan::Aggregate {
             input,

@@ -118,7 +118,7 @@ fn fold_plan(p: Plan) -> Plan {
             input: b(input),
             names,
         },
-        p @ (Plan::Scan { .. } | Plan::OneRow) => p,
+        p @ (Plan::Scan { .. } | Plan::RollupScan { .. } | Plan::OneRow) => p,
     }
 }
 
@@ -168,6 +168,19 @@ fn push_down(p: Plan) -> Plan {
                     columns,
                     request,
                     filter: and_all(residual),
+                }
+            }
+            Plan::RollupScan { level, mut request } => {
+                // Narrow the rows the engine merges; the filter stays (it
+                // is cheap over the few rows left, and exact).
+                let mut parts = Vec::new();
+                conjuncts(predicate.clone(), &mut parts);
+                for c in &parts {
+                    push_rollup(c, &mut request);
+                }
+                Plan::Filter {
+                    input: Box::new(Plan::RollupScan { level, request }),
+                    predicate,
                 }
             }
             other => Plan::Filter {
@@ -373,6 +386,71 @@ fn push_one(e: &Expr, columns: &[Column], req: &mut ScanRequest) -> bool {
     }
 }
 
+/// Pushes `bucket` comparisons with a timestamp and `api_key = / IN`
+/// text literals into a rollup request (columns 0 and 1 of
+/// [`crate::catalog::ROLLUP_COLUMNS`]).
+fn push_rollup(e: &Expr, req: &mut tally_engine::RollupRequest) {
+    match e {
+        Expr::Binary(op, a, b) if op.is_comparison() => {
+            let (c, lit, op) = match (&**a, &**b) {
+                (Expr::Column(c), Expr::Literal(v)) => (*c, v, *op),
+                (Expr::Literal(v), Expr::Column(c)) => (*c, v, op.flip()),
+                _ => return,
+            };
+            match (c, lit) {
+                (0, Scalar::Timestamp(t)) => {
+                    let t = *t;
+                    let (lo, hi) = match op {
+                        BinOp::GtEq => (Some(t), None),
+                        BinOp::Gt => (t.checked_add(1), None),
+                        BinOp::Lt => (None, Some(t)),
+                        BinOp::LtEq => (None, t.checked_add(1)),
+                        BinOp::Eq => (Some(t), t.checked_add(1)),
+                        _ => (None, None),
+                    };
+                    if let Some(lo) = lo {
+                        req.from = Some(req.from.map_or(lo, |f| f.max(lo)));
+                    }
+                    if let Some(hi) = hi {
+                        req.to = Some(req.to.map_or(hi, |f| f.min(hi)));
+                    }
+                }
+                (1, Scalar::Text(k)) if op == BinOp::Eq => {
+                    narrow_keys(&mut req.api_keys, vec![k.clone()]);
+                }
+                _ => {}
+            }
+        }
+        Expr::InList(expr, list, false) => {
+            if let Expr::Column(1) = &**expr {
+                let keys: Option<Vec<String>> = list
+                    .iter()
+                    .map(|v| match v {
+                        Expr::Literal(Scalar::Text(k)) => Some(k.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(keys) = keys {
+                    narrow_keys(&mut req.api_keys, keys);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn narrow_keys(current: &mut Option<Vec<String>>, keys: Vec<String>) {
+    *current = Some(match current.take() {
+        None => {
+            let mut k = keys;
+            k.sort();
+            k.dedup();
+            k
+        }
+        Some(old) => old.into_iter().filter(|k| keys.contains(k)).collect(),
+    });
+}
+
 fn intersect_keys(req: &mut ScanRequest, keys: Vec<String>) {
     req.api_keys = Some(match req.api_keys.take() {
         None => {
@@ -391,6 +469,10 @@ fn intersect_keys(req: &mut ScanRequest, keys: Vec<String>) {
 /// returns the plan and, for each old output position, its new one.
 fn prune(p: Plan, needed: &[usize]) -> (Plan, Vec<Option<usize>>) {
     match p {
+        p @ Plan::RollupScan { .. } => {
+            let n = p.schema().len();
+            (p, (0..n).map(Some).collect())
+        }
         Plan::Scan {
             columns,
             request,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use tally_engine::{Column, ScanRequest};
+use tally_engine::{Column, RollupLevel, RollupRequest, ScanRequest};
 
 use crate::time::TimeUnit;
 use crate::types::{DataType, Scalar};
@@ -404,6 +404,14 @@ pub enum Plan {
         /// Conjuncts evaluated here after the scan (over `columns`).
         filter: Option<Expr>,
     },
+    /// A rollup table ([`crate::catalog::ROLLUP_COLUMNS`]): the engine's
+    /// merged rows of the buckets and keys the request selects.
+    RollupScan {
+        /// Which table.
+        level: RollupLevel,
+        /// Bucket range and keys pushed down.
+        request: RollupRequest,
+    },
     /// Rows where the predicate is true.
     Filter {
         /// Input.
@@ -468,6 +476,10 @@ impl Plan {
             Plan::Scan { columns, .. } => columns
                 .iter()
                 .map(|&c| (c.name().to_string(), crate::catalog::column_type(c)))
+                .collect(),
+            Plan::RollupScan { .. } => crate::catalog::ROLLUP_COLUMNS
+                .iter()
+                .map(|&(n, t)| (n.to_string(), t))
                 .collect(),
             Plan::Filter { input, .. }
             | Plan::Sort { input, .. }
@@ -605,6 +617,23 @@ impl Plan {
             },
             Plan::Distinct { .. } => "Distinct".to_string(),
             Plan::OneRow => "OneRow".to_string(),
+            Plan::RollupScan { level, request } => {
+                let mut s = format!("RollupScan {}", level.table_name());
+                if request.from.is_some() || request.to.is_some() {
+                    let t = |v: Option<i64>| {
+                        v.map_or_else(|| "-".to_string(), crate::time::format_timestamp)
+                    };
+                    s.push_str(&format!(
+                        " buckets=[{}, {})",
+                        t(request.from),
+                        t(request.to)
+                    ));
+                }
+                if let Some(k) = &request.api_keys {
+                    s.push_str(&format!(" api_key IN ({})", k.join(", ")));
+                }
+                s
+            }
             Plan::Alias { names, .. } => format!("Alias ({})", names.join(", ")),
         }
     }
@@ -612,7 +641,7 @@ impl Plan {
     /// The node's inputs.
     pub fn children(&self) -> Vec<&Plan> {
         match self {
-            Plan::Scan { .. } | Plan::OneRow => Vec::new(),
+            Plan::Scan { .. } | Plan::RollupScan { .. } | Plan::OneRow => Vec::new(),
             Plan::Filter { input, .. }
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }

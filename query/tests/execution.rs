@@ -228,3 +228,94 @@ fn key_scope_hides_other_keys_whatever_the_sql() {
     // No scope: everything.
     assert_eq!(text_rows(&db, "SELECT count(*) FROM events"), ["6000"]);
 }
+
+#[test]
+fn rollup_tables_agree_with_the_events() {
+    let (_d, db) = db_with(6_000);
+    // Late events and fresh ones, still in the memtable.
+    let fresh: Vec<Event> = (6_000..8_000)
+        .map(|i| Event {
+            ts: event(i).ts - 2 * DAY,
+            ..event(i)
+        })
+        .collect();
+    db.ingest(&EventBatch::from_events(&fresh), &WriteOptions::default())
+        .unwrap();
+    let rows = |sql: &str, o: &QueryOptions| -> Vec<String> {
+        let r = execute(&db, sql, o).unwrap();
+        (0..r.rows())
+            .map(|i| {
+                (0..r.fields.len())
+                    .map(|c| r.value(i, c).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    };
+    let all = QueryOptions::default();
+    for (table, unit) in [
+        ("rollup_1m", "minute"),
+        ("rollup_1h", "hour"),
+        ("rollup_1d", "day"),
+    ] {
+        let from_rollup = rows(
+            &format!(
+                "SELECT bucket, sum(count), sum(errors), sum(server_errors), sum(request_bytes), \
+                 sum(response_bytes), min(latency_min), max(latency_max) FROM {table} \
+                 WHERE api_key = 'key_1' GROUP BY bucket ORDER BY bucket"
+            ),
+            &all,
+        );
+        let from_events = rows(
+            &format!(
+                "SELECT date_trunc('{unit}', ts) AS b, count(*), \
+                 count(*) FILTER (WHERE status_code >= 400), \
+                 count(*) FILTER (WHERE status_code >= 500), sum(request_bytes), \
+                 sum(response_bytes), min(latency_ms), max(latency_ms) FROM events \
+                 WHERE api_key = 'key_1' GROUP BY b ORDER BY b"
+            ),
+            &all,
+        );
+        assert!(!from_rollup.is_empty());
+        assert_eq!(from_rollup, from_events, "{table}");
+    }
+    // Per (endpoint, method, class) over everything.
+    assert_eq!(
+        rows(
+            "SELECT endpoint, method, status_class, sum(count) FROM rollup_1d \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            &all
+        ),
+        rows(
+            "SELECT endpoint, method, status_code / 100, count(*) FROM events \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            &all
+        )
+    );
+    // The key is pushed into the engine; a read scope holds here too.
+    let plan = rows(
+        "EXPLAIN SELECT sum(count) FROM rollup_1h WHERE api_key = 'key_2' \
+         AND bucket >= TIMESTAMP '2026-11-25 00:00:00'",
+        &all,
+    )
+    .join("\n");
+    assert!(
+        plan.contains("RollupScan rollup_1h buckets=[2026-11-25 00:00:00, -) api_key IN (key_2)"),
+        "{plan}"
+    );
+    let scoped = QueryOptions {
+        key_scope: Some(vec!["key_3".into()]),
+        ..QueryOptions::default()
+    };
+    assert_eq!(
+        rows("SELECT DISTINCT api_key FROM rollup_1m", &scoped),
+        ["key_3"]
+    );
+    assert_eq!(
+        rows(
+            "SELECT count(*) FROM rollup_1m WHERE api_key = 'key_2'",
+            &scoped
+        ),
+        ["0"]
+    );
+}
