@@ -269,9 +269,13 @@ impl Db {
     /// method, status_class), sorted so. They cover every acknowledged
     /// event, flushed or not.
     pub fn rollups(&self, level: RollupLevel, req: &RollupRequest) -> Result<Vec<RollupRow>> {
-        let (active, immutable, chunks) = {
+        let (segments, chunks) = {
             let st = self.inner.state();
-            (st.active.clone(), st.immutable.clone(), st.rollups.clone())
+            let mut segments = st.active.segments();
+            if let Some(m) = &st.immutable {
+                segments.extend(m.segments());
+            }
+            (segments, st.rollups.clone())
         };
         let mut merged = std::collections::BTreeMap::new();
         for c in chunks.iter() {
@@ -279,9 +283,7 @@ impl Db {
                 crate::rollup::read_chunk(c, req, &mut merged)?;
             }
         }
-        for m in std::iter::once(&active).chain(immutable.as_ref()) {
-            m.collect_rollups(level, req, &mut merged);
-        }
+        crate::rollup::memtable_rows(&segments, level, req, &mut merged);
         Ok(merged
             .into_iter()
             .map(|(key, agg)| RollupRow { key, agg })
@@ -691,21 +693,11 @@ impl Inner {
             &self.options.chunk,
             &mut next_id,
         )?;
-        // The rollups of the same events, in the same manifest commit.
-        let write_opts = tally_storage::chunk::ChunkWriteOptions {
-            compression: self.options.chunk.compression,
-            block_rows: self.options.chunk.block_rows,
-        };
-        let new_rollups = immutable.with_rollups(|accs| {
-            crate::rollup::write_rollups(
-                accs,
-                &self.dir,
-                self.fs.as_ref(),
-                key_shards,
-                &write_opts,
-                &mut next_id,
-            )
-        })?;
+        // The raw chunks and, from the same sorted rows, their rollups:
+        // named by the same manifest commit.
+        let (new_chunks, new_rollups): (Vec<Arc<LiveChunk>>, Vec<Arc<LiveChunk>>) = new_chunks
+            .into_iter()
+            .partition(|c| c.entry.table == crate::rollup::TABLE_EVENTS);
         if !new_chunks.is_empty() || !new_rollups.is_empty() {
             self.fs.sync_dir(&crate::partition::chunk_dir(&self.dir))?;
         }

@@ -134,11 +134,12 @@ pub(crate) fn write_memtable(
     }
     drop(row_parts);
     parts.sort_unstable_by_key(|(p, _)| *p);
+    // Four chunk ids per partition: the raw chunk and its three rollups.
     let jobs: Vec<_> = parts
         .into_iter()
         .map(|(p, rows)| {
             let id = *next_id;
-            *next_id += 1;
+            *next_id += 4;
             (p, rows, id)
         })
         .collect();
@@ -146,11 +147,11 @@ pub(crate) fn write_memtable(
         compression: opts.compression,
         block_rows: opts.block_rows,
     };
-    jobs.into_par_iter()
-        .map(|(p, rows, id)| {
-            write_partition(&shards, &rows, dir, fs, &write_opts, p, id).map(Arc::new)
-        })
-        .collect()
+    let written: Vec<Vec<LiveChunk>> = jobs
+        .into_par_iter()
+        .map(|(p, rows, id)| write_partition(&shards, &rows, dir, fs, &write_opts, p, id))
+        .collect::<Result<_>>()?;
+    Ok(written.into_iter().flatten().map(Arc::new).collect())
 }
 
 /// A partition: (UTC day, key shard).
@@ -158,7 +159,8 @@ type PartitionKey = (i32, u32);
 /// A memtable row: (segment, row in it).
 type RowRef = (u32, u32);
 
-/// Writes one partition's rows (`rows` index `shards`) as chunk `id`.
+/// Writes one partition's rows (`rows` index `shards`) as chunk `id`, and
+/// their minute, hour and day rollups as chunks `id + 1` to `id + 3`.
 fn write_partition(
     shards: &[&EventBatch],
     rows: &[RowRef],
@@ -167,7 +169,7 @@ fn write_partition(
     opts: &ChunkWriteOptions,
     (day, shard): (i32, u32),
     id: u64,
-) -> Result<LiveChunk> {
+) -> Result<Vec<LiveChunk>> {
     let n = rows.len();
     let t_columns = std::time::Instant::now();
     let api_key = text_column(shards, rows, |b| &b.api_key);
@@ -298,7 +300,27 @@ fn write_partition(
         t_write.elapsed().as_secs_f64() * 1e3
     );
     let reader = ChunkReader::open(&path)?;
-    Ok(LiveChunk {
+    let rollups = crate::rollup::write_partition_rollups(
+        &crate::rollup::SortedPartition {
+            key_values: &key_values,
+            key_codes: &key_codes,
+            ts: &ts,
+            endpoint_values: text_values.first().map_or(&[], |v| v.as_slice()),
+            endpoint_codes: text_codes.first().map_or(&[], |v| v.as_slice()),
+            method_values: text_values.get(1).map_or(&[], |v| v.as_slice()),
+            method_codes: text_codes.get(1).map_or(&[], |v| v.as_slice()),
+            status: &status,
+            latency: &latency,
+            request_bytes: &req,
+            response_bytes: &resp,
+        },
+        dir,
+        fs,
+        opts,
+        (day, shard),
+        [id + 1, id + 2, id + 3],
+    )?;
+    let raw = LiveChunk {
         entry: ChunkEntry {
             id,
             day,
@@ -311,5 +333,6 @@ fn write_partition(
             table: crate::rollup::TABLE_EVENTS,
         },
         reader,
-    })
+    };
+    Ok(std::iter::once(raw).chain(rollups).collect())
 }

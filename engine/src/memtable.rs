@@ -9,10 +9,6 @@
 //! reads without any lock: segments never change once shared. Rows are in
 //! arrival order; flush sorts them. When the active memtable is swapped out
 //! for flushing it becomes immutable: no writer touches it again.
-//!
-//! Each shard also keeps the minute rollup of the events appended to it
-//! ([`RollupAcc`]), updated under the same lock by the same append, so the
-//! rollups cover exactly the events in the memtable.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,22 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::event::EventBatch;
-use crate::rollup::{RollupAcc, RollupAgg, RollupKey, RollupLevel, RollupRequest};
 
 /// Segments smaller than this may be extended in place by later appends.
 const SMALL_SEGMENT_ROWS: usize = 4096;
 
-/// One shard: its segments and their minute rollup.
-#[derive(Debug, Default)]
-struct Shard {
-    segments: Vec<Arc<EventBatch>>,
-    rollup: RollupAcc,
-}
-
 /// One memtable.
 #[derive(Debug)]
 pub(crate) struct Memtable {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<Mutex<Vec<Arc<EventBatch>>>>,
     bytes: AtomicUsize,
     rows: AtomicU64,
     next_shard: AtomicUsize,
@@ -45,9 +33,7 @@ pub(crate) struct Memtable {
 impl Memtable {
     pub(crate) fn new(shards: usize) -> Memtable {
         Memtable {
-            shards: (0..shards.max(1))
-                .map(|_| Mutex::new(Shard::default()))
-                .collect(),
+            shards: (0..shards.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
             bytes: AtomicUsize::new(0),
             rows: AtomicU64::new(0),
             next_shard: AtomicUsize::new(0),
@@ -80,10 +66,9 @@ impl Memtable {
             },
         };
         let rows = batch.len() as u64;
-        let rollup_bytes = guard.rollup.add_batch(&batch);
         // Bytes added: the segment's growth when extended in place, the
         // batch's own allocation when pushed as a new segment.
-        let extended = match guard.segments.last_mut().and_then(Arc::get_mut) {
+        let extended = match guard.last_mut().and_then(Arc::get_mut) {
             Some(last) if last.len() + batch.len() <= SMALL_SEGMENT_ROWS => {
                 let before = last.heap_bytes();
                 last.extend_from(&batch);
@@ -95,13 +80,12 @@ impl Memtable {
             Some(grown) => grown,
             None => {
                 let b = batch.heap_bytes();
-                guard.segments.push(Arc::new(batch.into_owned()));
+                guard.push(Arc::new(batch.into_owned()));
                 b
             }
         };
         drop(guard);
-        self.bytes
-            .fetch_add(bytes + rollup_bytes, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Relaxed);
     }
 
@@ -123,33 +107,8 @@ impl Memtable {
         let mut out = Vec::new();
         for s in &self.shards {
             let g = s.lock().unwrap_or_else(|p| p.into_inner());
-            out.extend(g.segments.iter().cloned());
+            out.extend(g.iter().cloned());
         }
         out
-    }
-
-    /// Adds the rollup rows of this memtable that `req` wants, at `level`.
-    pub(crate) fn collect_rollups(
-        &self,
-        level: RollupLevel,
-        req: &RollupRequest,
-        out: &mut std::collections::BTreeMap<RollupKey, RollupAgg>,
-    ) {
-        for s in &self.shards {
-            let g = s.lock().unwrap_or_else(|p| p.into_inner());
-            g.rollup.collect(level, req, out);
-        }
-    }
-
-    /// Runs `f` with every shard's rollup (a flush writes them; the
-    /// memtable is immutable by then, so the locks are uncontended).
-    pub(crate) fn with_rollups<T>(&self, f: impl FnOnce(&[&RollupAcc]) -> T) -> T {
-        let guards: Vec<_> = self
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
-            .collect();
-        let accs: Vec<&RollupAcc> = guards.iter().map(|g| &g.rollup).collect();
-        f(&accs)
     }
 }

@@ -2,23 +2,22 @@
 //! (bucket, api_key, endpoint, method, status_class), at minute, hour and
 //! day resolution.
 //!
-//! They are maintained in the write path: every batch appended to a
-//! memtable (a live write or a WAL replay at open) is also added to that
-//! memtable's minute rollup ([`RollupAcc`]), so the rollups always cover
-//! exactly the events that are acknowledged, with nothing to lag behind
-//! and nothing to count twice. A flush writes the memtable's minute rows,
-//! and the hour and day rows merged from them, as rollup chunks (the same
-//! chunk format, one table each, partitioned by (UTC month, key shard))
-//! in the same manifest commit as the raw chunks; recovery therefore finds
-//! every event either in chunks of both kinds or in the WAL, whose replay
-//! rebuilds both. Late events of any age land in their own bucket.
+//! They are derived from exactly the acknowledged events, never by a job
+//! that could lag or count twice: a flush, which turns a memtable's events
+//! into raw chunks, also turns the same sorted rows into minute, hour and
+//! day rollup chunks (the same chunk format, one table each, partitioned
+//! like the raw chunk they come from: UTC day and key shard), and names
+//! them all in one manifest commit. Events not yet flushed are rolled up
+//! when read, from the memtable ([`memtable_rows`]). So every event is
+//! counted once: in chunks of both kinds, or in the memtable (which WAL
+//! replay rebuilds after a crash). Late events of any age land in their
+//! own bucket; a bucket split over several chunks (flushes, late events)
+//! is merged when read.
 //!
 //! Every aggregate is mergeable and exact: counts and byte sums are
 //! integers, the latency sum is in whole nanoseconds (each latency rounded
 //! to the nearest nanosecond), and the latency sketch is a [`DdSketch`],
-//! whose bytes do not depend on the order of the events or of merges. So a
-//! bucket split over several chunks (a flush boundary, late events) reads
-//! back, merged, exactly as if it had been computed at once.
+//! whose bytes do not depend on the order of the events or of merges.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,10 +33,9 @@ use tally_storage::manifest::ChunkEntry;
 use crate::error::{EngineError, Result};
 use crate::event::EventBatch;
 use crate::flush::LiveChunk;
-use crate::partition::{chunk_path, key_shard};
+use crate::partition::chunk_path;
 use crate::scan::{bytes_at, i64_at, u64_at};
 use crate::sketch::DdSketch;
-use crate::text::time::{civil_from_days, days_from_civil};
 
 /// Microseconds in a minute.
 const MINUTE_US: i64 = 60_000_000;
@@ -222,132 +220,53 @@ impl RollupRequest {
     }
 }
 
-/// Strings of an accumulator, each stored once.
-#[derive(Debug, Default)]
-struct Interner {
-    ids: FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
-}
-
-impl Interner {
-    fn id(&mut self, s: &str) -> (u32, usize) {
-        if let Some(&id) = self.ids.get(s) {
-            return (id, 0);
-        }
-        let id = self.names.len() as u32;
-        self.names.push(s.into());
-        self.ids.insert(s.into(), id);
-        (id, 2 * s.len() + 64)
-    }
-
-    fn get(&self, s: &str) -> Option<u32> {
-        self.ids.get(s).copied()
-    }
-
-    fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("", |b| b)
-    }
-}
-
-/// A minute row's key inside an accumulator (strings interned).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct AccKey {
-    bucket: i64,
-    endpoint: u32,
-    method: u32,
-    class: u8,
-}
-
-/// The minute rollup of the events appended to one memtable shard.
-#[derive(Debug, Default)]
-pub(crate) struct RollupAcc {
-    keys: Interner,
-    names: Interner,
-    /// Per api key id: its rows.
-    rows: Vec<FxHashMap<AccKey, RollupAgg>>,
-}
-
-/// Heap bytes a new accumulator row costs, roughly (map entry, aggregate,
-/// a one-bucket sketch).
-const ROW_BYTES: usize = 160;
-
-impl RollupAcc {
-    /// Adds every event of `batch`; returns the heap bytes added (about).
-    pub(crate) fn add_batch(&mut self, batch: &EventBatch) -> usize {
-        let mut grown = 0;
-        for r in 0..batch.len() {
-            let (Some(&ts), Some(&status), Some(&latency), Some(&req), Some(&resp)) = (
-                batch.ts.get(r),
-                batch.status_code.get(r),
-                batch.latency_ms.get(r),
-                batch.request_bytes.get(r),
-                batch.response_bytes.get(r),
+/// Adds the rows `req` wants at `level` of the memtable segments
+/// `segments` (events not yet flushed) into `out`.
+pub(crate) fn memtable_rows(
+    segments: &[Arc<EventBatch>],
+    level: RollupLevel,
+    req: &RollupRequest,
+    out: &mut BTreeMap<RollupKey, RollupAgg>,
+) {
+    let keys: Option<std::collections::HashSet<String>> =
+        req.keys().map(|k| k.into_iter().collect());
+    let mut acc: FxHashMap<(&str, i64, &str, &str, u8), RollupAgg> = FxHashMap::default();
+    for b in segments {
+        for r in 0..b.len() {
+            let (Some(&ts), Some(&status), Some(&latency), Some(&req_b), Some(&resp_b)) = (
+                b.ts.get(r),
+                b.status_code.get(r),
+                b.latency_ms.get(r),
+                b.request_bytes.get(r),
+                b.response_bytes.get(r),
             ) else {
                 continue;
             };
-            let (key, g1) = self.keys.id(batch.api_key.get(r));
-            let (endpoint, g2) = self.names.id(batch.endpoint.get(r));
-            let (method, g3) = self.names.id(batch.method.get(r));
-            grown += g1 + g2 + g3;
-            if key as usize == self.rows.len() {
-                self.rows.push(FxHashMap::default());
-                grown += 64;
-            }
-            let Some(rows) = self.rows.get_mut(key as usize) else {
+            let key = b.api_key.get(r);
+            let bucket = level.bucket_of(ts);
+            if keys.as_ref().is_some_and(|k| !k.contains(key)) || !req.wants_bucket(bucket) {
                 continue;
-            };
-            let k = AccKey {
-                bucket: RollupLevel::Minute.bucket_of(ts),
-                endpoint,
-                method,
-                class: status_class(status),
-            };
-            let agg = rows.entry(k).or_insert_with(|| {
-                grown += ROW_BYTES;
-                RollupAgg::default()
-            });
-            agg.add(status, latency, req, resp);
-        }
-        grown
-    }
-
-    fn row(&self, key: u32, k: &AccKey, agg: &RollupAgg, level: RollupLevel) -> RollupRow {
-        RollupRow {
-            key: RollupKey {
-                api_key: self.keys.name(key).to_string(),
-                bucket: level.bucket_of(k.bucket),
-                endpoint: self.names.name(k.endpoint).to_string(),
-                method: self.names.name(k.method).to_string(),
-                status_class: k.class,
-            },
-            agg: agg.clone(),
+            }
+            acc.entry((
+                key,
+                bucket,
+                b.endpoint.get(r),
+                b.method.get(r),
+                status_class(status),
+            ))
+            .or_default()
+            .add(status, latency, req_b, resp_b);
         }
     }
-
-    /// Adds the rows `req` wants, at `level` (minute rows merged into
-    /// their hour or day), into `out`.
-    pub(crate) fn collect(
-        &self,
-        level: RollupLevel,
-        req: &RollupRequest,
-        out: &mut BTreeMap<RollupKey, RollupAgg>,
-    ) {
-        let key_ids: Vec<u32> = match req.keys() {
-            None => (0..self.rows.len() as u32).collect(),
-            Some(keys) => keys.iter().filter_map(|k| self.keys.get(k)).collect(),
+    for ((api_key, bucket, endpoint, method, class), agg) in acc {
+        let key = RollupKey {
+            api_key: api_key.to_string(),
+            bucket,
+            endpoint: endpoint.to_string(),
+            method: method.to_string(),
+            status_class: class,
         };
-        for id in key_ids {
-            let Some(rows) = self.rows.get(id as usize) else {
-                continue;
-            };
-            for (k, agg) in rows {
-                if !req.wants_bucket(level.bucket_of(k.bucket)) {
-                    continue;
-                }
-                let row = self.row(id, k, agg, level);
-                merge_into(out, row);
-            }
-        }
+        merge_into(out, RollupRow { key, agg });
     }
 }
 
@@ -358,12 +277,6 @@ fn merge_into(out: &mut BTreeMap<RollupKey, RollupAgg>, row: RollupRow) {
             out.insert(row.key, row.agg);
         }
     }
-}
-
-/// Days since the epoch of the first day of the UTC month holding `ts`.
-pub(crate) fn month_of(ts: i64) -> i32 {
-    let (y, m, _) = civil_from_days(ts.div_euclid(crate::partition::DAY_US));
-    days_from_civil(y, m, 1) as i32
 }
 
 /// Column names of a rollup chunk (the key column is `api_key`).
@@ -383,83 +296,158 @@ mod col {
     pub const RESPONSE_BYTES: &str = "response_bytes";
 }
 
-/// Writes the rollups of the memtable shards `accs` (all three levels) as
-/// chunks: per level, one per (month, key shard) touched. Ids come from
-/// `next_id`.
-pub(crate) fn write_rollups(
-    accs: &[&RollupAcc],
+/// One raw partition's rows as the flush has them: sorted by (api_key,
+/// ts), text columns as dictionary codes.
+pub(crate) struct SortedPartition<'a> {
+    pub(crate) key_values: &'a [&'a [u8]],
+    pub(crate) key_codes: &'a [u32],
+    pub(crate) ts: &'a [i64],
+    pub(crate) endpoint_values: &'a [&'a [u8]],
+    pub(crate) endpoint_codes: &'a [u32],
+    pub(crate) method_values: &'a [&'a [u8]],
+    pub(crate) method_codes: &'a [u32],
+    pub(crate) status: &'a [u64],
+    pub(crate) latency: &'a [f64],
+    pub(crate) request_bytes: &'a [u64],
+    pub(crate) response_bytes: &'a [u64],
+}
+
+/// Rollup rows of a partition at one level, in chunk order.
+struct LevelRows {
+    key_codes: Vec<u32>,
+    bucket: Vec<i64>,
+    endpoint_codes: Vec<u32>,
+    method_codes: Vec<u32>,
+    class: Vec<u64>,
+    aggs: Vec<RollupAgg>,
+}
+
+/// Rolls up a sorted partition at `level`: one linear pass, grouping each
+/// (key, bucket) run by (endpoint, method, class) codes.
+fn roll_up(p: &SortedPartition<'_>, level: RollupLevel) -> LevelRows {
+    let mut out = LevelRows {
+        key_codes: Vec::new(),
+        bucket: Vec::new(),
+        endpoint_codes: Vec::new(),
+        method_codes: Vec::new(),
+        class: Vec::new(),
+        aggs: Vec::new(),
+    };
+    let mut group: FxHashMap<(u32, u32, u8), RollupAgg> = FxHashMap::default();
+    let mut current: Option<(u32, i64)> = None;
+    let mut emit = |group: &mut FxHashMap<(u32, u32, u8), RollupAgg>, (key, bucket): (u32, i64)| {
+        let mut rows: Vec<((u32, u32, u8), RollupAgg)> = group.drain().collect();
+        // Name order within the bucket (codes are in first-seen order).
+        rows.sort_unstable_by(|(a, _), (b, _)| {
+            fn name<'v>(v: &[&'v [u8]], c: u32) -> &'v [u8] {
+                v.get(c as usize).copied().unwrap_or_default()
+            }
+            (
+                name(p.endpoint_values, a.0),
+                name(p.method_values, a.1),
+                a.2,
+            )
+                .cmp(&(
+                    name(p.endpoint_values, b.0),
+                    name(p.method_values, b.1),
+                    b.2,
+                ))
+        });
+        for ((endpoint, method, class), agg) in rows {
+            out.key_codes.push(key);
+            out.bucket.push(bucket);
+            out.endpoint_codes.push(endpoint);
+            out.method_codes.push(method);
+            out.class.push(u64::from(class));
+            out.aggs.push(agg);
+        }
+    };
+    for i in 0..p.ts.len() {
+        let (
+            Some(&key),
+            Some(&ts),
+            Some(&e),
+            Some(&m),
+            Some(&st),
+            Some(&lat),
+            Some(&rq),
+            Some(&rs),
+        ) = (
+            p.key_codes.get(i),
+            p.ts.get(i),
+            p.endpoint_codes.get(i),
+            p.method_codes.get(i),
+            p.status.get(i),
+            p.latency.get(i),
+            p.request_bytes.get(i),
+            p.response_bytes.get(i),
+        )
+        else {
+            continue;
+        };
+        let here = (key, level.bucket_of(ts));
+        if current != Some(here) {
+            if let Some(c) = current {
+                emit(&mut group, c);
+            }
+            current = Some(here);
+        }
+        let status = u16::try_from(st).unwrap_or(u16::MAX);
+        group
+            .entry((e, m, status_class(status)))
+            .or_default()
+            .add(status, lat, rq, rs);
+    }
+    if let Some(c) = current {
+        emit(&mut group, c);
+    }
+    out
+}
+
+/// Writes the minute, hour and day rollups of a sorted raw partition
+/// (`day`, `shard`) as three chunks, ids from `next_id`.
+pub(crate) fn write_partition_rollups(
+    p: &SortedPartition<'_>,
     dir: &Path,
     fs: &dyn FileSystem,
-    key_shards: u32,
     opts: &ChunkWriteOptions,
-    next_id: &mut u64,
-) -> Result<Vec<Arc<LiveChunk>>> {
-    let all = RollupRequest::default();
-    let mut out = Vec::new();
-    for level in RollupLevel::ALL {
-        let mut rows = BTreeMap::new();
-        for acc in accs {
-            acc.collect(level, &all, &mut rows);
-        }
-        // Partition by (month, key shard); the map's order is (api_key,
-        // bucket, ...), which each partition keeps.
-        let mut parts: BTreeMap<(i32, u32), Vec<(RollupKey, RollupAgg)>> = BTreeMap::new();
-        for (k, agg) in rows {
-            let p = (month_of(k.bucket), key_shard(&k.api_key, key_shards));
-            parts.entry(p).or_default().push((k, agg));
-        }
-        for ((month, shard), rows) in parts {
-            let id = *next_id;
-            *next_id += 1;
-            out.push(Arc::new(write_part(
-                &rows, level, dir, fs, opts, month, shard, id,
-            )?));
-        }
-    }
-    Ok(out)
+    (day, shard): (i32, u32),
+    ids: [u64; 3],
+) -> Result<Vec<LiveChunk>> {
+    RollupLevel::ALL
+        .iter()
+        .zip(ids)
+        .map(|(&level, id)| {
+            let rows = roll_up(p, level);
+            write_level(p, &rows, level, dir, fs, opts, (day, shard), id)
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments, reason = "one call site, all needed")]
-fn write_part(
-    rows: &[(RollupKey, RollupAgg)],
+fn write_level(
+    p: &SortedPartition<'_>,
+    rows: &LevelRows,
     level: RollupLevel,
     dir: &Path,
     fs: &dyn FileSystem,
     opts: &ChunkWriteOptions,
-    month: i32,
-    shard: u32,
+    (day, shard): (i32, u32),
     id: u64,
 ) -> Result<LiveChunk> {
-    let text = |f: &dyn Fn(&RollupKey) -> &str| {
-        let mut bytes = Vec::new();
-        let mut ends = Vec::with_capacity(rows.len());
-        for (k, _) in rows {
-            bytes.extend_from_slice(f(k).as_bytes());
-            ends.push(bytes.len() as u32);
-        }
-        (bytes, ends)
-    };
-    let keys = text(&|k| &k.api_key);
-    let endpoints = text(&|k| &k.endpoint);
-    let methods = text(&|k| &k.method);
-    let bucket: Vec<i64> = rows.iter().map(|(k, _)| k.bucket).collect();
-    let class: Vec<u64> = rows
-        .iter()
-        .map(|(k, _)| u64::from(k.status_class))
-        .collect();
-    let u =
-        |f: &dyn Fn(&RollupAgg) -> u64| -> Vec<u64> { rows.iter().map(|(_, a)| f(a)).collect() };
+    let aggs = &rows.aggs;
+    let u = |f: &dyn Fn(&RollupAgg) -> u64| -> Vec<u64> { aggs.iter().map(f).collect() };
     let count = u(&|a| a.count);
     let errors = u(&|a| a.errors);
     let server_errors = u(&|a| a.server_errors);
     let latency_sum = u(&|a| a.latency_sum_ns);
     let request_bytes = u(&|a| a.request_bytes);
     let response_bytes = u(&|a| a.response_bytes);
-    let latency_min: Vec<f64> = rows.iter().map(|(_, a)| a.latency_min()).collect();
-    let latency_max: Vec<f64> = rows.iter().map(|(_, a)| a.latency_max()).collect();
+    let latency_min: Vec<f64> = aggs.iter().map(RollupAgg::latency_min).collect();
+    let latency_max: Vec<f64> = aggs.iter().map(RollupAgg::latency_max).collect();
     let mut sketches = Vec::new();
-    let mut sketch_ends = Vec::with_capacity(rows.len());
-    for (_, a) in rows {
+    let mut sketch_ends = Vec::with_capacity(aggs.len());
+    for a in aggs {
         a.sketch.encode(&mut sketches);
         sketch_ends.push(u32::try_from(sketches.len()).map_err(|_| {
             EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
@@ -471,14 +459,27 @@ fn write_part(
         bitmap_index,
         time_column,
     };
-    fn bytes((b, e): &(Vec<u8>, Vec<u32>)) -> ColumnSource<'_> {
-        ColumnSource::Bytes { bytes: b, ends: e }
-    }
+    let dict = |values, codes| ColumnSource::Dict { values, codes };
     let columns = [
-        column(col::BUCKET, ColumnSource::I64(&bucket), false, true),
-        column(col::ENDPOINT, bytes(&endpoints), true, false),
-        column(col::METHOD, bytes(&methods), true, false),
-        column(col::STATUS_CLASS, ColumnSource::U64(&class), true, false),
+        column(col::BUCKET, ColumnSource::I64(&rows.bucket), false, true),
+        column(
+            col::ENDPOINT,
+            dict(p.endpoint_values, &rows.endpoint_codes),
+            true,
+            false,
+        ),
+        column(
+            col::METHOD,
+            dict(p.method_values, &rows.method_codes),
+            true,
+            false,
+        ),
+        column(
+            col::STATUS_CLASS,
+            ColumnSource::U64(&rows.class),
+            true,
+            false,
+        ),
         column(col::COUNT, ColumnSource::U64(&count), false, false),
         column(col::ERRORS, ColumnSource::U64(&errors), false, false),
         column(
@@ -528,12 +529,19 @@ fn write_part(
         ),
     ];
     let path = chunk_path(dir, id);
-    let summary = write_chunk(fs, &path, "api_key", bytes(&keys), &columns, opts)?;
+    let summary = write_chunk(
+        fs,
+        &path,
+        "api_key",
+        dict(p.key_values, &rows.key_codes),
+        &columns,
+        opts,
+    )?;
     let reader = ChunkReader::open(&path)?;
     Ok(LiveChunk {
         entry: ChunkEntry {
             id,
-            day: month,
+            day,
             shard,
             rows: summary.rows,
             min_ts: summary.min_ts,
@@ -643,14 +651,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn levels_buckets_and_months() {
+    fn levels_and_buckets() {
         let t = 1_795_531_234_567_890; // 2026-11-24 14:40:34.56789 UTC
         assert_eq!(RollupLevel::Minute.bucket_of(t), 1_795_531_200_000_000);
         assert_eq!(RollupLevel::Hour.bucket_of(t), 1_795_528_800_000_000);
         assert_eq!(RollupLevel::Day.bucket_of(t), 1_795_478_400_000_000);
         assert_eq!(RollupLevel::Minute.bucket_of(-1), -MINUTE_US);
-        assert_eq!(month_of(t), days_from_civil(2026, 11, 1) as i32);
-        assert_eq!(month_of(-1), days_from_civil(1969, 12, 1) as i32);
         assert_eq!(status_class(204), 2);
         assert_eq!(status_class(599), 5);
         for l in RollupLevel::ALL {
