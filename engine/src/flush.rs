@@ -300,6 +300,7 @@ fn write_partition(
         t_write.elapsed().as_secs_f64() * 1e3
     );
     let reader = ChunkReader::open(&path)?;
+    let t_rollups = std::time::Instant::now();
     let rollups = crate::rollup::write_partition_rollups(
         &crate::rollup::SortedPartition {
             key_values: &key_values,
@@ -320,6 +321,11 @@ fn write_partition(
         (day, shard),
         [id + 1, id + 2, id + 3],
     )?;
+    tracing::debug!(
+        "chunk {id}: rollups {:.1} ms ({} rows)",
+        t_rollups.elapsed().as_secs_f64() * 1e3,
+        rollups.iter().map(|c| c.entry.rows).sum::<u64>()
+    );
     let raw = LiveChunk {
         entry: ChunkEntry {
             id,

@@ -322,46 +322,118 @@ struct LevelRows {
     aggs: Vec<RollupAgg>,
 }
 
-/// Rolls up a sorted partition at `level`: one linear pass, grouping each
-/// (key, bucket) run by (endpoint, method, class) codes.
-fn roll_up(p: &SortedPartition<'_>, level: RollupLevel) -> LevelRows {
-    let mut out = LevelRows {
-        key_codes: Vec::new(),
-        bucket: Vec::new(),
-        endpoint_codes: Vec::new(),
-        method_codes: Vec::new(),
-        class: Vec::new(),
-        aggs: Vec::new(),
-    };
-    let mut group: FxHashMap<(u32, u32, u8), RollupAgg> = FxHashMap::default();
-    let mut current: Option<(u32, i64)> = None;
-    let mut emit = |group: &mut FxHashMap<(u32, u32, u8), RollupAgg>, (key, bucket): (u32, i64)| {
-        let mut rows: Vec<((u32, u32, u8), RollupAgg)> = group.drain().collect();
-        // Name order within the bucket (codes are in first-seen order).
-        rows.sort_unstable_by(|(a, _), (b, _)| {
-            fn name<'v>(v: &[&'v [u8]], c: u32) -> &'v [u8] {
-                v.get(c as usize).copied().unwrap_or_default()
-            }
-            (
-                name(p.endpoint_values, a.0),
-                name(p.method_values, a.1),
-                a.2,
-            )
-                .cmp(&(
-                    name(p.endpoint_values, b.0),
-                    name(p.method_values, b.1),
-                    b.2,
-                ))
-        });
-        for ((endpoint, method, class), agg) in rows {
-            out.key_codes.push(key);
-            out.bucket.push(bucket);
-            out.endpoint_codes.push(endpoint);
-            out.method_codes.push(method);
-            out.class.push(u64::from(class));
-            out.aggs.push(agg);
+/// Ranks of a dictionary's values in byte order (codes are first-seen).
+fn ranks(values: &[&[u8]]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..values.len() as u32).collect();
+    order.sort_unstable_by_key(|&c| name(values, c));
+    let mut rank = vec![0u32; values.len()];
+    for (r, &c) in order.iter().enumerate() {
+        if let Some(x) = rank.get_mut(c as usize) {
+            *x = r as u32;
         }
-    };
+    }
+    rank
+}
+
+/// (endpoint code, method code, status class).
+type GroupKey = (u32, u32, u64);
+
+/// The rows of one (key, bucket) being built: few, so looked up linearly
+/// until there are many.
+struct Grouper {
+    endpoint_rank: Vec<u32>,
+    method_rank: Vec<u32>,
+    rows: Vec<(GroupKey, RollupAgg)>,
+    index: FxHashMap<GroupKey, usize>,
+    current: Option<(u32, i64)>,
+    out: LevelRows,
+}
+
+/// Beyond this many rows in a group, lookups go through a hash index.
+const LINEAR_GROUP: usize = 16;
+
+impl Grouper {
+    /// A grouper whose output will hold about `rows` rows.
+    fn new(p: &SortedPartition<'_>, rows: usize) -> Grouper {
+        Grouper {
+            endpoint_rank: ranks(p.endpoint_values),
+            method_rank: ranks(p.method_values),
+            rows: Vec::new(),
+            index: FxHashMap::default(),
+            current: None,
+            out: LevelRows {
+                key_codes: Vec::with_capacity(rows),
+                bucket: Vec::with_capacity(rows),
+                endpoint_codes: Vec::with_capacity(rows),
+                method_codes: Vec::with_capacity(rows),
+                class: Vec::with_capacity(rows),
+                aggs: Vec::with_capacity(rows),
+            },
+        }
+    }
+
+    /// The aggregate of `k` in (key, bucket) `at`, emitting the previous
+    /// group when `at` starts a new one (input is sorted by key, bucket).
+    fn slot(&mut self, at: (u32, i64), k: GroupKey) -> &mut RollupAgg {
+        if self.current != Some(at) {
+            self.emit();
+            self.current = Some(at);
+        }
+        let found = if self.rows.len() <= LINEAR_GROUP {
+            self.rows.iter().position(|(x, _)| *x == k)
+        } else {
+            if self.index.is_empty() {
+                for (i, (x, _)) in self.rows.iter().enumerate() {
+                    self.index.insert(*x, i);
+                }
+            }
+            self.index.get(&k).copied()
+        };
+        let i = match found {
+            Some(i) => i,
+            None => {
+                self.rows.push((k, RollupAgg::default()));
+                let i = self.rows.len() - 1;
+                if !self.index.is_empty() {
+                    self.index.insert(k, i);
+                }
+                i
+            }
+        };
+        // `i` indexes `rows` (found there or just pushed).
+        &mut self.rows[i].1
+    }
+
+    /// Appends the group in name order and starts an empty one.
+    fn emit(&mut self) {
+        let Some((key, bucket)) = self.current.take() else {
+            return;
+        };
+        let (er, mr) = (&self.endpoint_rank, &self.method_rank);
+        let rank = |r: &Vec<u32>, c: u32| r.get(c as usize).copied().unwrap_or(0);
+        self.rows
+            .sort_unstable_by_key(|((e, m, c), _)| (rank(er, *e), rank(mr, *m), *c));
+        for ((endpoint, method, class), agg) in self.rows.drain(..) {
+            self.out.key_codes.push(key);
+            self.out.bucket.push(bucket);
+            self.out.endpoint_codes.push(endpoint);
+            self.out.method_codes.push(method);
+            self.out.class.push(class);
+            self.out.aggs.push(agg);
+        }
+        self.index.clear();
+    }
+
+    fn finish(mut self) -> LevelRows {
+        self.emit();
+        self.out
+    }
+}
+
+/// The minute rows of a sorted partition: one linear pass.
+fn roll_up_minutes(p: &SortedPartition<'_>) -> LevelRows {
+    // About two events per minute row in generated data.
+    let mut g = Grouper::new(p, p.ts.len() / 2);
     for i in 0..p.ts.len() {
         let (
             Some(&key),
@@ -385,23 +457,38 @@ fn roll_up(p: &SortedPartition<'_>, level: RollupLevel) -> LevelRows {
         else {
             continue;
         };
-        let here = (key, level.bucket_of(ts));
-        if current != Some(here) {
-            if let Some(c) = current {
-                emit(&mut group, c);
-            }
-            current = Some(here);
-        }
         let status = u16::try_from(st).unwrap_or(u16::MAX);
-        group
-            .entry((e, m, status_class(status)))
-            .or_default()
+        let at = (key, RollupLevel::Minute.bucket_of(ts));
+        g.slot(at, (e, m, u64::from(status_class(status))))
             .add(status, lat, rq, rs);
     }
-    if let Some(c) = current {
-        emit(&mut group, c);
+    g.finish()
+}
+
+/// Merges `finer` rows (sorted by key, bucket, names) into `level`
+/// buckets: the hour rows from the minute rows, the day rows from the hour
+/// rows (no event is looked at again).
+fn coarsen(p: &SortedPartition<'_>, finer: &LevelRows, level: RollupLevel) -> LevelRows {
+    let mut g = Grouper::new(p, finer.aggs.len() / 3);
+    for i in 0..finer.aggs.len() {
+        let (Some(&key), Some(&b), Some(&e), Some(&m), Some(&c), Some(agg)) = (
+            finer.key_codes.get(i),
+            finer.bucket.get(i),
+            finer.endpoint_codes.get(i),
+            finer.method_codes.get(i),
+            finer.class.get(i),
+            finer.aggs.get(i),
+        ) else {
+            continue;
+        };
+        g.slot((key, level.bucket_of(b)), (e, m, c)).merge(agg);
     }
-    out
+    g.finish()
+}
+
+/// A dictionary value by code.
+fn name<'v>(v: &[&'v [u8]], c: u32) -> &'v [u8] {
+    v.get(c as usize).copied().unwrap_or_default()
 }
 
 /// Writes the minute, hour and day rollups of a sorted raw partition
@@ -414,14 +501,42 @@ pub(crate) fn write_partition_rollups(
     (day, shard): (i32, u32),
     ids: [u64; 3],
 ) -> Result<Vec<LiveChunk>> {
-    RollupLevel::ALL
-        .iter()
-        .zip(ids)
-        .map(|(&level, id)| {
-            let rows = roll_up(p, level);
-            write_level(p, &rows, level, dir, fs, opts, (day, shard), id)
-        })
-        .collect()
+    let [m_id, h_id, d_id] = ids;
+    let minute = roll_up_minutes(p);
+    let hour = coarsen(p, &minute, RollupLevel::Hour);
+    let day_rows = coarsen(p, &hour, RollupLevel::Day);
+    Ok(vec![
+        write_level(
+            p,
+            &minute,
+            RollupLevel::Minute,
+            dir,
+            fs,
+            opts,
+            (day, shard),
+            m_id,
+        )?,
+        write_level(
+            p,
+            &hour,
+            RollupLevel::Hour,
+            dir,
+            fs,
+            opts,
+            (day, shard),
+            h_id,
+        )?,
+        write_level(
+            p,
+            &day_rows,
+            RollupLevel::Day,
+            dir,
+            fs,
+            opts,
+            (day, shard),
+            d_id,
+        )?,
+    ])
 }
 
 #[allow(clippy::too_many_arguments, reason = "one call site, all needed")]
@@ -448,7 +563,11 @@ fn write_level(
     let mut sketches = Vec::new();
     let mut sketch_ends = Vec::with_capacity(aggs.len());
     for a in aggs {
-        a.sketch.encode(&mut sketches);
+        // All latencies equal (a single event, mostly): the sketch is
+        // `count` copies of latency_min, and is not stored.
+        if a.sketch.min() != a.sketch.max() {
+            a.sketch.encode(&mut sketches);
+        }
         sketch_ends.push(u32::try_from(sketches.len()).map_err(|_| {
             EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
         })?);
@@ -595,13 +714,14 @@ pub(crate) fn read_chunk(
         index(col::LATENCY_SKETCH)?,
         index(col::REQUEST_BYTES)?,
         index(col::RESPONSE_BYTES)?,
+        index(col::LATENCY_MIN)?,
     ];
     for range in ranges {
         let values: Vec<ColumnValues> = cols
             .iter()
             .map(|&c| r.read_range(c, range.start, range.end))
             .collect::<std::result::Result<_, _>>()?;
-        let [bucket, endpoint, method, class, count, errors, server_errors, lat_sum, sketch, req_b, resp_b] =
+        let [bucket, endpoint, method, class, count, errors, server_errors, lat_sum, sketch, req_b, resp_b, lat_min] =
             values.as_slice()
         else {
             return Err(bad("columns unreadable"));
@@ -619,8 +739,18 @@ pub(crate) fn read_chunk(
                     .ok_or_else(|| bad(what))
             };
             let num = |v: &ColumnValues, what: &str| u64_at(v, i).ok_or_else(|| bad(what));
-            let sketch = DdSketch::decode(bytes_at(sketch, i).ok_or_else(|| bad("sketch"))?)
-                .map_err(|e| bad(&format!("row {row}: {e}")))?;
+            let count = num(count, "count")?;
+            let encoded = bytes_at(sketch, i).ok_or_else(|| bad("sketch"))?;
+            let sketch = if encoded.is_empty() {
+                let mut s = DdSketch::new();
+                let min = crate::scan::f64_at(lat_min, i).ok_or_else(|| bad("latency_min"))?;
+                if !s.add_n(min, count) {
+                    return Err(bad(&format!("row {row}: latency_min {min} with no sketch")));
+                }
+                s
+            } else {
+                DdSketch::decode(encoded).map_err(|e| bad(&format!("row {row}: {e}")))?
+            };
             let api_key = r.keys().entry(r.keys().key_index_of_row(row as u32)).0;
             let key = RollupKey {
                 api_key: String::from_utf8(api_key.to_vec()).map_err(|_| bad("api_key"))?,
@@ -631,7 +761,7 @@ pub(crate) fn read_chunk(
                     .map_err(|_| bad("status_class"))?,
             };
             let agg = RollupAgg {
-                count: num(count, "count")?,
+                count,
                 errors: num(errors, "errors")?,
                 server_errors: num(server_errors, "server_errors")?,
                 latency_sum_ns: num(lat_sum, "latency_sum_ns")?,

@@ -58,7 +58,7 @@
 /// millions of sketches of a few buckets each, and latencies span a few
 /// hundred buckets at most, so lookups are short binary searches.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Store(Vec<(i32, u64)>);
+struct Store(smallvec::SmallVec<[(i32, u64); 2]>);
 
 impl Store {
     fn add(&mut self, i: i32, n: u64) {
@@ -87,7 +87,7 @@ impl Store {
             }
             return;
         }
-        let mut out = Vec::with_capacity(self.0.len() + other.0.len());
+        let mut out = smallvec::SmallVec::with_capacity(self.0.len() + other.0.len());
         let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
         loop {
             match (a.peek(), b.peek()) {
@@ -131,7 +131,11 @@ impl Store {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.0.capacity() * std::mem::size_of::<(i32, u64)>()
+        if self.0.spilled() {
+            self.0.capacity() * std::mem::size_of::<(i32, u64)>()
+        } else {
+            0
+        }
     }
 }
 
