@@ -277,17 +277,14 @@ impl Db {
             }
             (segments, st.rollups.clone())
         };
-        let mut merged = std::collections::BTreeMap::new();
+        let mut rows = Vec::new();
         for c in chunks.iter() {
             if RollupLevel::of_table(c.entry.table) == Some(level) {
-                crate::rollup::read_chunk(c, req, &mut merged)?;
+                crate::rollup::read_chunk(c, req, &mut rows)?;
             }
         }
-        crate::rollup::memtable_rows(&segments, level, req, &mut merged);
-        Ok(merged
-            .into_iter()
-            .map(|(key, agg)| RollupRow { key, agg })
-            .collect())
+        crate::rollup::memtable_rows(&segments, level, req, &mut rows);
+        Ok(crate::rollup::sort_and_merge(rows))
     }
 
     /// The partitions with chunks, by day then shard (memtable events are

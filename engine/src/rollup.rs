@@ -19,7 +19,6 @@
 //! to the nearest nanosecond), and the latency sketch is a [`DdSketch`],
 //! whose bytes do not depend on the order of the events or of merges.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -116,7 +115,7 @@ fn latency_ns(latency_ms: f64) -> u64 {
 }
 
 /// What a rollup row holds about its events.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RollupAgg {
     /// Events.
     pub count: u64,
@@ -126,12 +125,33 @@ pub struct RollupAgg {
     pub server_errors: u64,
     /// Sum of the latencies, each rounded to whole nanoseconds.
     pub latency_sum_ns: u64,
-    /// The latencies' sketch (exact min and max, quantiles within 1%).
+    /// The exact smallest latency (ms); +inf for no events.
+    pub latency_min: f64,
+    /// The exact largest latency (ms); -inf for no events.
+    pub latency_max: f64,
+    /// The latencies' sketch (quantiles within 1%). Empty when read with
+    /// [`RollupRequest::sketches`] false.
     pub sketch: DdSketch,
     /// Sum of request_bytes.
     pub request_bytes: u64,
     /// Sum of response_bytes.
     pub response_bytes: u64,
+}
+
+impl Default for RollupAgg {
+    fn default() -> Self {
+        RollupAgg {
+            count: 0,
+            errors: 0,
+            server_errors: 0,
+            latency_sum_ns: 0,
+            latency_min: f64::INFINITY,
+            latency_max: f64::NEG_INFINITY,
+            sketch: DdSketch::new(),
+            request_bytes: 0,
+            response_bytes: 0,
+        }
+    }
 }
 
 impl RollupAgg {
@@ -140,6 +160,10 @@ impl RollupAgg {
         self.errors += u64::from(status_code >= 400);
         self.server_errors += u64::from(status_code >= 500);
         self.latency_sum_ns = self.latency_sum_ns.saturating_add(latency_ns(latency_ms));
+        // One zero (as the sketch counts it): `-0.0` is `0.0`.
+        let l = if latency_ms == 0.0 { 0.0 } else { latency_ms };
+        self.latency_min = self.latency_min.min(l);
+        self.latency_max = self.latency_max.max(l);
         self.sketch.add(latency_ms);
         self.request_bytes = self.request_bytes.saturating_add(request_bytes);
         self.response_bytes = self.response_bytes.saturating_add(response_bytes);
@@ -151,19 +175,11 @@ impl RollupAgg {
         self.errors = self.errors.saturating_add(other.errors);
         self.server_errors = self.server_errors.saturating_add(other.server_errors);
         self.latency_sum_ns = self.latency_sum_ns.saturating_add(other.latency_sum_ns);
+        self.latency_min = self.latency_min.min(other.latency_min);
+        self.latency_max = self.latency_max.max(other.latency_max);
         self.sketch.merge(&other.sketch);
         self.request_bytes = self.request_bytes.saturating_add(other.request_bytes);
         self.response_bytes = self.response_bytes.saturating_add(other.response_bytes);
-    }
-
-    /// The exact smallest latency (ms).
-    pub fn latency_min(&self) -> f64 {
-        self.sketch.min().unwrap_or(0.0)
-    }
-
-    /// The exact largest latency (ms).
-    pub fn latency_max(&self) -> f64 {
-        self.sketch.max().unwrap_or(0.0)
     }
 }
 
@@ -171,13 +187,13 @@ impl RollupAgg {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RollupKey {
     /// The api key (first: rows sort by key, then time).
-    pub api_key: String,
+    pub api_key: Arc<str>,
     /// Bucket start (µs, UTC).
     pub bucket: i64,
     /// Endpoint.
-    pub endpoint: String,
+    pub endpoint: Arc<str>,
     /// HTTP method.
-    pub method: String,
+    pub method: Arc<str>,
     /// Status class (status_code / 100).
     pub status_class: u8,
 }
@@ -203,6 +219,9 @@ pub struct RollupRequest {
     /// The api keys the caller may see (None = all); see
     /// [`crate::ScanRequest::scope`].
     pub scope: Option<Vec<String>>,
+    /// Read the latency sketches (else [`RollupAgg::sketch`] is empty:
+    /// cheaper when only counts, sums, min and max are needed).
+    pub sketches: bool,
 }
 
 impl RollupRequest {
@@ -226,7 +245,7 @@ pub(crate) fn memtable_rows(
     segments: &[Arc<EventBatch>],
     level: RollupLevel,
     req: &RollupRequest,
-    out: &mut BTreeMap<RollupKey, RollupAgg>,
+    out: &mut Vec<RollupRow>,
 ) {
     let keys: Option<std::collections::HashSet<String>> =
         req.keys().map(|k| k.into_iter().collect());
@@ -258,25 +277,35 @@ pub(crate) fn memtable_rows(
             .add(status, latency, req_b, resp_b);
         }
     }
-    for ((api_key, bucket, endpoint, method, class), agg) in acc {
+    let mut names: FxHashMap<&str, Arc<str>> = FxHashMap::default();
+    let mut name = |s| -> Arc<str> { names.entry(s).or_insert_with(|| Arc::from(s)).clone() };
+    for ((api_key, bucket, endpoint, method, class), mut agg) in acc {
+        if !req.sketches {
+            agg.sketch = DdSketch::new();
+        }
         let key = RollupKey {
-            api_key: api_key.to_string(),
+            api_key: name(api_key),
             bucket,
-            endpoint: endpoint.to_string(),
-            method: method.to_string(),
+            endpoint: name(endpoint),
+            method: name(method),
             status_class: class,
         };
-        merge_into(out, RollupRow { key, agg });
+        out.push(RollupRow { key, agg });
     }
 }
 
-fn merge_into(out: &mut BTreeMap<RollupKey, RollupAgg>, row: RollupRow) {
-    match out.get_mut(&row.key) {
-        Some(agg) => agg.merge(&row.agg),
-        None => {
-            out.insert(row.key, row.agg);
+/// Sorts `rows` by key and merges rows with equal keys (a bucket split
+/// over chunks or between chunks and the memtable).
+pub(crate) fn sort_and_merge(mut rows: Vec<RollupRow>) -> Vec<RollupRow> {
+    rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let mut out: Vec<RollupRow> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match out.last_mut() {
+            Some(last) if last.key == r.key => last.agg.merge(&r.agg),
+            _ => out.push(r),
         }
     }
+    out
 }
 
 /// Column names of a rollup chunk (the key column is `api_key`).
@@ -558,14 +587,14 @@ fn write_level(
     let latency_sum = u(&|a| a.latency_sum_ns);
     let request_bytes = u(&|a| a.request_bytes);
     let response_bytes = u(&|a| a.response_bytes);
-    let latency_min: Vec<f64> = aggs.iter().map(RollupAgg::latency_min).collect();
-    let latency_max: Vec<f64> = aggs.iter().map(RollupAgg::latency_max).collect();
+    let latency_min: Vec<f64> = aggs.iter().map(|a| a.latency_min).collect();
+    let latency_max: Vec<f64> = aggs.iter().map(|a| a.latency_max).collect();
     let mut sketches = Vec::new();
     let mut sketch_ends = Vec::with_capacity(aggs.len());
     for a in aggs {
         // All latencies equal (a single event, mostly): the sketch is
         // `count` copies of latency_min, and is not stored.
-        if a.sketch.min() != a.sketch.max() {
+        if a.latency_min != a.latency_max {
             a.sketch.encode(&mut sketches);
         }
         sketch_ends.push(u32::try_from(sketches.len()).map_err(|_| {
@@ -673,11 +702,44 @@ fn write_level(
     })
 }
 
-/// Adds the rows of one rollup chunk that `req` wants into `out`.
+/// Text of a dictionary or plain column's row, as a shared string; each
+/// dictionary value becomes one `Arc<str>`.
+struct NameCache {
+    by_code: Vec<Option<Arc<str>>>,
+}
+
+impl NameCache {
+    fn new() -> NameCache {
+        NameCache {
+            by_code: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, v: &ColumnValues, i: usize) -> Option<Arc<str>> {
+        match v {
+            ColumnValues::Dict { dict, codes } => {
+                let code = *codes.get(i)? as usize;
+                if self.by_code.len() <= code {
+                    self.by_code.resize(code + 1, None);
+                }
+                let slot = self.by_code.get_mut(code)?;
+                if slot.is_none() {
+                    *slot = Some(Arc::from(std::str::from_utf8(dict.get(code as u32)).ok()?));
+                }
+                slot.clone()
+            }
+            other => bytes_at(other, i)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(Arc::from),
+        }
+    }
+}
+
+/// Appends the rows of one rollup chunk that `req` wants to `out`.
 pub(crate) fn read_chunk(
     chunk: &LiveChunk,
     req: &RollupRequest,
-    out: &mut BTreeMap<RollupKey, RollupAgg>,
+    out: &mut Vec<RollupRow>,
 ) -> Result<()> {
     let r = &chunk.reader;
     if req.to.is_some_and(|t| chunk.entry.min_ts >= t)
@@ -685,11 +747,16 @@ pub(crate) fn read_chunk(
     {
         return Ok(());
     }
-    let ranges: Vec<std::ops::Range<u32>> = match req.keys() {
-        None => std::iter::once(0..r.rows()).collect(),
+    let ranges: Vec<(usize, std::ops::Range<u32>)> = match req.keys() {
+        None => (0..r.keys().len())
+            .map(|k| (k, r.keys().entry(k).1))
+            .collect(),
         Some(keys) => keys
             .iter()
-            .filter_map(|k| r.keys().find(k.as_bytes()))
+            .filter_map(|k| {
+                let range = r.keys().find(k.as_bytes())?;
+                Some((r.keys().key_index_of_row(range.start), range))
+            })
             .collect(),
     };
     let bad = |what: &str| {
@@ -702,7 +769,7 @@ pub(crate) fn read_chunk(
         r.column_index(name)
             .ok_or_else(|| bad(&format!("has no column {name}")))
     };
-    let cols = [
+    let mut cols = vec![
         index(col::BUCKET)?,
         index(col::ENDPOINT)?,
         index(col::METHOD)?,
@@ -711,20 +778,32 @@ pub(crate) fn read_chunk(
         index(col::ERRORS)?,
         index(col::SERVER_ERRORS)?,
         index(col::LATENCY_SUM_NS)?,
-        index(col::LATENCY_SKETCH)?,
         index(col::REQUEST_BYTES)?,
         index(col::RESPONSE_BYTES)?,
         index(col::LATENCY_MIN)?,
+        index(col::LATENCY_MAX)?,
     ];
-    for range in ranges {
+    if req.sketches {
+        cols.push(index(col::LATENCY_SKETCH)?);
+    }
+    let (mut endpoints, mut methods) = (NameCache::new(), NameCache::new());
+    for (key_index, range) in ranges {
+        let api_key: Arc<str> = std::str::from_utf8(r.keys().entry(key_index).0)
+            .map_err(|_| bad("api_key"))?
+            .into();
         let values: Vec<ColumnValues> = cols
             .iter()
             .map(|&c| r.read_range(c, range.start, range.end))
             .collect::<std::result::Result<_, _>>()?;
-        let [bucket, endpoint, method, class, count, errors, server_errors, lat_sum, sketch, req_b, resp_b, lat_min] =
-            values.as_slice()
-        else {
-            return Err(bad("columns unreadable"));
+        let (
+            [bucket, endpoint, method, class, count, errors, server_errors, lat_sum, req_b, resp_b, lat_min, lat_max],
+            sketch,
+        ) = match values.as_slice() {
+            [a, b, c, d, e, f, g, h, i, j, k, l] => ([a, b, c, d, e, f, g, h, i, j, k, l], None),
+            [a, b, c, d, e, f, g, h, i, j, k, l, m] => {
+                ([a, b, c, d, e, f, g, h, i, j, k, l], Some(m))
+            }
+            _ => return Err(bad("columns unreadable")),
         };
         for i in 0..(range.end - range.start) as usize {
             let row = range.start as usize + i;
@@ -732,31 +811,33 @@ pub(crate) fn read_chunk(
             if !req.wants_bucket(b) {
                 continue;
             }
-            let text = |v: &ColumnValues, what: &str| -> Result<String> {
-                bytes_at(v, i)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .map(str::to_string)
-                    .ok_or_else(|| bad(what))
-            };
             let num = |v: &ColumnValues, what: &str| u64_at(v, i).ok_or_else(|| bad(what));
+            let float =
+                |v: &ColumnValues, what: &str| crate::scan::f64_at(v, i).ok_or_else(|| bad(what));
             let count = num(count, "count")?;
-            let encoded = bytes_at(sketch, i).ok_or_else(|| bad("sketch"))?;
-            let sketch = if encoded.is_empty() {
-                let mut s = DdSketch::new();
-                let min = crate::scan::f64_at(lat_min, i).ok_or_else(|| bad("latency_min"))?;
-                if !s.add_n(min, count) {
-                    return Err(bad(&format!("row {row}: latency_min {min} with no sketch")));
+            let latency_min = float(lat_min, "latency_min")?;
+            let sketch = match sketch {
+                None => DdSketch::new(),
+                Some(s) => {
+                    let encoded = bytes_at(s, i).ok_or_else(|| bad("sketch"))?;
+                    if encoded.is_empty() {
+                        let mut s = DdSketch::new();
+                        if !s.add_n(latency_min, count) {
+                            return Err(bad(&format!(
+                                "row {row}: latency_min {latency_min} with no sketch"
+                            )));
+                        }
+                        s
+                    } else {
+                        DdSketch::decode(encoded).map_err(|e| bad(&format!("row {row}: {e}")))?
+                    }
                 }
-                s
-            } else {
-                DdSketch::decode(encoded).map_err(|e| bad(&format!("row {row}: {e}")))?
             };
-            let api_key = r.keys().entry(r.keys().key_index_of_row(row as u32)).0;
             let key = RollupKey {
-                api_key: String::from_utf8(api_key.to_vec()).map_err(|_| bad("api_key"))?,
+                api_key: api_key.clone(),
                 bucket: b,
-                endpoint: text(endpoint, "endpoint")?,
-                method: text(method, "method")?,
+                endpoint: endpoints.get(endpoint, i).ok_or_else(|| bad("endpoint"))?,
+                method: methods.get(method, i).ok_or_else(|| bad("method"))?,
                 status_class: u8::try_from(num(class, "status_class")?)
                     .map_err(|_| bad("status_class"))?,
             };
@@ -765,11 +846,13 @@ pub(crate) fn read_chunk(
                 errors: num(errors, "errors")?,
                 server_errors: num(server_errors, "server_errors")?,
                 latency_sum_ns: num(lat_sum, "latency_sum_ns")?,
+                latency_min,
+                latency_max: float(lat_max, "latency_max")?,
                 sketch,
                 request_bytes: num(req_b, "request_bytes")?,
                 response_bytes: num(resp_b, "response_bytes")?,
             };
-            merge_into(out, RollupRow { key, agg });
+            out.push(RollupRow { key, agg });
         }
     }
     Ok(())

@@ -275,7 +275,7 @@ fn check_scan(db: &Db, model: &[Event], s: &ScanSpec) -> Result<(), TestCaseErro
 /// The rollups at `level` computed from the model's events the plain way:
 /// per key, (count, errors, 5xx, latency ns sum, sketch bytes, request
 /// bytes, response bytes).
-type ModelRow = (u64, u64, u64, u64, Vec<u8>, u64, u64);
+type ModelRow = (u64, u64, u64, u64, Vec<u8>, u64, u64, u64, u64);
 
 fn model_rollups(
     model: &[Event],
@@ -290,10 +290,10 @@ fn model_rollups(
         }
         let width = level.width_us();
         let key = RollupKey {
-            api_key: e.api_key.clone(),
+            api_key: e.api_key.as_str().into(),
             bucket: e.ts.div_euclid(width) * width,
-            endpoint: e.endpoint.clone(),
-            method: e.method.clone(),
+            endpoint: e.endpoint.as_str().into(),
+            method: e.method.as_str().into(),
             status_class: (e.status_code / 100) as u8,
         };
         let r = m.entry(key).or_default();
@@ -309,7 +309,21 @@ fn model_rollups(
         .map(|(k, r)| {
             let mut sketch = Vec::new();
             r.4.encode(&mut sketch);
-            (k, (r.0, r.1, r.2, r.3, sketch, r.5, r.6))
+            let (min, max) = (r.4.min().unwrap_or(0.0), r.4.max().unwrap_or(0.0));
+            (
+                k,
+                (
+                    r.0,
+                    r.1,
+                    r.2,
+                    r.3,
+                    sketch,
+                    r.5,
+                    r.6,
+                    min.to_bits(),
+                    max.to_bits(),
+                ),
+            )
         })
         .collect()
 }
@@ -325,6 +339,7 @@ fn check_rollups(db: &Db, model: &[Event]) -> Result<(), TestCaseError> {
                     level,
                     &RollupRequest {
                         api_keys: keys.clone(),
+                        sketches: true,
                         ..RollupRequest::default()
                     },
                 )
@@ -344,6 +359,8 @@ fn check_rollups(db: &Db, model: &[Event]) -> Result<(), TestCaseError> {
                             sketch,
                             a.request_bytes,
                             a.response_bytes,
+                            a.latency_min.to_bits(),
+                            a.latency_max.to_bits(),
                         ),
                     )
                 })

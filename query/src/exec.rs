@@ -122,42 +122,48 @@ pub(crate) fn run_to_batch(ctx: &ExecContext<'_>, plan: &Plan) -> Result<Batch> 
     collect(ctx, plan, 0)
 }
 
-/// Rollup rows as a batch of [`crate::catalog::ROLLUP_COLUMNS`].
+/// Rollup rows as a batch of [`crate::catalog::ROLLUP_COLUMNS`], column
+/// by column.
 fn rollup_batch(rows: &[tally_engine::RollupRow]) -> Batch {
-    use crate::catalog::ROLLUP_COLUMNS;
-    use crate::types::Scalar;
-    let int = |v: u64| Scalar::Int(i64::try_from(v).unwrap_or(i64::MAX));
-    let mut cols: Vec<Vec<Scalar>> = ROLLUP_COLUMNS
-        .iter()
-        .map(|_| Vec::with_capacity(rows.len()))
-        .collect();
-    for r in rows {
-        let (k, a) = (&r.key, &r.agg);
-        let values = [
-            Scalar::Timestamp(k.bucket),
-            Scalar::Text(k.api_key.clone()),
-            Scalar::Text(k.endpoint.clone()),
-            Scalar::Text(k.method.clone()),
-            Scalar::Int(i64::from(k.status_class)),
-            int(a.count),
-            int(a.errors),
-            int(a.server_errors),
-            Scalar::Float(a.latency_sum_ns as f64 / 1e6),
-            Scalar::Float(a.latency_min()),
-            Scalar::Float(a.latency_max()),
-            int(a.request_bytes),
-            int(a.response_bytes),
-        ];
-        for (c, v) in cols.iter_mut().zip(values) {
-            c.push(v);
+    use crate::array::{ArrayData, StrVec, TextArray};
+    let n = rows.len();
+    let int = |f: &dyn Fn(&tally_engine::RollupAgg) -> u64| {
+        Array::new(ArrayData::Int(
+            rows.iter()
+                .map(|r| i64::try_from(f(&r.agg)).unwrap_or(i64::MAX))
+                .collect(),
+        ))
+    };
+    let text = |f: &dyn Fn(&tally_engine::RollupKey) -> &str| {
+        let mut v = StrVec::with_capacity(n, 16);
+        for r in rows {
+            v.push(f(&r.key));
         }
-    }
-    let columns = ROLLUP_COLUMNS
-        .iter()
-        .zip(&cols)
-        .map(|(&(_, t), v)| Array::from_scalars(t, v))
-        .collect();
-    Batch::new(columns, rows.len())
+        Array::new(ArrayData::Text(TextArray::Plain(v)))
+    };
+    let float = |f: &dyn Fn(&tally_engine::RollupAgg) -> f64| {
+        Array::new(ArrayData::Float(rows.iter().map(|r| f(&r.agg)).collect()))
+    };
+    let columns = vec![
+        Array::new(ArrayData::Timestamp(
+            rows.iter().map(|r| r.key.bucket).collect(),
+        )),
+        text(&|k| &k.api_key),
+        text(&|k| &k.endpoint),
+        text(&|k| &k.method),
+        Array::new(ArrayData::Int(
+            rows.iter().map(|r| i64::from(r.key.status_class)).collect(),
+        )),
+        int(&|a| a.count),
+        int(&|a| a.errors),
+        int(&|a| a.server_errors),
+        float(&|a| a.latency_sum_ns as f64 / 1e6),
+        float(&|a| a.latency_min),
+        float(&|a| a.latency_max),
+        int(&|a| a.request_bytes),
+        int(&|a| a.response_bytes),
+    ];
+    Batch::new(columns, n)
 }
 
 /// Runs `plan` (operator number `node` in EXPLAIN order) into one batch.
