@@ -32,6 +32,33 @@ pub(crate) struct LiveChunk {
     pub(crate) reader: ChunkReader,
 }
 
+impl LiveChunk {
+    /// A chunk just written by a flush (level 0) into partition
+    /// (day, shard) of `table`.
+    pub(crate) fn fresh(
+        id: u64,
+        (day, shard): (i32, u32),
+        table: u8,
+        summary: &tally_storage::chunk::ChunkSummary,
+        reader: ChunkReader,
+    ) -> LiveChunk {
+        LiveChunk {
+            entry: ChunkEntry {
+                id,
+                day,
+                shard,
+                rows: summary.rows,
+                min_ts: summary.min_ts,
+                max_ts: summary.max_ts,
+                file_bytes: summary.file_bytes,
+                level: 0,
+                table,
+            },
+            reader,
+        }
+    }
+}
+
 /// One column of a partition, dictionary coded in memtable row order: the
 /// distinct values by first appearance and each row's code. Built before
 /// the sort, so the sort and the chunk writer move 4-byte codes instead of
@@ -326,19 +353,12 @@ fn write_partition(
         t_rollups.elapsed().as_secs_f64() * 1e3,
         rollups.iter().map(|c| c.entry.rows).sum::<u64>()
     );
-    let raw = LiveChunk {
-        entry: ChunkEntry {
-            id,
-            day,
-            shard,
-            rows: summary.rows,
-            min_ts: summary.min_ts,
-            max_ts: summary.max_ts,
-            file_bytes: summary.file_bytes,
-            level: 0,
-            table: crate::rollup::TABLE_EVENTS,
-        },
+    let raw = LiveChunk::fresh(
+        id,
+        (day, shard),
+        crate::rollup::TABLE_EVENTS,
+        &summary,
         reader,
-    };
+    );
     Ok(std::iter::once(raw).chain(rollups).collect())
 }

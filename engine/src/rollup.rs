@@ -27,7 +27,6 @@ use tally_storage::chunk::{
 };
 use tally_storage::hash::FxHashMap;
 use tally_storage::io::FileSystem;
-use tally_storage::manifest::ChunkEntry;
 
 use crate::error::{EngineError, Result};
 use crate::event::EventBatch;
@@ -686,20 +685,13 @@ fn write_level(
         opts,
     )?;
     let reader = ChunkReader::open(&path)?;
-    Ok(LiveChunk {
-        entry: ChunkEntry {
-            id,
-            day,
-            shard,
-            rows: summary.rows,
-            min_ts: summary.min_ts,
-            max_ts: summary.max_ts,
-            file_bytes: summary.file_bytes,
-            level: 0,
-            table: level.table_id(),
-        },
+    Ok(LiveChunk::fresh(
+        id,
+        (day, shard),
+        level.table_id(),
+        &summary,
         reader,
-    })
+    ))
 }
 
 /// Text of a dictionary or plain column's row, as a shared string; each

@@ -279,21 +279,10 @@ fn push_one(e: &Expr, columns: &[Column], req: &mut ScanRequest) -> bool {
                 let Scalar::Timestamp(t) = lit else {
                     return false;
                 };
-                let t = *t;
-                let (lo, hi) = match op {
-                    BinOp::GtEq => (Some(t), None),
-                    BinOp::Gt => (t.checked_add(1), None),
-                    BinOp::Lt => (None, Some(t)),
-                    BinOp::LtEq => (None, t.checked_add(1)),
-                    BinOp::Eq => (Some(t), t.checked_add(1)),
-                    _ => return false,
+                let Some((lo, hi)) = time_bounds(op, *t) else {
+                    return false;
                 };
-                if let Some(lo) = lo {
-                    req.from = Some(req.from.map_or(lo, |f| f.max(lo)));
-                }
-                if let Some(hi) = hi {
-                    req.to = Some(req.to.map_or(hi, |f| f.min(hi)));
-                }
+                narrow_range(&mut req.from, &mut req.to, lo, hi);
                 return lo.is_some() || hi.is_some();
             }
             if c == Column::ApiKey && op == BinOp::Eq {
@@ -386,6 +375,29 @@ fn push_one(e: &Expr, columns: &[Column], req: &mut ScanRequest) -> bool {
     }
 }
 
+/// The half-open range `column op t` allows: (inclusive low, exclusive
+/// high); None for an operator that gives no range.
+fn time_bounds(op: BinOp, t: i64) -> Option<(Option<i64>, Option<i64>)> {
+    Some(match op {
+        BinOp::GtEq => (Some(t), None),
+        BinOp::Gt => (t.checked_add(1), None),
+        BinOp::Lt => (None, Some(t)),
+        BinOp::LtEq => (None, t.checked_add(1)),
+        BinOp::Eq => (Some(t), t.checked_add(1)),
+        _ => return None,
+    })
+}
+
+/// Intersects [from, to) with [lo, hi).
+fn narrow_range(from: &mut Option<i64>, to: &mut Option<i64>, lo: Option<i64>, hi: Option<i64>) {
+    if let Some(lo) = lo {
+        *from = Some(from.map_or(lo, |f| f.max(lo)));
+    }
+    if let Some(hi) = hi {
+        *to = Some(to.map_or(hi, |t| t.min(hi)));
+    }
+}
+
 /// Pushes `bucket` comparisons with a timestamp and `api_key = / IN`
 /// text literals into a rollup request (columns 0 and 1 of
 /// [`crate::catalog::ROLLUP_COLUMNS`]).
@@ -399,20 +411,8 @@ fn push_rollup(e: &Expr, req: &mut tally_engine::RollupRequest) {
             };
             match (c, lit) {
                 (0, Scalar::Timestamp(t)) => {
-                    let t = *t;
-                    let (lo, hi) = match op {
-                        BinOp::GtEq => (Some(t), None),
-                        BinOp::Gt => (t.checked_add(1), None),
-                        BinOp::Lt => (None, Some(t)),
-                        BinOp::LtEq => (None, t.checked_add(1)),
-                        BinOp::Eq => (Some(t), t.checked_add(1)),
-                        _ => (None, None),
-                    };
-                    if let Some(lo) = lo {
-                        req.from = Some(req.from.map_or(lo, |f| f.max(lo)));
-                    }
-                    if let Some(hi) = hi {
-                        req.to = Some(req.to.map_or(hi, |f| f.min(hi)));
+                    if let Some((lo, hi)) = time_bounds(op, *t) {
+                        narrow_range(&mut req.from, &mut req.to, lo, hi);
                     }
                 }
                 (1, Scalar::Text(k)) if op == BinOp::Eq => {
