@@ -58,6 +58,17 @@ pub fn to_json(s: &DbStats) -> serde_json::Value {
             )
         })
         .collect();
+    let rollups: serde_json::Map<String, serde_json::Value> =
+        ["rollup_1m", "rollup_1h", "rollup_1d"]
+            .iter()
+            .zip(&s.rollups)
+            .map(|(name, &(chunks, rows, bytes))| {
+                (
+                    name.to_string(),
+                    serde_json::json!({"chunks": chunks, "rows": rows, "bytes": bytes}),
+                )
+            })
+            .collect();
     serde_json::json!({
         "events": s.events,
         "memtable_events": s.memtable_events,
@@ -66,6 +77,7 @@ pub fn to_json(s: &DbStats) -> serde_json::Value {
         "chunk_bytes": s.chunk_bytes,
         "bytes_per_event": per_event(s.chunk_bytes, chunk_events),
         "columns": cols,
+        "rollups": rollups,
     })
 }
 
@@ -89,6 +101,16 @@ pub fn to_table(s: &DbStats) -> String {
     out.push_str("column            bytes/event\n");
     for (n, b) in &s.column_bytes {
         out.push_str(&format!("  {n:<16}{:>10.3}\n", per_event(*b, chunk_events)));
+    }
+    out.push_str("rollup          chunks        rows   bytes on disk\n");
+    for (name, &(chunks, rows, bytes)) in ["rollup_1m", "rollup_1h", "rollup_1d"]
+        .iter()
+        .zip(&s.rollups)
+    {
+        out.push_str(&format!(
+            "  {name:<12}{chunks:>8}{rows:>12}   {}\n",
+            human_bytes(bytes)
+        ));
     }
     out
 }

@@ -104,6 +104,9 @@ pub struct DbStats {
     pub column_bytes: Vec<(String, u64)>,
     /// Smallest and largest event time in chunks (µs), if any.
     pub time_range: Option<(i64, i64)>,
+    /// Rollup chunks (all levels) and their rows and bytes, per level
+    /// (minute, hour, day): (chunks, rows, bytes).
+    pub rollups: [(u64, u64, u64); 3],
 }
 
 /// One partition (a day and a key shard) and what it holds in chunks.
@@ -753,6 +756,18 @@ impl Inner {
             }
         }
         s.partitions = parts.len() as u64;
+        for c in st.rollups.iter() {
+            let level = RollupLevel::of_table(c.entry.table);
+            if let Some(r) = RollupLevel::ALL
+                .iter()
+                .position(|&l| Some(l) == level)
+                .and_then(|i| s.rollups.get_mut(i))
+            {
+                r.0 += 1;
+                r.1 += c.entry.rows;
+                r.2 += c.entry.file_bytes;
+            }
+        }
         let mem_rows = st.active.rows() + st.immutable.as_ref().map_or(0, |m| m.rows());
         s.memtable_events = mem_rows;
         s.events += mem_rows;
