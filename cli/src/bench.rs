@@ -95,6 +95,16 @@ pub fn run(c: BenchCommand) -> CliResult<ExitCode> {
     }
 }
 
+/// P50, P99 and maximum of acknowledgement latencies (µs).
+fn latency_summary(mut lat: Vec<u64>) -> (u64, u64, u64) {
+    lat.sort_unstable();
+    (
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(0),
+    )
+}
+
 fn percentile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -127,7 +137,7 @@ fn ingest_server(a: &IngestArgs, url: &str, batches: &[EventBatch]) -> CliResult
             d.push(r);
         }
     }
-    let (secs, mut lat, accepted) = rt.block_on(async {
+    let (secs, lat, accepted) = rt.block_on(async {
         let mut clients = Vec::new();
         for _ in 0..a.writers.max(1) {
             let c = IngestClient::new(a.remote.channel(url).await?)
@@ -158,13 +168,8 @@ fn ingest_server(a: &IngestArgs, url: &str, batches: &[EventBatch]) -> CliResult
         }
         Ok::<_, String>((start.elapsed().as_secs_f64(), lat, accepted))
     })?;
-    lat.sort_unstable();
     let rate = accepted as f64 / secs;
-    let (p50, p99, max) = (
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        lat.last().copied().unwrap_or(0),
-    );
+    let (p50, p99, max) = latency_summary(lat);
     if a.json {
         println!(
             "{}",
@@ -241,14 +246,9 @@ fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
     let flush_start = Instant::now();
     db.close().map_err(engine)?;
     let flush_secs = flush_start.elapsed().as_secs_f64();
-    let mut lat = latencies.into_inner().unwrap_or_else(|p| p.into_inner());
-    lat.sort_unstable();
     let rate = a.events as f64 / secs;
-    let (p50, p99, max) = (
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        lat.last().copied().unwrap_or(0),
-    );
+    let (p50, p99, max) =
+        latency_summary(latencies.into_inner().unwrap_or_else(|p| p.into_inner()));
     if a.json {
         println!(
             "{}",

@@ -59,7 +59,7 @@ fn info_msg(t: &TokenInfo) -> pb::TokenInfo {
 
 fn token_status(e: ServerError) -> Status {
     match e {
-        ServerError::Token(m) if !m.starts_with("cannot ") => Status::invalid_argument(m),
+        ServerError::Token(m) => Status::invalid_argument(m),
         other => Status::internal(other.to_string()),
     }
 }

@@ -194,7 +194,7 @@ impl TokenStore {
         let mut secret = [0u8; 32];
         rng.fill(&mut id)
             .and_then(|()| rng.fill(&mut secret))
-            .map_err(|_| ServerError::Token("no randomness from the system".into()))?;
+            .map_err(|_| ServerError::TokenStore("no randomness from the system".into()))?;
         let id = hex(&id);
         let token = format!("tly_{id}_{}", hex(&secret));
         let info = TokenInfo {
@@ -345,7 +345,7 @@ pub(crate) fn parse_tokens(text: &str, file: &str) -> Result<Vec<TokenInfo>, Ser
         .enumerate()
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
         .map(|(i, l)| {
-            parse_line(l).map_err(|why| ServerError::Token(format!("{file}:{}: {why}", i + 1)))
+            parse_line(l).map_err(|why| ServerError::TokenStore(format!("{file}:{}: {why}", i + 1)))
         })
         .collect()
 }
@@ -430,7 +430,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
 }
 
 fn io_err(path: &Path, what: &str, e: &std::io::Error) -> ServerError {
-    ServerError::Token(format!("cannot {what} {}: {e}", path.display()))
+    ServerError::TokenStore(format!("cannot {what} {}: {e}", path.display()))
 }
 
 fn sha256(token: &str) -> [u8; 32] {

@@ -19,9 +19,13 @@ pub enum ServerError {
     /// The reflection service could not be built from the protos.
     #[error("gRPC reflection: {0}")]
     Reflection(String),
-    /// A token could not be created, stored or read.
+    /// A token request is invalid (role, keys, name).
     #[error("tokens: {0}")]
     Token(String),
+    /// The token store cannot be read or written (I/O, a malformed file,
+    /// no randomness).
+    #[error("token store: {0}")]
+    TokenStore(String),
     /// The TLS certificate or key is unusable.
     #[error("TLS: {0}")]
     Tls(String),

@@ -125,26 +125,20 @@ pub(crate) fn check_keys(req: &pb::WriteRequest, caller: &Principal) -> Result<(
     let (Role::Ingest, Some(keys)) = (caller.role, &caller.keys) else {
         return Ok(());
     };
-    let mut batch_keys: Box<dyn Iterator<Item = &String>> = match &req.columns {
+    let batch_keys: Box<dyn Iterator<Item = &String>> = match &req.columns {
         Some(c) if req.events.is_empty() => Box::new(c.api_key.iter()),
         _ => Box::new(req.events.iter().map(|e| &e.api_key)),
     };
-    match batch_keys.position(|k| keys.binary_search(k).is_err()) {
+    match batch_keys
+        .enumerate()
+        .find(|(_, k)| keys.binary_search(k).is_err())
+    {
         None => Ok(()),
-        Some(i) => Err(Status::permission_denied(format!(
-            "event {i}: token {} may not write api key {:?}; nothing was applied",
-            caller.token_id,
-            api_key_at(req, i)
+        Some((i, key)) => Err(Status::permission_denied(format!(
+            "event {i}: token {} may not write api key {key:?}; nothing was applied",
+            caller.token_id
         ))),
     }
-}
-
-fn api_key_at(req: &pb::WriteRequest, i: usize) -> &str {
-    match &req.columns {
-        Some(c) if req.events.is_empty() => c.api_key.get(i),
-        _ => req.events.get(i).map(|e| &e.api_key),
-    }
-    .map_or("", String::as_str)
 }
 
 /// A streamed message over the size limit is RESOURCE_EXHAUSTED (tonic's
