@@ -65,6 +65,10 @@ pub(crate) struct Inner {
     /// Signalled when a flush finishes (writers waiting on memory).
     room: (Mutex<()>, Condvar),
     recovery: RecoveryReport,
+    /// The key, plan and tier registry (`registry.json`).
+    registry: crate::billing::registry::RegistryStore,
+    /// Month counters and rate buckets behind [`Db::check`].
+    quotas: crate::billing::quota::Quotas,
     _lock_file: File,
 }
 
@@ -172,6 +176,7 @@ impl Db {
             recovered.next_seq,
             recovered.producers,
         )?;
+        let dir_for_registry = dir.clone();
         let inner = Arc::new(Inner {
             dir,
             fs,
@@ -190,6 +195,8 @@ impl Db {
             closed: AtomicBool::new(false),
             room: (Mutex::new(()), Condvar::new()),
             recovery: recovered.report,
+            registry: crate::billing::registry::RegistryStore::new(&dir_for_registry),
+            quotas: crate::billing::quota::Quotas::default(),
             _lock_file: lock_file,
         });
         let flusher = start_flusher(&inner)?;
@@ -288,6 +295,26 @@ impl Db {
         }
         crate::rollup::memtable_rows(&segments, level, req, &mut rows);
         Ok(crate::rollup::sort_and_merge(rows))
+    }
+
+    /// The key, plan and tier registry of this data directory.
+    pub fn registry(&self) -> &crate::billing::registry::RegistryStore {
+        &self.inner.registry
+    }
+
+    pub(crate) fn quotas(&self) -> &crate::billing::quota::Quotas {
+        &self.inner.quotas
+    }
+
+    /// Runs `f` with no batch between its WAL append and its memtable
+    /// append (writers wait meanwhile).
+    pub(crate) fn with_writes_paused<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _gate = self
+            .inner
+            .write_gate
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        f()
     }
 
     /// The partitions with chunks, by day then shard (memtable events are
@@ -594,6 +621,7 @@ impl Inner {
                 durability,
             } => {
                 let accepted = good.len();
+                self.quotas.record(&good);
                 self.state().active.append(good);
                 Ack {
                     first_seq,

@@ -58,4 +58,17 @@ pub enum EngineError {
     /// The database was closed.
     #[error("database is closed")]
     Closed,
+    /// A metadata file (the key registry, a closed billing month) is
+    /// invalid.
+    #[error("{}: {reason}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        reason: String,
+    },
+    /// A billing, key or usage request is invalid (unknown key or plan,
+    /// bad month, a change the registry refuses).
+    #[error("{0}")]
+    InvalidRequest(String),
 }

@@ -4,6 +4,7 @@
 //! with columnar batches, pruning already applied. See docs/architecture.md.
 
 mod ack;
+pub mod billing;
 mod commit;
 mod db;
 mod error;
