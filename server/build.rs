@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tally/v1/query.proto",
         "proto/tally/v1/admin.proto",
         "proto/tally/v1/metrics.proto",
+        "proto/tally/v1/usage.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -4,23 +4,28 @@
 //! loads NDJSON/CSV into a data directory, [`export`] writes events back
 //! out, [`stats`] reports sizes, [`sql`] runs SQL queries (or an
 //! interactive prompt), [`serve`] runs the gRPC server, [`token`] manages
-//! its access tokens, [`bench`] runs measured workloads through the
-//! embedded engine, and [`demo`] is what the README's run command does.
+//! its access tokens, [`keys`] the api key registry, [`billing`] invoices,
+//! reconciliation, tiers and plans, [`usage`] per-key usage and `check`,
+//! [`bench`] runs measured workloads through the embedded engine, and
+//! [`demo`] is what the README's run command does.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod billing;
 mod client;
 mod demo;
 mod export;
 mod gen;
 mod import;
+mod keys;
 mod serve;
 mod sql;
 mod stats;
 mod token;
+mod usage;
 mod util;
 
 /// Tally: a columnar time-series database for API analytics and exact
@@ -52,6 +57,16 @@ enum Command {
     /// Create, list or revoke access tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Register api keys: owner, plan, rate limit, monthly quota.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Invoices, reconciliation, month closing, pricing tiers and plans.
+    #[command(subcommand)]
+    Billing(billing::BillingCommand),
+    /// Exact usage of one api key over a time range.
+    Usage(usage::UsageArgs),
+    /// May this api key make a request now? (quota, rate limit, projection)
+    Check(usage::CheckArgs),
     /// Run a measured workload through the embedded engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -84,6 +99,10 @@ fn main() -> ExitCode {
         Command::Sql(a) => sql::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Token(c) => token::run(c),
+        Command::Keys(c) => keys::run(c),
+        Command::Billing(c) => billing::run(c),
+        Command::Usage(a) => usage::run_usage(a),
+        Command::Check(a) => usage::run_check(a),
         Command::Bench(b) => bench::run(b),
     };
     match result {

@@ -55,3 +55,11 @@ pub fn human_bytes(b: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+/// Parses a day (`YYYY-MM-DD`, midnight UTC) or a time argument.
+pub fn parse_day_or_time(s: &str) -> Result<i64, String> {
+    if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
+        return parse_time_arg(&format!("{s}T00:00:00Z"));
+    }
+    parse_time_arg(s)
+}

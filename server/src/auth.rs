@@ -67,8 +67,9 @@ impl Role {
     fn may_call(self, service: Service) -> bool {
         match self {
             Role::Admin => true,
-            Role::Ingest => service == Service::Ingest,
-            Role::Read => matches!(service, Service::Query | Service::Metrics),
+            // tally.v1.Usage checks the role of each call itself.
+            Role::Ingest => matches!(service, Service::Ingest | Service::Usage),
+            Role::Read => matches!(service, Service::Query | Service::Metrics | Service::Usage),
         }
     }
 }
@@ -470,6 +471,7 @@ pub(crate) enum Service {
     Query,
     Metrics,
     Admin,
+    Usage,
 }
 
 /// The interceptor in front of a service: authenticates the bearer token
@@ -527,6 +529,7 @@ impl tonic::service::Interceptor for Gate {
                 Service::Ingest => "ingest or admin",
                 Service::Query | Service::Metrics => "read or admin",
                 Service::Admin => "admin",
+                Service::Usage => "ingest, read or admin",
             };
             return Err(Status::permission_denied(format!(
                 "token {} has role {}; tally.v1.{:?} needs role {needs}",

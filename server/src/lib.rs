@@ -18,6 +18,7 @@ mod ingest;
 mod limits;
 mod metrics;
 mod query;
+mod usage;
 
 pub use auth::{Principal, Role, TokenStore};
 pub use error::ServerError;
@@ -163,6 +164,11 @@ pub async fn serve_on(
             .max_decoding_message_size(options.max_message_bytes),
         gate(Service::Metrics),
     );
+    let usage = InterceptedService::new(
+        pb::usage_server::UsageServer::new(usage::UsageService::new(db.clone()))
+            .max_decoding_message_size(options.max_message_bytes),
+        gate(Service::Usage),
+    );
     let admin = InterceptedService::new(
         pb::admin_server::AdminServer::new(AdminService::new(db, options.tokens.clone()))
             .max_decoding_message_size(options.max_message_bytes),
@@ -185,6 +191,9 @@ pub async fn serve_on(
         .await;
     health_reporter
         .set_serving::<pb::admin_server::AdminServer<AdminService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::usage_server::UsageServer<usage::UsageService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -213,6 +222,7 @@ pub async fn serve_on(
         .add_service(query)
         .add_service(metrics)
         .add_service(admin)
+        .add_service(usage)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(ServerError::Transport)
