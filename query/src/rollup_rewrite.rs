@@ -766,13 +766,13 @@ impl Acc {
             Acc::Count(c) => *c = c.saturating_add(n_i),
             Acc::SumInt(s, seen) => {
                 if let Scalar::Int(x) = v {
-                    *s += i128::from(*x) * i128::from(n);
+                    *s = s.saturating_add(i128::from(*x).saturating_mul(i128::from(n)));
                     *seen = true;
                 }
             }
             Acc::AvgInt(s, c) => {
                 if let Scalar::Int(x) = v {
-                    *s += i128::from(*x) * i128::from(n);
+                    *s = s.saturating_add(i128::from(*x).saturating_mul(i128::from(n)));
                     *c = c.saturating_add(n_i);
                 }
             }
@@ -951,8 +951,8 @@ impl<'a> Groups<'a> {
                             Acc::Nanos(ns, c) => {
                                 let x = latency_ns(x);
                                 self.saturated |= x == u64::MAX;
-                                *ns += u128::from(x);
-                                *c += 1;
+                                *ns = ns.saturating_add(u128::from(x));
+                                *c = c.saturating_add(1);
                             }
                             Acc::Sketch(s) => {
                                 s.add(x);
@@ -1034,11 +1034,11 @@ fn add_rollup(
             }
             match acc {
                 Acc::SumInt(s, seen) => {
-                    *s += i128::from(bytes);
+                    *s = s.saturating_add(i128::from(bytes));
                     *seen = true;
                 }
                 Acc::AvgInt(s, n) => {
-                    *s += i128::from(bytes);
+                    *s = s.saturating_add(i128::from(bytes));
                     *n = n.saturating_add(i64::try_from(agg.count).unwrap_or(i64::MAX));
                 }
                 _ => {}
@@ -1049,7 +1049,7 @@ fn add_rollup(
                 if agg.latency_sum_ns == u64::MAX {
                     return true;
                 }
-                *ns += u128::from(agg.latency_sum_ns);
+                *ns = ns.saturating_add(u128::from(agg.latency_sum_ns));
                 *n = n.saturating_add(i64::try_from(agg.count).unwrap_or(i64::MAX));
             }
             Acc::Sketch(s) => s.merge(&agg.sketch),
