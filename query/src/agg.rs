@@ -686,7 +686,7 @@ fn cmp_rows(a: &Array, i: usize, j: usize) -> std::cmp::Ordering {
     }
 }
 
-fn merge_extreme(slot: &mut Option<Scalar>, v: Scalar, max: bool) {
+pub(crate) fn merge_extreme(slot: &mut Option<Scalar>, v: Scalar, max: bool) {
     let replace = match slot {
         None => true,
         Some(cur) => {

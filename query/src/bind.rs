@@ -286,6 +286,7 @@ impl Binder {
                             Some(Table::Rollup(level)) => Plan::RollupScan {
                                 level,
                                 request: tally_engine::RollupRequest::default(),
+                                rewritten: false,
                             },
                             None => {
                                 return err(

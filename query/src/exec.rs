@@ -47,7 +47,8 @@ impl<'a> ExecContext<'a> {
         memory_limit: usize,
         scope: Option<Vec<String>>,
     ) -> Self {
-        let depth = plan_depth(plan);
+        // One counter per EXPLAIN line: operators numbered depth first.
+        let depth = plan.size();
         ExecContext {
             db,
             deadline,
@@ -61,7 +62,7 @@ impl<'a> ExecContext<'a> {
         }
     }
 
-    fn check_time(&self) -> Result<()> {
+    pub(crate) fn check_time(&self) -> Result<()> {
         if let Some(d) = self.deadline {
             if Instant::now() > d {
                 return Err(QueryError::execute(
@@ -73,7 +74,7 @@ impl<'a> ExecContext<'a> {
     }
 
     /// Counts `bytes` more held by the query; fails past the limit.
-    fn reserve(&self, bytes: usize, what: &str) -> Result<()> {
+    pub(crate) fn reserve(&self, bytes: usize, what: &str) -> Result<()> {
         let now = self.memory.fetch_add(bytes, AtOrd::Relaxed) + bytes;
         if now > self.memory_limit {
             let limit = if self.memory_limit >= 1 << 20 {
@@ -88,22 +89,18 @@ impl<'a> ExecContext<'a> {
         Ok(())
     }
 
-    fn release(&self, bytes: usize) {
+    pub(crate) fn release(&self, bytes: usize) {
         self.memory
             .fetch_sub(bytes.min(self.memory.load(AtOrd::Relaxed)), AtOrd::Relaxed);
     }
 
-    fn count(&self, node: usize, rows: usize, since: Instant) {
+    pub(crate) fn count(&self, node: usize, rows: usize, since: Instant) {
         if let Some(s) = self.nodes.get(node) {
             s.rows.fetch_add(rows as u64, AtOrd::Relaxed);
             s.nanos
                 .fetch_add(since.elapsed().as_nanos() as u64, AtOrd::Relaxed);
         }
     }
-}
-
-fn plan_depth(p: &Plan) -> usize {
-    1 + p.children().into_iter().map(plan_depth).max().unwrap_or(0)
 }
 
 type Sink<'s> = &'s (dyn Fn(Batch) -> Result<()> + Sync);
@@ -167,7 +164,7 @@ fn rollup_batch(rows: &[tally_engine::RollupRow]) -> Batch {
 }
 
 /// Runs `plan` (operator number `node` in EXPLAIN order) into one batch.
-fn collect(ctx: &ExecContext<'_>, plan: &Plan, node: usize) -> Result<Batch> {
+pub(crate) fn collect(ctx: &ExecContext<'_>, plan: &Plan, node: usize) -> Result<Batch> {
     let out = Mutex::new(Vec::new());
     run(ctx, plan, node, &|b: Batch| {
         ctx.reserve(b.heap_bytes(), "collecting the result")?;
@@ -261,7 +258,11 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
             ctx.count(node, 1, Instant::now());
             sink(Batch::new(Vec::new(), 1))
         }
-        Plan::RollupScan { level, request } => {
+        Plan::RollupAggregate(r) => {
+            let out = crate::rollup_rewrite::run(ctx, node, r)?;
+            sink(out)
+        }
+        Plan::RollupScan { level, request, .. } => {
             let started = Instant::now();
             let mut req = request.clone();
             req.scope.clone_from(&ctx.scope);
@@ -401,7 +402,7 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
 }
 
 /// Rows where a boolean column is true (NULL and false drop the row).
-fn mask_of(a: &Array) -> Vec<bool> {
+pub(crate) fn mask_of(a: &Array) -> Vec<bool> {
     match &a.data {
         ArrayData::Bool(v) => match &a.nulls {
             None => v.clone(),

@@ -18,6 +18,7 @@ mod like;
 pub mod metrics;
 mod optimize;
 mod plan;
+mod rollup_rewrite;
 /// The DDSketch lives in the engine (rollups store it); re-exported here for
 /// `approx_percentile`.
 pub use tally_engine::sketch;
@@ -40,9 +41,13 @@ pub struct QueryOptions {
     pub memory_limit: usize,
     /// Longest a query may run before it fails. Default 60 s.
     pub timeout: Option<Duration>,
-    /// Apply the optimiser (constant folding, scan push-down). On by
-    /// default; tests compare answers with it off.
+    /// Apply the optimiser (constant folding, scan push-down, rollups). On
+    /// by default; tests compare answers with it off.
     pub optimize: bool,
+    /// Answer aggregates over `events` from the rollup tables where the
+    /// answer is the same (docs/sql.md, "Queries answered from rollups");
+    /// only with `optimize`. On by default; off reads raw events only.
+    pub use_rollups: bool,
     /// The value of `now()` in µs; `None` reads the clock once per query.
     pub now: Option<i64>,
     /// The api keys the query may read (None = all): a scoped read token's
@@ -57,6 +62,7 @@ impl Default for QueryOptions {
             memory_limit: 1 << 30,
             timeout: Some(Duration::from_secs(60)),
             optimize: true,
+            use_rollups: true,
             now: None,
             key_scope: None,
         }
@@ -171,7 +177,13 @@ pub fn execute(db: &Db, sql: &str, options: &QueryOptions) -> Result<QueryResult
     let now = options.now.unwrap_or_else(now_us);
     let bound = bind::bind_statement(stmt, now)?;
     let plan = if options.optimize {
-        optimize::optimize(bound.plan)
+        let covered = || rollup_rewrite::rollups_cover_events(db);
+        let rollups: Option<&dyn Fn() -> bool> = if options.use_rollups {
+            Some(&covered)
+        } else {
+            None
+        };
+        optimize::optimize(bound.plan, rollups)
     } else {
         bound.plan
     };

@@ -6,7 +6,9 @@
 //!    equality / IN, and equality / IN / ranges on the integer columns and
 //!    equality / IN on the text columns (bitmap-indexed where indexed) —
 //!    become the scan request; the rest stay as the scan's residual filter.
-//! 3. Column pruning: the scan reads only the columns something above it
+//! 3. Rollups: an aggregate over `events` whose answer the rollups give
+//!    is answered from them (`rollup_rewrite`), when the caller allows it.
+//! 4. Column pruning: the scan reads only the columns something above it
 //!    uses.
 
 use std::ops::Bound;
@@ -17,9 +19,15 @@ use crate::eval::try_fold;
 use crate::plan::{Aggregate, BinOp, Expr, Plan, SortKey};
 use crate::types::Scalar;
 
-/// Runs every rewrite.
-pub(crate) fn optimize(plan: Plan) -> Plan {
+/// Runs every rewrite. `rollups` allows the rollup rewrite; it is asked
+/// (at most once, and only when an aggregate could be rewritten) whether
+/// the rollups cover every stored event.
+pub(crate) fn optimize(plan: Plan, rollups: Option<&dyn Fn() -> bool>) -> Plan {
     let plan = fold_plan(plan);
+    let plan = match rollups {
+        Some(covered) => crate::rollup_rewrite::rewrite(plan, covered),
+        None => plan,
+    };
     let plan = push_down(plan);
     let n = plan.schema().len();
     let (plan, _) = prune(plan, &(0..n).collect::<Vec<_>>());
@@ -118,13 +126,16 @@ fn fold_plan(p: Plan) -> Plan {
             input: b(input),
             names,
         },
-        p @ (Plan::Scan { .. } | Plan::RollupScan { .. } | Plan::OneRow) => p,
+        p @ (Plan::Scan { .. }
+        | Plan::RollupScan { .. }
+        | Plan::RollupAggregate(_)
+        | Plan::OneRow) => p,
     }
 }
 
 // ------------------------------------------------------------ push-down
 
-fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+pub(crate) fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
     match e {
         Expr::Binary(BinOp::And, a, b) => {
             conjuncts(*a, out);
@@ -134,7 +145,7 @@ fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
     }
 }
 
-fn and_all(mut v: Vec<Expr>) -> Option<Expr> {
+pub(crate) fn and_all(mut v: Vec<Expr>) -> Option<Expr> {
     let first = if v.is_empty() {
         return None;
     } else {
@@ -145,7 +156,7 @@ fn and_all(mut v: Vec<Expr>) -> Option<Expr> {
     }))
 }
 
-fn push_down(p: Plan) -> Plan {
+pub(crate) fn push_down(p: Plan) -> Plan {
     match p {
         Plan::Filter { input, predicate } => match *input {
             Plan::Scan {
@@ -170,7 +181,11 @@ fn push_down(p: Plan) -> Plan {
                     filter: and_all(residual),
                 }
             }
-            Plan::RollupScan { level, mut request } => {
+            Plan::RollupScan {
+                level,
+                mut request,
+                rewritten,
+            } => {
                 // Narrow the rows the engine merges; the filter stays (it
                 // is cheap over the few rows left, and exact).
                 let mut parts = Vec::new();
@@ -179,7 +194,11 @@ fn push_down(p: Plan) -> Plan {
                     push_rollup(c, &mut request);
                 }
                 Plan::Filter {
-                    input: Box::new(Plan::RollupScan { level, request }),
+                    input: Box::new(Plan::RollupScan {
+                        level,
+                        request,
+                        rewritten,
+                    }),
                     predicate,
                 }
             }
@@ -377,7 +396,7 @@ fn push_one(e: &Expr, columns: &[Column], req: &mut ScanRequest) -> bool {
 
 /// The half-open range `column op t` allows: (inclusive low, exclusive
 /// high); None for an operator that gives no range.
-fn time_bounds(op: BinOp, t: i64) -> Option<(Option<i64>, Option<i64>)> {
+pub(crate) fn time_bounds(op: BinOp, t: i64) -> Option<(Option<i64>, Option<i64>)> {
     Some(match op {
         BinOp::GtEq => (Some(t), None),
         BinOp::Gt => (t.checked_add(1), None),
@@ -389,7 +408,12 @@ fn time_bounds(op: BinOp, t: i64) -> Option<(Option<i64>, Option<i64>)> {
 }
 
 /// Intersects [from, to) with [lo, hi).
-fn narrow_range(from: &mut Option<i64>, to: &mut Option<i64>, lo: Option<i64>, hi: Option<i64>) {
+pub(crate) fn narrow_range(
+    from: &mut Option<i64>,
+    to: &mut Option<i64>,
+    lo: Option<i64>,
+    hi: Option<i64>,
+) {
     if let Some(lo) = lo {
         *from = Some(from.map_or(lo, |f| f.max(lo)));
     }
@@ -439,7 +463,7 @@ fn push_rollup(e: &Expr, req: &mut tally_engine::RollupRequest) {
     }
 }
 
-fn narrow_keys(current: &mut Option<Vec<String>>, keys: Vec<String>) {
+pub(crate) fn narrow_keys(current: &mut Option<Vec<String>>, keys: Vec<String>) {
     *current = Some(match current.take() {
         None => {
             let mut k = keys;
@@ -467,9 +491,9 @@ fn intersect_keys(req: &mut ScanRequest, keys: Vec<String>) {
 
 /// Keeps only the `needed` output columns of `p` that something uses;
 /// returns the plan and, for each old output position, its new one.
-fn prune(p: Plan, needed: &[usize]) -> (Plan, Vec<Option<usize>>) {
+pub(crate) fn prune(p: Plan, needed: &[usize]) -> (Plan, Vec<Option<usize>>) {
     match p {
-        p @ Plan::RollupScan { .. } => {
+        p @ (Plan::RollupScan { .. } | Plan::RollupAggregate(_)) => {
             let n = p.schema().len();
             (p, (0..n).map(Some).collect())
         }

@@ -359,7 +359,7 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    fn display(&self, names: &[String]) -> String {
+    pub(crate) fn display(&self, names: &[String]) -> String {
         let arg = match (&self.func, &self.arg) {
             (AggFunc::CountStar, _) => "*".to_string(),
             (AggFunc::CountDistinct, Some(a)) => format!("DISTINCT {}", a.display(names)),
@@ -411,7 +411,16 @@ pub enum Plan {
         level: RollupLevel,
         /// Bucket range and keys pushed down.
         request: RollupRequest,
+        /// Part of a query on `events` answered from this rollup
+        /// ([`Plan::RollupAggregate`]), not a query naming the table.
+        rewritten: bool,
     },
+    /// An aggregate over `events` answered from rollups: the whole buckets
+    /// of the time range from rollup rows (its `RollupScan` inputs), the
+    /// partial buckets at the edges from raw events (its `Scan` inputs),
+    /// merged. Built by `rollup_rewrite` only where the answer is the
+    /// raw one (docs/sql.md).
+    RollupAggregate(Box<crate::rollup_rewrite::RollupAggregate>),
     /// Rows where the predicate is true.
     Filter {
         /// Input.
@@ -481,6 +490,7 @@ impl Plan {
                 .iter()
                 .map(|&(n, t)| (n.to_string(), t))
                 .collect(),
+            Plan::RollupAggregate(r) => r.schema(),
             Plan::Filter { input, .. }
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
@@ -617,8 +627,15 @@ impl Plan {
             },
             Plan::Distinct { .. } => "Distinct".to_string(),
             Plan::OneRow => "OneRow".to_string(),
-            Plan::RollupScan { level, request } => {
+            Plan::RollupScan {
+                level,
+                request,
+                rewritten,
+            } => {
                 let mut s = format!("RollupScan {}", level.table_name());
+                if *rewritten {
+                    s.push_str(" (rewritten from events)");
+                }
                 if request.from.is_some() || request.to.is_some() {
                     let t = |v: Option<i64>| {
                         v.map_or_else(|| "-".to_string(), crate::time::format_timestamp)
@@ -634,6 +651,7 @@ impl Plan {
                 }
                 s
             }
+            Plan::RollupAggregate(r) => r.describe(),
             Plan::Alias { names, .. } => format!("Alias ({})", names.join(", ")),
         }
     }
@@ -649,7 +667,14 @@ impl Plan {
             | Plan::Limit { input, .. }
             | Plan::Distinct { input }
             | Plan::Alias { input, .. } => vec![input],
+            Plan::RollupAggregate(r) => r.inputs(),
         }
+    }
+
+    /// Operators in the tree (EXPLAIN lines): a node's inputs are numbered
+    /// after it, depth first.
+    pub fn size(&self) -> usize {
+        1 + self.children().into_iter().map(Plan::size).sum::<usize>()
     }
 
     /// The tree, one operator a line, children indented.
