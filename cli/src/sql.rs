@@ -54,6 +54,10 @@ pub struct SqlArgs {
     /// tables, sort buffers, collected rows), in MiB [default: 1024].
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     memory_limit_mb: Option<u64>,
+    /// Answer every query from raw events: never rewrite aggregates over
+    /// `events` to read rollups (EXPLAIN shows which source a query uses).
+    #[arg(long)]
+    no_rollups: bool,
     /// SQL to run: one or more statements separated by `;`. Without it and
     /// without -f, SQL is read from stdin, or, when stdin is a terminal, an
     /// interactive prompt starts.
@@ -80,7 +84,8 @@ pub fn run(a: SqlArgs) -> CliResult<ExitCode> {
     if a.remote.server.is_some() {
         let mut remote = remote::Remote::connect(&a.remote)?;
         let timeout_ms = a.timeout_ms.unwrap_or(0);
-        let mut exec = |sql: &str| remote.sql(sql, timeout_ms);
+        let no_rollups = a.no_rollups;
+        let mut exec = |sql: &str| remote.sql(sql, timeout_ms, no_rollups);
         return match &script {
             Some(text) => run_script(&mut exec, text, a.format),
             None => {
@@ -120,6 +125,7 @@ pub(crate) type Exec<'a> = dyn FnMut(&str) -> tally_query::Result<QueryResult> +
 /// flags not given.
 fn query_options(a: &SqlArgs) -> QueryOptions {
     let mut o = QueryOptions::default();
+    o.use_rollups = !a.no_rollups;
     if let Some(ms) = a.timeout_ms {
         o.timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }

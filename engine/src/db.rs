@@ -297,6 +297,25 @@ impl Db {
         Ok(crate::rollup::sort_and_merge(rows))
     }
 
+    /// Whether the rollups hold every stored event: each raw chunk has its
+    /// minute, hour and day chunk beside it, so fewer rollup chunks of a
+    /// level than raw chunks means events stored before rollups existed
+    /// (which have no rollup rows). Cheap: counts chunks.
+    pub fn rollups_cover_events(&self) -> bool {
+        let st = self.inner.state();
+        let raw = st.chunks.len();
+        let mut per_level = [0usize; 3];
+        for c in st.rollups.iter() {
+            match RollupLevel::of_table(c.entry.table) {
+                Some(RollupLevel::Minute) => per_level[0] += 1,
+                Some(RollupLevel::Hour) => per_level[1] += 1,
+                Some(RollupLevel::Day) => per_level[2] += 1,
+                None => {}
+            }
+        }
+        per_level.iter().all(|&n| n >= raw)
+    }
+
     /// The key, plan and tier registry of this data directory.
     pub fn registry(&self) -> &crate::billing::registry::RegistryStore {
         &self.inner.registry

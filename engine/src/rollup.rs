@@ -107,8 +107,9 @@ pub fn status_class(status_code: u16) -> u8 {
 }
 
 /// A latency in whole nanoseconds (rounded; latencies are finite and
-/// non-negative, huge ones saturate).
-fn latency_ns(latency_ms: f64) -> u64 {
+/// non-negative, huge ones saturate), as `latency_sum_ns` adds them. The
+/// query crate's rewrite rounds its raw edges with this same function.
+pub fn latency_ns(latency_ms: f64) -> u64 {
     // `as` saturates and maps NaN to 0; validation rejects both anyway.
     (latency_ms * 1e6).round() as u64
 }

@@ -288,6 +288,12 @@ impl Binder {
                                 request: tally_engine::RollupRequest::default(),
                                 rewritten: false,
                             },
+                            Some(Table::Billing(period)) => Plan::BillingScan {
+                                request: tally_engine::billing::BillingRequest {
+                                    period,
+                                    ..Default::default()
+                                },
+                            },
                             None => {
                                 return err(
                                     format!(

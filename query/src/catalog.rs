@@ -1,8 +1,11 @@
 //! The tables SQL can name and their columns' SQL types: `events` (the raw
 //! events of DESIGN.md) and the rollups `rollup_1m`, `rollup_1h` and
 //! `rollup_1d` (engine/src/rollup.rs, one row per bucket, api_key,
-//! endpoint, method and status class).
+//! endpoint, method and status class), and the billing counters
+//! `billing_usage` (per UTC day) and `billing_usage_monthly`
+//! (engine/src/billing, per api_key, period and pricing tier).
 
+use tally_engine::billing::BillingPeriod;
 use tally_engine::{Column, RollupLevel};
 
 use crate::types::DataType;
@@ -14,6 +17,8 @@ pub enum Table {
     Events,
     /// A rollup table.
     Rollup(RollupLevel),
+    /// Billing counters per (api_key, UTC day or month, tier).
+    Billing(BillingPeriod),
 }
 
 impl Table {
@@ -24,13 +29,22 @@ impl Table {
             "rollup_1m" => Some(Table::Rollup(RollupLevel::Minute)),
             "rollup_1h" => Some(Table::Rollup(RollupLevel::Hour)),
             "rollup_1d" => Some(Table::Rollup(RollupLevel::Day)),
+            "billing_usage" => Some(Table::Billing(BillingPeriod::Day)),
+            "billing_usage_monthly" => Some(Table::Billing(BillingPeriod::Month)),
             _ => None,
         }
     }
 
     /// Names of every table, for error messages.
     pub fn all_names() -> &'static [&'static str] {
-        &["events", "rollup_1m", "rollup_1h", "rollup_1d"]
+        &[
+            "events",
+            "rollup_1m",
+            "rollup_1h",
+            "rollup_1d",
+            "billing_usage",
+            "billing_usage_monthly",
+        ]
     }
 }
 
@@ -70,4 +84,16 @@ pub const ROLLUP_COLUMNS: [(&str, DataType); 13] = [
     ("latency_max", DataType::Float),
     ("request_bytes", DataType::Int),
     ("response_bytes", DataType::Int),
+];
+
+/// The columns of `billing_usage` and `billing_usage_monthly`: exact
+/// requests and bytes (request + response) of a key in a period and
+/// pricing tier. BIGINT saturates at its maximum (counters are u64).
+pub const BILLING_COLUMNS: [(&str, DataType); 6] = [
+    ("api_key", DataType::Text),
+    ("period_start", DataType::Timestamp),
+    ("period_end", DataType::Timestamp),
+    ("tier", DataType::Text),
+    ("requests", DataType::Int),
+    ("bytes", DataType::Int),
 ];

@@ -119,6 +119,38 @@ pub(crate) fn run_to_batch(ctx: &ExecContext<'_>, plan: &Plan) -> Result<Batch> 
     collect(ctx, plan, 0)
 }
 
+/// Billing counters as a batch of [`crate::catalog::BILLING_COLUMNS`].
+fn billing_batch(rows: &[tally_engine::billing::BillingRow]) -> Batch {
+    use crate::array::{ArrayData, StrVec, TextArray};
+    let text = |f: &dyn Fn(&tally_engine::billing::BillingRow) -> &str| {
+        let mut v = StrVec::with_capacity(rows.len(), 16);
+        for r in rows {
+            v.push(f(r));
+        }
+        Array::new(ArrayData::Text(TextArray::Plain(v)))
+    };
+    let int = |f: &dyn Fn(&tally_engine::billing::BillingRow) -> u64| {
+        Array::new(ArrayData::Int(
+            rows.iter()
+                .map(|r| i64::try_from(f(r)).unwrap_or(i64::MAX))
+                .collect(),
+        ))
+    };
+    let columns = vec![
+        text(&|r| &r.api_key),
+        Array::new(ArrayData::Timestamp(
+            rows.iter().map(|r| r.period_start).collect(),
+        )),
+        Array::new(ArrayData::Timestamp(
+            rows.iter().map(|r| r.period_end).collect(),
+        )),
+        text(&|r| &r.tier),
+        int(&|r| r.requests),
+        int(&|r| r.bytes),
+    ];
+    Batch::new(columns, rows.len())
+}
+
 /// Rollup rows as a batch of [`crate::catalog::ROLLUP_COLUMNS`], column
 /// by column.
 fn rollup_batch(rows: &[tally_engine::RollupRow]) -> Batch {
@@ -261,6 +293,22 @@ fn run(ctx: &ExecContext<'_>, plan: &Plan, node: usize, sink: Sink<'_>) -> Resul
         Plan::RollupAggregate(r) => {
             let out = crate::rollup_rewrite::run(ctx, node, r)?;
             sink(out)
+        }
+        Plan::BillingScan { request } => {
+            let started = Instant::now();
+            let mut req = request.clone();
+            req.scope.clone_from(&ctx.scope);
+            let rows = ctx
+                .db
+                .billing_usage(&req)
+                .map_err(|e| QueryError::execute(format!("reading billing counters: {e}")))?;
+            let b = billing_batch(&rows);
+            ctx.reserve(b.heap_bytes(), "reading billing counters")?;
+            ctx.count(node, b.rows, started);
+            if b.rows > 0 {
+                sink(b)?;
+            }
+            Ok(())
         }
         Plan::RollupScan { level, request, .. } => {
             let started = Instant::now();

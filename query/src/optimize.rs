@@ -128,6 +128,7 @@ fn fold_plan(p: Plan) -> Plan {
         },
         p @ (Plan::Scan { .. }
         | Plan::RollupScan { .. }
+        | Plan::BillingScan { .. }
         | Plan::RollupAggregate(_)
         | Plan::OneRow) => p,
     }
@@ -199,6 +200,17 @@ pub(crate) fn push_down(p: Plan) -> Plan {
                         request,
                         rewritten,
                     }),
+                    predicate,
+                }
+            }
+            Plan::BillingScan { mut request } => {
+                let mut parts = Vec::new();
+                conjuncts(predicate.clone(), &mut parts);
+                for c in &parts {
+                    push_billing(c, &mut request);
+                }
+                Plan::Filter {
+                    input: Box::new(Plan::BillingScan { request }),
                     predicate,
                 }
             }
@@ -426,6 +438,25 @@ pub(crate) fn narrow_range(
 /// text literals into a rollup request (columns 0 and 1 of
 /// [`crate::catalog::ROLLUP_COLUMNS`]).
 fn push_rollup(e: &Expr, req: &mut tally_engine::RollupRequest) {
+    push_time_and_keys(e, 0, 1, &mut req.from, &mut req.to, &mut req.api_keys);
+}
+
+/// Pushes `period_start` comparisons and `api_key = / IN` into a billing
+/// request (columns 1 and 0 of [`crate::catalog::BILLING_COLUMNS`]).
+fn push_billing(e: &Expr, req: &mut tally_engine::billing::BillingRequest) {
+    push_time_and_keys(e, 1, 0, &mut req.from, &mut req.to, &mut req.api_keys);
+}
+
+/// Narrows `[from, to)` by a comparison of column `time_col` with a
+/// timestamp literal, and `keys` by `key_col = 'k'` or `key_col IN (…)`.
+fn push_time_and_keys(
+    e: &Expr,
+    time_col: usize,
+    key_col: usize,
+    from: &mut Option<i64>,
+    to: &mut Option<i64>,
+    keys: &mut Option<Vec<String>>,
+) {
     match e {
         Expr::Binary(op, a, b) if op.is_comparison() => {
             let (c, lit, op) = match (&**a, &**b) {
@@ -433,29 +464,29 @@ fn push_rollup(e: &Expr, req: &mut tally_engine::RollupRequest) {
                 (Expr::Literal(v), Expr::Column(c)) => (*c, v, op.flip()),
                 _ => return,
             };
-            match (c, lit) {
-                (0, Scalar::Timestamp(t)) => {
+            match lit {
+                Scalar::Timestamp(t) if c == time_col => {
                     if let Some((lo, hi)) = time_bounds(op, *t) {
-                        narrow_range(&mut req.from, &mut req.to, lo, hi);
+                        narrow_range(from, to, lo, hi);
                     }
                 }
-                (1, Scalar::Text(k)) if op == BinOp::Eq => {
-                    narrow_keys(&mut req.api_keys, vec![k.clone()]);
+                Scalar::Text(k) if c == key_col && op == BinOp::Eq => {
+                    narrow_keys(keys, vec![k.clone()]);
                 }
                 _ => {}
             }
         }
         Expr::InList(expr, list, false) => {
-            if let Expr::Column(1) = &**expr {
-                let keys: Option<Vec<String>> = list
+            if matches!(&**expr, Expr::Column(c) if *c == key_col) {
+                let listed: Option<Vec<String>> = list
                     .iter()
                     .map(|v| match v {
                         Expr::Literal(Scalar::Text(k)) => Some(k.clone()),
                         _ => None,
                     })
                     .collect();
-                if let Some(keys) = keys {
-                    narrow_keys(&mut req.api_keys, keys);
+                if let Some(listed) = listed {
+                    narrow_keys(keys, listed);
                 }
             }
         }
@@ -493,7 +524,7 @@ fn intersect_keys(req: &mut ScanRequest, keys: Vec<String>) {
 /// returns the plan and, for each old output position, its new one.
 pub(crate) fn prune(p: Plan, needed: &[usize]) -> (Plan, Vec<Option<usize>>) {
     match p {
-        p @ (Plan::RollupScan { .. } | Plan::RollupAggregate(_)) => {
+        p @ (Plan::RollupScan { .. } | Plan::BillingScan { .. } | Plan::RollupAggregate(_)) => {
             let n = p.schema().len();
             (p, (0..n).map(Some).collect())
         }

@@ -406,6 +406,12 @@ pub enum Plan {
     },
     /// A rollup table ([`crate::catalog::ROLLUP_COLUMNS`]): the engine's
     /// merged rows of the buckets and keys the request selects.
+    BillingScan {
+        /// Period (day or month), range and keys pushed down.
+        request: tally_engine::billing::BillingRequest,
+    },
+    /// A rollup table ([`crate::catalog::ROLLUP_COLUMNS`]): the engine's
+    /// merged rows of the buckets and keys the request selects.
     RollupScan {
         /// Which table.
         level: RollupLevel,
@@ -487,6 +493,10 @@ impl Plan {
                 .map(|&c| (c.name().to_string(), crate::catalog::column_type(c)))
                 .collect(),
             Plan::RollupScan { .. } => crate::catalog::ROLLUP_COLUMNS
+                .iter()
+                .map(|&(n, t)| (n.to_string(), t))
+                .collect(),
+            Plan::BillingScan { .. } => crate::catalog::BILLING_COLUMNS
                 .iter()
                 .map(|&(n, t)| (n.to_string(), t))
                 .collect(),
@@ -651,6 +661,26 @@ impl Plan {
                 }
                 s
             }
+            Plan::BillingScan { request } => {
+                let mut s = match request.period {
+                    tally_engine::billing::BillingPeriod::Day => "BillingScan billing_usage",
+                    tally_engine::billing::BillingPeriod::Month => {
+                        "BillingScan billing_usage_monthly"
+                    }
+                }
+                .to_string();
+                s.push_str(" (from rollup_1d)");
+                if request.from.is_some() || request.to.is_some() {
+                    let t = |v: Option<i64>| {
+                        v.map_or_else(|| "-".to_string(), crate::time::format_timestamp)
+                    };
+                    s.push_str(&format!(" days=[{}, {})", t(request.from), t(request.to)));
+                }
+                if let Some(k) = &request.api_keys {
+                    s.push_str(&format!(" api_key IN ({})", k.join(", ")));
+                }
+                s
+            }
             Plan::RollupAggregate(r) => r.describe(),
             Plan::Alias { names, .. } => format!("Alias ({})", names.join(", ")),
         }
@@ -659,7 +689,10 @@ impl Plan {
     /// The node's inputs.
     pub fn children(&self) -> Vec<&Plan> {
         match self {
-            Plan::Scan { .. } | Plan::RollupScan { .. } | Plan::OneRow => Vec::new(),
+            Plan::Scan { .. }
+            | Plan::RollupScan { .. }
+            | Plan::BillingScan { .. }
+            | Plan::OneRow => Vec::new(),
             Plan::Filter { input, .. }
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }

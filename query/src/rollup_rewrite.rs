@@ -148,8 +148,7 @@ impl RollupAggregate {
 /// fewer rollup chunks of a level than raw chunks means events stored by
 /// a Tally from before rollups (which have no rollup rows).
 pub(crate) fn rollups_cover_events(db: &tally_engine::Db) -> bool {
-    let s = db.stats();
-    s.rollups.iter().all(|&(chunks, _, _)| chunks >= s.chunks)
+    db.rollups_cover_events()
 }
 
 /// Rewrites every aggregate of `plan` that the rollups answer exactly.
@@ -215,6 +214,7 @@ fn walk(p: Plan, covered: &dyn Fn() -> bool) -> Plan {
         },
         p @ (Plan::Scan { .. }
         | Plan::RollupScan { .. }
+        | Plan::BillingScan { .. }
         | Plan::RollupAggregate(_)
         | Plan::OneRow) => p,
     }
@@ -714,11 +714,7 @@ fn cover_range(
 
 // ------------------------------------------------------------ running
 
-/// A latency in whole nanoseconds, as the rollups round it
-/// (engine/src/rollup.rs `latency_ns`): `u64::MAX` when it saturates.
-fn latency_ns(latency_ms: f64) -> u64 {
-    (latency_ms * 1e6).round() as u64
-}
+use tally_engine::rollup::latency_ns;
 
 /// `-0.0` as `0.0`, as the rollups keep latency min and max.
 fn no_negative_zero(x: f64) -> f64 {

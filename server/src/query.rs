@@ -44,9 +44,13 @@ impl QueryService {
         &self,
         sql: String,
         timeout_ms: u64,
+        no_rollups: bool,
         caller: &Principal,
     ) -> Result<tally_query::QueryResult, Status> {
         let mut options = self.options.clone();
+        if no_rollups {
+            options.use_rollups = false;
+        }
         // A scoped read token's keys go to every scan of the query: the
         // engine drops other keys' rows below SQL.
         options.key_scope = caller.read_scope();
@@ -75,7 +79,9 @@ impl pb::query_server::Query for QueryService {
         let caller = principal(&request)?;
         let slot = self.limits.stream_slot()?;
         let req = request.into_inner();
-        let result = self.run(req.sql, req.timeout_ms, &caller).await?;
+        let result = self
+            .run(req.sql, req.timeout_ms, req.no_rollups, &caller)
+            .await?;
         let rows = match req.max_rows {
             0 => result.rows(),
             m => result.rows().min(usize::try_from(m).unwrap_or(usize::MAX)),
@@ -106,7 +112,12 @@ impl pb::query_server::Query for QueryService {
         let caller = principal(&request)?;
         let req = request.into_inner();
         let result = self
-            .run(format!("EXPLAIN {}", req.sql), req.timeout_ms, &caller)
+            .run(
+                format!("EXPLAIN {}", req.sql),
+                req.timeout_ms,
+                req.no_rollups,
+                &caller,
+            )
             .await?;
         let lines = (0..result.rows())
             .map(|i| match result.value(i, 0) {

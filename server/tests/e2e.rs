@@ -36,6 +36,7 @@ async fn sql(addr: &str, q: &str) -> Result<Vec<Vec<String>>, tonic::Status> {
             sql: q.into(),
             max_rows: 0,
             timeout_ms: 0,
+            no_rollups: false,
         })
         .await?
         .into_inner();
@@ -216,6 +217,28 @@ async fn ingest_then_query_over_grpc() {
         plan.lines.iter().any(|l| l.contains("api_key IN (key_1)")),
         "{:?}",
         plan.lines
+    );
+    // The count comes from rollups unless the request says raw only.
+    assert!(
+        plan.lines
+            .iter()
+            .any(|l| l.contains("rewritten from events")),
+        "{:?}",
+        plan.lines
+    );
+    let raw = q
+        .explain(pb::SqlRequest {
+            sql: "SELECT count(*) FROM events WHERE api_key = 'key_1'".into(),
+            no_rollups: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !raw.lines.iter().any(|l| l.contains("rollup")),
+        "{:?}",
+        raw.lines
     );
 
     // Admin: stats count the events; a flush moves them into chunks.

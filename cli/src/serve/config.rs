@@ -70,6 +70,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("query_timeout_ms", "default longest query (0 = none)"),
     ("query_memory_mb", "most memory one query may hold"),
+    (
+        "query_use_rollups",
+        "answer aggregates over events from rollups where exact (true/false)",
+    ),
 ];
 
 impl ConfigFile {
@@ -153,6 +157,7 @@ impl ConfigFile {
                     server.query.timeout = (ms > 0).then(|| Duration::from_millis(ms));
                 }
                 "query_memory_mb" => server.query.memory_limit = usize_of(num()?.max(1) << 20)?,
+                "query_use_rollups" => server.query.use_rollups = parse_bool(v).map_err(&at)?,
                 _ => return Err(at("not a setting".into())),
             }
         }

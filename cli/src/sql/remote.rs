@@ -25,13 +25,19 @@ impl Remote {
     }
 
     /// Runs one statement on the server.
-    pub fn sql(&mut self, sql: &str, timeout_ms: u64) -> tally_query::Result<QueryResult> {
+    pub fn sql(
+        &mut self,
+        sql: &str,
+        timeout_ms: u64,
+        no_rollups: bool,
+    ) -> tally_query::Result<QueryResult> {
         let client = &mut self.client;
         self.rt.block_on(async {
             let req = pb::SqlRequest {
                 sql: sql.to_string(),
                 max_rows: 0,
                 timeout_ms,
+                no_rollups,
             };
             let mut stream = client.sql(req).await.map_err(status_error)?.into_inner();
             let mut fields: Vec<Field> = Vec::new();

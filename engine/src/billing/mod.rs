@@ -115,9 +115,9 @@ pub enum BillingPeriod {
 /// What billing counters to read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BillingRequest {
-    /// Inclusive lower bound (µs; rounded down to its day).
+    /// Inclusive lower bound (µs; rounded down to its period's start).
     pub from: Option<i64>,
-    /// Exclusive upper bound (µs; rounded up to a day).
+    /// Exclusive upper bound (µs; rounded up to a period's start).
     pub to: Option<i64>,
     /// Only these api keys (None = all).
     pub api_keys: Option<Vec<String>>,
@@ -191,18 +191,24 @@ impl Db {
     /// and days), never O(events).
     pub fn billing_usage(&self, req: &BillingRequest) -> Result<Vec<BillingRow>> {
         let registry = self.registry().current()?;
+        // Whole periods: a period's row is complete or absent.
+        let from = req.from.map(|f| period_start(f, req.period));
+        let to = req.to.map(|t| {
+            let start = period_start(t, req.period);
+            if start == t {
+                t
+            } else {
+                match req.period {
+                    BillingPeriod::Day => start + US_PER_DAY,
+                    BillingPeriod::Month => Month::of(start).end_us(),
+                }
+            }
+        });
         let rollups = self.rollups(
             RollupLevel::Day,
             &RollupRequest {
-                from: req.from.map(|f| f.div_euclid(US_PER_DAY) * US_PER_DAY),
-                to: req.to.map(|t| {
-                    t.div_euclid(US_PER_DAY) * US_PER_DAY
-                        + if t.rem_euclid(US_PER_DAY) == 0 {
-                            0
-                        } else {
-                            US_PER_DAY
-                        }
-                }),
+                from,
+                to,
                 api_keys: req.api_keys.clone(),
                 scope: req.scope.clone(),
                 sketches: false,
