@@ -124,8 +124,10 @@ pub(crate) type Exec<'a> = dyn FnMut(&str) -> tally_query::Result<QueryResult> +
 /// The query options the flags ask for; the query crate's defaults for
 /// flags not given.
 fn query_options(a: &SqlArgs) -> QueryOptions {
-    let mut o = QueryOptions::default();
-    o.use_rollups = !a.no_rollups;
+    let mut o = QueryOptions {
+        use_rollups: !a.no_rollups,
+        ..QueryOptions::default()
+    };
     if let Some(ms) = a.timeout_ms {
         o.timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
