@@ -369,6 +369,7 @@ fn reconcile(a: &ReconcileArgs) -> CliResult<ExitCode> {
         Reconciliation {
             events: reply.events,
             counters_checked: reply.counters_checked,
+            skipped_past_retention: reply.skipped_past_retention,
             differences: reply
                 .differences
                 .into_iter()
@@ -390,6 +391,12 @@ fn reconcile(a: &ReconcileArgs) -> CliResult<ExitCode> {
         r.counters_checked,
         r.differences.len()
     );
+    if r.skipped_past_retention > 0 {
+        println!(
+            "  {} counters skipped: their days' raw events are past retention",
+            r.skipped_past_retention
+        );
+    }
     for d in &r.differences {
         println!(
             "  {} {} {}: counters {} requests {} bytes, raw events {} requests {} bytes",

@@ -70,6 +70,13 @@ pub struct KeyArgs {
     /// Monthly request quota, overriding the plan's (`none` removes it).
     #[arg(long)]
     quota: Option<String>,
+    /// Days this key's raw events are kept, lengthening the default for
+    /// its partitions (`none` removes it).
+    #[arg(long)]
+    raw_retention_days: Option<String>,
+    /// Days its minute and hour rollups are kept (`none` removes it).
+    #[arg(long)]
+    rollup_retention_days: Option<String>,
     #[command(flatten)]
     dir: Dir,
 }
@@ -111,6 +118,12 @@ fn apply(k: &mut KeyEntry, a: &KeyArgs) -> CliResult<()> {
     }
     if let Some(q) = &a.quota {
         k.quota = none_or(q, "quota")?;
+    }
+    if let Some(d) = &a.raw_retention_days {
+        k.raw_retention_days = none_or(d, "raw-retention-days")?;
+    }
+    if let Some(d) = &a.rollup_retention_days {
+        k.rollup_retention_days = none_or(d, "rollup-retention-days")?;
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ mod export;
 mod gen;
 mod import;
 mod keys;
+mod retention;
 mod serve;
 mod sql;
 mod stats;
@@ -67,6 +68,8 @@ enum Command {
     Usage(usage::UsageArgs),
     /// May this api key make a request now? (quota, rate limit, projection)
     Check(usage::CheckArgs),
+    /// Drop raw events and minute/hour rollups past retention now.
+    Retention(retention::RetentionArgs),
     /// Run a measured workload through the embedded engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Billing(c) => billing::run(c),
         Command::Usage(a) => usage::run_usage(a),
         Command::Check(a) => usage::run_check(a),
+        Command::Retention(a) => retention::run(a),
         Command::Bench(b) => bench::run(b),
     };
     match result {

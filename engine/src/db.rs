@@ -66,7 +66,7 @@ pub(crate) struct Inner {
     room: (Mutex<()>, Condvar),
     recovery: RecoveryReport,
     /// The key, plan and tier registry (`registry.json`).
-    registry: crate::billing::registry::RegistryStore,
+    pub(crate) registry: crate::billing::registry::RegistryStore,
     /// Month counters and rate buckets behind [`Db::check`].
     quotas: crate::billing::quota::Quotas,
     _lock_file: File,
@@ -321,6 +321,15 @@ impl Db {
         &self.inner.registry
     }
 
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Key shards of the directory (fixed when it was created).
+    pub(crate) fn key_shards(&self) -> u32 {
+        self.inner.state().manifest.key_shards.max(1)
+    }
+
     pub(crate) fn quotas(&self) -> &crate::billing::quota::Quotas {
         &self.inner.quotas
     }
@@ -430,11 +439,13 @@ fn start_flusher(inner: &Arc<Inner>) -> Result<(Sender<()>, JoinHandle<()>)> {
     let handle = std::thread::Builder::new()
         .name("tally-flush".into())
         .spawn(move || {
+            let mut retained = std::time::Instant::now();
             while !matches!(
                 rx.recv_timeout(Duration::from_millis(200)),
                 Err(RecvTimeoutError::Disconnected)
             ) {
                 flush_tick(&weak);
+                retention_tick(&weak, &mut retained);
             }
         })
         .map_err(|e| EngineError::Poisoned(format!("cannot start flush thread: {e}")))?;
@@ -451,7 +462,70 @@ fn flush_tick(weak: &std::sync::Weak<Inner>) {
     }
 }
 
+/// Applies retention when its interval has passed since open or the last
+/// run.
+fn retention_tick(weak: &std::sync::Weak<Inner>, last: &mut std::time::Instant) {
+    let Some(inner) = weak.upgrade() else { return };
+    let Some(every) = inner.options.retention.interval else {
+        return;
+    };
+    if last.elapsed() < every || inner.poison_reason().is_some() {
+        return;
+    }
+    *last = std::time::Instant::now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    match crate::retention::apply(&inner, now) {
+        Ok(r) if r.raw_chunks + r.rollup_chunks > 0 => tracing::info!(
+            "retention dropped {} raw and {} rollup chunks ({} bytes)",
+            r.raw_chunks,
+            r.rollup_chunks,
+            r.bytes
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!("retention failed: {e}"),
+    }
+}
+
 impl Inner {
+    /// Removes the chunks `drop` selects (raw and rollup) in one manifest
+    /// commit, under the flush lock, then deletes their files. Returns the
+    /// removed entries. Scans already running keep their mapped chunks.
+    pub(crate) fn drop_chunks(
+        &self,
+        drop: impl Fn(&tally_storage::manifest::ChunkEntry) -> bool,
+    ) -> Result<Vec<tally_storage::manifest::ChunkEntry>> {
+        let inner = self;
+        let _one = inner.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = inner.poison_reason() {
+            return Err(EngineError::Poisoned(p));
+        }
+        let mut manifest = inner.state().manifest.clone();
+        let (dropped, kept): (Vec<_>, Vec<_>) = manifest.chunks.drain(..).partition(|e| drop(e));
+        if dropped.is_empty() {
+            return Ok(dropped);
+        }
+        manifest.chunks = kept;
+        manifest.generation += 1;
+        write_manifest(inner.fs.as_ref(), &inner.dir, &manifest)?;
+        {
+            let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
+            let keep = |c: &Arc<LiveChunk>| !dropped.iter().any(|d| d.id == c.entry.id);
+            st.chunks = Arc::new(st.chunks.iter().filter(|c| keep(c)).cloned().collect());
+            st.rollups = Arc::new(st.rollups.iter().filter(|c| keep(c)).cloned().collect());
+            st.manifest = manifest;
+        }
+        for e in &dropped {
+            let path = crate::partition::chunk_path(&inner.dir, e.id);
+            if let Err(err) = inner.fs.remove(&path) {
+                // The manifest no longer names it: the next open deletes it.
+                tracing::warn!("cannot delete expired chunk {}: {err}", path.display());
+            }
+        }
+        Ok(dropped)
+    }
+
     pub(crate) fn poison_reason(&self) -> Option<String> {
         self.poisoned
             .lock()
@@ -471,7 +545,7 @@ impl Inner {
         f(&self.committer)
     }
 
-    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+    pub(crate) fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -18,6 +18,7 @@ mod memtable;
 mod options;
 pub mod partition;
 mod recovery;
+pub mod retention;
 pub mod rollup;
 mod scan;
 mod schema;
@@ -31,7 +32,8 @@ pub use db::{Db, DbStats, PartitionInfo};
 pub use error::{EngineError, Result};
 pub use event::{Event, EventBatch, EventRef, StrColumn};
 pub use options::{
-    ChunkOptions, Compression, IngestOptions, MemtableOptions, Options, SyncPolicy, WalOptions,
+    ChunkOptions, Compression, IngestOptions, MemtableOptions, Options, RetentionOptions,
+    SyncPolicy, WalOptions,
 };
 pub use recovery::RecoveryReport;
 pub use rollup::{RollupAgg, RollupKey, RollupLevel, RollupRequest, RollupRow};

@@ -130,6 +130,33 @@ impl Default for IngestOptions {
     }
 }
 
+/// How long each class of data is kept. Expired data goes whole partitions
+/// at a time: a (day, key shard) partition's chunks are deleted once the
+/// whole day is older than the retention of every key of that shard (a
+/// key's override in the registry can only lengthen it for its shard).
+/// Billing counters (the day rollups, `rollup_1d`) are always kept.
+#[derive(Debug, Clone)]
+pub struct RetentionOptions {
+    /// Raw events: days kept (None = forever). Default 90.
+    pub raw_days: Option<u32>,
+    /// Minute and hour rollups: days kept (None = forever). Default 730.
+    pub rollup_days: Option<u32>,
+    /// How often the background thread applies retention (None = never;
+    /// call [`crate::Db::apply_retention`]). Default one hour; the first
+    /// run is one interval after open.
+    pub interval: Option<Duration>,
+}
+
+impl Default for RetentionOptions {
+    fn default() -> Self {
+        RetentionOptions {
+            raw_days: Some(90),
+            rollup_days: Some(730),
+            interval: Some(Duration::from_secs(3600)),
+        }
+    }
+}
+
 /// Everything [`crate::Db::open`] takes.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -141,4 +168,6 @@ pub struct Options {
     pub chunk: ChunkOptions,
     /// Ingest settings.
     pub ingest: IngestOptions,
+    /// Retention of raw events and rollups.
+    pub retention: RetentionOptions,
 }

@@ -248,6 +248,7 @@ impl pb::usage_server::Usage for UsageService {
         Ok(Response::new(pb::ReconcileReply {
             events: r.events,
             counters_checked: r.counters_checked,
+            skipped_past_retention: r.skipped_past_retention,
             differences: r
                 .differences
                 .into_iter()

@@ -71,6 +71,18 @@ pub const KEYS: &[(&str, &str)] = &[
     ("query_timeout_ms", "default longest query (0 = none)"),
     ("query_memory_mb", "most memory one query may hold"),
     (
+        "retention_raw_days",
+        "days raw events are kept (0 = forever)",
+    ),
+    (
+        "retention_rollup_days",
+        "days minute and hour rollups are kept (0 = forever)",
+    ),
+    (
+        "retention_interval_s",
+        "seconds between retention runs (0 = never)",
+    ),
+    (
         "query_use_rollups",
         "answer aggregates over events from rollups where exact (true/false)",
     ),
@@ -157,6 +169,24 @@ impl ConfigFile {
                     server.query.timeout = (ms > 0).then(|| Duration::from_millis(ms));
                 }
                 "query_memory_mb" => server.query.memory_limit = usize_of(num()?.max(1) << 20)?,
+                "retention_raw_days" => {
+                    engine.retention.raw_days = match num()? {
+                        0 => None,
+                        n => Some(u32::try_from(n).map_err(|_| at("too large".into()))?),
+                    }
+                }
+                "retention_rollup_days" => {
+                    engine.retention.rollup_days = match num()? {
+                        0 => None,
+                        n => Some(u32::try_from(n).map_err(|_| at("too large".into()))?),
+                    }
+                }
+                "retention_interval_s" => {
+                    engine.retention.interval = match num()? {
+                        0 => None,
+                        n => Some(Duration::from_secs(n)),
+                    }
+                }
                 "query_use_rollups" => server.query.use_rollups = parse_bool(v).map_err(&at)?,
                 _ => return Err(at("not a setting".into())),
             }

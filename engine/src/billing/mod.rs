@@ -301,9 +301,29 @@ impl Db {
             to,
             ..BillingRequest::default()
         })?;
-        let mut counted: BTreeMap<CounterKey, (u64, u64)> = counters
+        // Days whose raw events retention dropped have nothing to compare
+        // with: skipped on both sides.
+        let horizon = self.raw_horizon()?;
+        let shards = self.key_shards();
+        let past_retention = |key: &str, day_start: i64| {
+            let shard = crate::partition::key_shard(key, shards);
+            horizon
+                .raw_kept_from_day
+                .get(&shard)
+                .is_some_and(|&d| day_start < i64::from(d) * US_PER_DAY)
+        };
+        let mut skipped = 0u64;
+        let mut counted: BTreeMap<CounterKey, (u64, u64)> = BTreeMap::new();
+        for r in counters {
+            if past_retention(&r.api_key, r.period_start) {
+                skipped += 1;
+            } else {
+                counted.insert((r.api_key, r.period_start, r.tier), (r.requests, r.bytes));
+            }
+        }
+        let raw: BTreeMap<CounterKey, (u64, u64)> = raw
             .into_iter()
-            .map(|r| ((r.api_key, r.period_start, r.tier), (r.requests, r.bytes)))
+            .filter(|(k, _)| !past_retention(&k.0, k.1))
             .collect();
         let mut differences = Vec::new();
         for (k, raw_v) in &raw {
@@ -333,6 +353,7 @@ impl Db {
         Ok(Reconciliation {
             events: events.into_inner(),
             counters_checked: raw.len() as u64,
+            skipped_past_retention: skipped,
             differences,
         })
     }
@@ -345,6 +366,8 @@ pub struct Reconciliation {
     pub events: u64,
     /// (key, day, tier) counters recomputed.
     pub counters_checked: u64,
+    /// Counters of days whose raw events retention dropped (not compared).
+    pub skipped_past_retention: u64,
     /// Every counter whose value differs from the raw events.
     pub differences: Vec<Difference>,
 }

@@ -57,6 +57,13 @@ pub struct KeyEntry {
     /// When it was created (µs since the epoch).
     #[serde(default)]
     pub created_us: i64,
+    /// Days its raw events are kept, overriding the default (it can only
+    /// lengthen retention: partitions hold many keys).
+    #[serde(default)]
+    pub raw_retention_days: Option<u32>,
+    /// Days its minute and hour rollups are kept, overriding the default.
+    #[serde(default)]
+    pub rollup_retention_days: Option<u32>,
 }
 
 impl KeyEntry {
@@ -71,6 +78,8 @@ impl KeyEntry {
             quota: None,
             disabled: false,
             created_us: 0,
+            raw_retention_days: None,
+            rollup_retention_days: None,
         }
     }
 
