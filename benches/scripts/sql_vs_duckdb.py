@@ -167,6 +167,12 @@ def main():
         extra += ["--query", q]
     plan = json.loads(run([a.tally, "bench", "sql", "--data-dir", a.data_dir,
                            "--print-queries", "--json"] + extra))
+    # approx_percentile answers differ by design between engines (sketches
+    # within 1%), so those queries are not compared.
+    skipped = [q["name"] for q in plan["queries"] if "approx_percentile" in q["sql"]]
+    if skipped:
+        print(f"not compared with DuckDB (approximate percentiles): {', '.join(skipped)}")
+    plan["queries"] = [q for q in plan["queries"] if "approx_percentile" not in q["sql"]]
 
     con, load_s = load_duckdb(a, duckdb)
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]

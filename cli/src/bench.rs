@@ -398,6 +398,10 @@ pub struct SqlArgs {
     /// process, and report what the server adds.
     #[arg(long, conflicts_with = "print_queries")]
     via_server: bool,
+    /// Answer from raw events only (no rewrite of aggregates to rollups),
+    /// to compare with the default.
+    #[arg(long)]
+    no_rollups: bool,
 }
 
 /// What the benchmark queries are parametrised by, read from the data.
@@ -424,9 +428,11 @@ struct BenchQuery {
 }
 
 /// Names of the benchmark queries, in the order they run.
-const QUERY_NAMES: [&str; 5] = [
+const QUERY_NAMES: [&str; 7] = [
     "dashboard",
     "history",
+    "dashboard_approx",
+    "history_approx",
     "billing",
     "top_endpoints",
     "distinct_ips",
@@ -447,6 +453,12 @@ fn bench_queries(a: &Anchors) -> Vec<BenchQuery> {
          percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50, \
          percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95, \
          percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99";
+    // The same with sketch percentiles (within 1%): answered from rollups.
+    let approx = "count(*) AS requests, \
+         count(*) FILTER (WHERE status_code >= 500) AS errors, \
+         approx_percentile(latency_ms, 0.5) AS p50, \
+         approx_percentile(latency_ms, 0.95) AS p95, \
+         approx_percentile(latency_ms, 0.99) AS p99";
     vec![
         BenchQuery {
             name: "dashboard",
@@ -464,6 +476,26 @@ fn bench_queries(a: &Anchors) -> Vec<BenchQuery> {
             target_ms: Some(20.0),
             sql: format!(
                 "SELECT date_trunc('hour', ts) AS hour, {stats} FROM events \
+                 WHERE api_key = {key} AND ts > {week_ago} AND ts <= {end} \
+                 GROUP BY 1 ORDER BY 1"
+            ),
+        },
+        BenchQuery {
+            name: "dashboard_approx",
+            what: "the dashboard with approx_percentile: from rollup_1m plus raw edges",
+            target_ms: Some(2.0),
+            sql: format!(
+                "SELECT date_trunc('minute', ts) AS minute, {approx} FROM events \
+                 WHERE api_key = {key} AND ts > {five_min_ago} AND ts <= {end} \
+                 GROUP BY 1 ORDER BY 1"
+            ),
+        },
+        BenchQuery {
+            name: "history_approx",
+            what: "the 7-day history with approx_percentile: from rollups plus raw edges",
+            target_ms: Some(20.0),
+            sql: format!(
+                "SELECT date_trunc('hour', ts) AS hour, {approx} FROM events \
                  WHERE api_key = {key} AND ts > {week_ago} AND ts <= {end} \
                  GROUP BY 1 ORDER BY 1"
             ),
@@ -665,13 +697,30 @@ fn sql(a: SqlArgs) -> CliResult<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let options = QueryOptions {
+        use_rollups: !a.no_rollups,
+        ..QueryOptions::default()
+    };
+    let run = |sql: &str| {
+        tally_query::execute(&db, sql, &options)
+            .map_err(|e| format!("query failed: {e}\n  SQL: {sql}"))
+    };
     let mut measured = Vec::new();
+    let mut sources = Vec::new();
     for q in &queries {
-        let mut last = query(&db, &q.sql)?; // warm-up
+        // Which source the planner picked, from EXPLAIN.
+        let plan = run(&format!("EXPLAIN {}", q.sql))?;
+        let rewritten = (0..plan.rows()).any(|i| {
+            plan.value(i, 0)
+                .to_string()
+                .contains("rewritten from events")
+        });
+        sources.push(if rewritten { "rollups" } else { "events" });
+        let mut last = run(&q.sql)?; // warm-up
         let mut nanos = Vec::with_capacity(iters);
         for _ in 0..iters {
             let t = Instant::now();
-            last = query(&db, &q.sql)?;
+            last = run(&q.sql)?;
             nanos.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
         nanos.sort_unstable();
@@ -688,7 +737,8 @@ fn sql(a: SqlArgs) -> CliResult<ExitCode> {
         let list: Vec<_> = queries
             .iter()
             .zip(measured)
-            .map(|(q, (median, p95, min, r))| {
+            .zip(&sources)
+            .map(|((q, (median, p95, min, r)), source)| {
                 let columns: Vec<_> = r
                     .fields
                     .iter()
@@ -704,6 +754,7 @@ fn sql(a: SqlArgs) -> CliResult<ExitCode> {
                 serde_json::json!({
                     "name": q.name, "what": q.what, "target_ms": q.target_ms, "sql": q.sql,
                     "rows": r.rows(), "median_ms": median, "p95_ms": p95, "min_ms": min,
+                    "source": source,
                     "columns": columns, "result": rows,
                 })
             })
@@ -723,15 +774,15 @@ fn sql(a: SqlArgs) -> CliResult<ExitCode> {
             anchors.api_key_rows
         );
         println!(
-            "{:<14} {:>6} {:>10} {:>10}  target",
-            "query", "rows", "median ms", "p95 ms"
+            "{:<16} {:>6} {:>10} {:>10}  {:<8} target",
+            "query", "rows", "median ms", "p95 ms", "source"
         );
-        for (q, (median, p95, _, r)) in queries.iter().zip(measured) {
+        for ((q, (median, p95, _, r)), source) in queries.iter().zip(measured).zip(&sources) {
             let target = q
                 .target_ms
                 .map_or_else(|| "-".to_string(), |t| format!("≤ {t} ms"));
             println!(
-                "{:<14} {:>6} {:>10.3} {:>10.3}  {target}",
+                "{:<16} {:>6} {:>10.3} {:>10.3}  {source:<8} {target}",
                 q.name,
                 r.rows(),
                 median,
