@@ -1199,6 +1199,11 @@ impl Binder {
                 arity(0)?;
                 Ok(Expr::Literal(Scalar::Timestamp(self.now)))
             }
+            // The guaranteed relative error of approx_percentile.
+            "approx_percentile_error" => {
+                arity(0)?;
+                Ok(Expr::Literal(Scalar::Float(tally_engine::sketch::ALPHA)))
+            }
             "date_trunc" => {
                 arity(2)?;
                 let unit = match args.first().and_then(crate::eval::fold) {
