@@ -128,3 +128,39 @@ fn csv_record(e: &EventRef<'_>) -> Vec<u8> {
     write_csv(e, &mut out);
     out
 }
+
+/// Target `billing_files`: the JSON files of billing (`registry.json`, a
+/// closed month, `retention.json`) on arbitrary bytes. A registry that
+/// parses must survive a write and re-read unchanged, and its tier rules
+/// and price schedules must answer without panicking. For fuzz targets and
+/// corpus tests; not a stable API.
+pub fn billing_files(data: &[u8]) {
+    use crate::billing::closed::ClosedMonth;
+    use crate::billing::registry::Registry;
+    use crate::billing::tier::TierRules;
+    use crate::retention::RawHorizon;
+    let text = String::from_utf8_lossy(data);
+    let path = std::path::Path::new("registry.json");
+    if let Ok(reg) = Registry::parse(&text, path) {
+        let again = serde_json::to_string(&reg).map(|t| Registry::parse(&t, path).ok());
+        assert_eq!(
+            again.ok().flatten(),
+            Some(reg.clone()),
+            "registry round trip"
+        );
+        let rules = TierRules::new(&reg.tiers);
+        for e in ["/", "/v1/search/x", "", "é/*"] {
+            let _ = rules.tier_of(e);
+        }
+        for p in &reg.plans {
+            for tp in &p.prices {
+                for n in [0, 1, 1_000_000, u64::MAX] {
+                    let _ = tp.schedule.charge(n);
+                }
+                let _ = tp.schedule.included();
+            }
+        }
+    }
+    let _ = serde_json::from_str::<ClosedMonth>(&text).map(|c| c.invoiced());
+    let _ = serde_json::from_str::<RawHorizon>(&text);
+}

@@ -1,5 +1,6 @@
 //! Replays the committed fuzz seed corpus of tally-engine's targets
-//! (`fuzz/corpus/{wal_payload,ndjson,csv}/`) through the same bodies the
+//! (`fuzz/corpus/{wal_payload,ndjson,csv,billing_files}/`; the billing
+//! seeds are hand-written JSON, not regenerated) through the same bodies the
 //! fuzz targets run (`tally_engine::fuzz_api`), so every `cargo test` checks
 //! that no seed panics or breaks a round trip, and that no corpus directory
 //! has gone missing or empty (which would let this test pass on nothing).
@@ -69,6 +70,11 @@ fn ndjson_corpus_never_panics() {
 #[test]
 fn csv_corpus_never_panics() {
     replay("csv", fuzz_api::csv);
+}
+
+#[test]
+fn billing_files_corpus_never_panics() {
+    replay("billing_files", fuzz_api::billing_files);
 }
 
 #[test]
