@@ -428,11 +428,12 @@ struct BenchQuery {
 }
 
 /// Names of the benchmark queries, in the order they run.
-const QUERY_NAMES: [&str; 7] = [
+const QUERY_NAMES: [&str; 8] = [
     "dashboard",
     "history",
     "dashboard_approx",
     "history_approx",
+    "history_90d",
     "billing",
     "top_endpoints",
     "distinct_ips",
@@ -447,6 +448,7 @@ fn bench_queries(a: &Anchors) -> Vec<BenchQuery> {
     let end = ts(a.end);
     let five_min_ago = ts(a.end - 5 * 60 * 1_000_000);
     let week_ago = ts(a.end - 7 * DAY_US);
+    let quarter_ago = ts(a.end - 90 * DAY_US);
     let (day, next_day) = (ts(a.day_start), ts(a.day_start + DAY_US));
     let stats = "count(*) AS requests, \
          count(*) FILTER (WHERE status_code >= 500) AS errors, \
@@ -497,6 +499,16 @@ fn bench_queries(a: &Anchors) -> Vec<BenchQuery> {
             sql: format!(
                 "SELECT date_trunc('hour', ts) AS hour, {approx} FROM events \
                  WHERE api_key = {key} AND ts > {week_ago} AND ts <= {end} \
+                 GROUP BY 1 ORDER BY 1"
+            ),
+        },
+        BenchQuery {
+            name: "history_90d",
+            what: "one key, last 90 days: daily requests, errors, approx P50/P95/P99",
+            target_ms: Some(20.0),
+            sql: format!(
+                "SELECT date_trunc('day', ts) AS day, {approx} FROM events \
+                 WHERE api_key = {key} AND ts > {quarter_ago} AND ts <= {end} \
                  GROUP BY 1 ORDER BY 1"
             ),
         },

@@ -69,6 +69,9 @@ pub(crate) struct Inner {
     pub(crate) registry: crate::billing::registry::RegistryStore,
     /// Month counters and rate buckets behind [`Db::check`].
     quotas: crate::billing::quota::Quotas,
+    /// See [`Db::raw_retained_from`]; from `retention.json`, updated by
+    /// retention.
+    pub(crate) raw_retained_from: Mutex<Option<i64>>,
     _lock_file: File,
 }
 
@@ -177,6 +180,7 @@ impl Db {
             recovered.producers,
         )?;
         let dir_for_registry = dir.clone();
+        let raw_retained_from = crate::retention::read_horizon(&dir)?.retained_from();
         let inner = Arc::new(Inner {
             dir,
             fs,
@@ -197,6 +201,7 @@ impl Db {
             recovery: recovered.report,
             registry: crate::billing::registry::RegistryStore::new(&dir_for_registry),
             quotas: crate::billing::quota::Quotas::default(),
+            raw_retained_from: Mutex::new(raw_retained_from),
             _lock_file: lock_file,
         });
         let flusher = start_flusher(&inner)?;
@@ -314,6 +319,71 @@ impl Db {
             }
         }
         per_level.iter().all(|&n| n >= raw)
+    }
+
+    /// About how many rows a read of `table` (None = raw events, else a
+    /// rollup level) over `[from, to)` for `api_keys` (None = all) would
+    /// touch, from the chunks' row counts and time ranges (a chunk
+    /// partly in the range counts in proportion; keys count by their
+    /// shards) plus, for raw events, the memtable. Cheap: no file is read.
+    /// The query planner compares it between raw events and rollups.
+    pub fn estimate_rows(
+        &self,
+        table: Option<RollupLevel>,
+        from: Option<i64>,
+        to: Option<i64>,
+        api_keys: Option<&[String]>,
+    ) -> u64 {
+        let st = self.inner.state();
+        let shards = st.manifest.key_shards.max(1);
+        let wanted: Option<Vec<u32>> = api_keys.map(|keys| {
+            keys.iter()
+                .map(|k| crate::partition::key_shard(k, shards))
+                .collect()
+        });
+        let chunks = match table {
+            None => &st.chunks,
+            Some(_) => &st.rollups,
+        };
+        let lo = from.unwrap_or(i64::MIN);
+        let hi = to.unwrap_or(i64::MAX);
+        let mut rows = 0f64;
+        for c in chunks.iter() {
+            let e = &c.entry;
+            if table.is_some() && RollupLevel::of_table(e.table) != table {
+                continue;
+            }
+            if wanted.as_ref().is_some_and(|w| !w.contains(&e.shard)) {
+                continue;
+            }
+            // Rollup chunks hold bucket starts; raw chunks event times.
+            let (a, b) = (e.min_ts, e.max_ts.saturating_add(1));
+            let (oa, ob) = (a.max(lo), b.min(hi));
+            if oa >= ob {
+                continue;
+            }
+            let share = (ob - oa) as f64 / (b - a).max(1) as f64;
+            rows += e.rows as f64 * share.min(1.0);
+        }
+        if table.is_none() {
+            rows += st.active.rows() as f64;
+            if let Some(m) = &st.immutable {
+                rows += m.rows() as f64;
+            }
+        }
+        rows as u64
+    }
+
+    /// The earliest time (µs) from which every shard still has its raw
+    /// events: retention dropped raw partitions before it (None: it never
+    /// dropped any). A query reaching before it cannot be answered
+    /// completely from raw events.
+    pub fn raw_retained_from(&self) -> Option<i64> {
+        *self
+            .inner
+            .raw_retained_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The key, plan and tier registry of this data directory.

@@ -49,6 +49,17 @@ pub struct RawHorizon {
     pub raw_kept_from_day: BTreeMap<u32, i32>,
 }
 
+impl RawHorizon {
+    /// The first µs from which every shard has its raw events (the latest
+    /// first-kept day); None when nothing was dropped.
+    pub fn retained_from(&self) -> Option<i64> {
+        self.raw_kept_from_day
+            .values()
+            .max()
+            .map(|&d| i64::from(d) * US_PER_DAY)
+    }
+}
+
 fn horizon_path(dir: &Path) -> PathBuf {
     dir.join(RETENTION_FILE)
 }
@@ -178,6 +189,10 @@ pub(crate) fn apply(inner: &Inner, now_us: i64) -> Result<RetentionReport> {
     }
     if changed {
         write_horizon(&inner.dir, &horizon)?;
+        *inner
+            .raw_retained_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = horizon.retained_from();
     }
     let dropped = inner.drop_chunks(expired)?;
     let mut report = RetentionReport::default();

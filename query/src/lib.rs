@@ -48,6 +48,10 @@ pub struct QueryOptions {
     /// answer is the same (docs/sql.md, "Queries answered from rollups");
     /// only with `optimize`. On by default; off reads raw events only.
     pub use_rollups: bool,
+    /// With `use_rollups`: rewrite every aggregate the rollups answer
+    /// exactly, even where the estimate says raw events are cheaper (tests
+    /// and comparisons). Off by default.
+    pub force_rollups: bool,
     /// The value of `now()` in µs; `None` reads the clock once per query.
     pub now: Option<i64>,
     /// The api keys the query may read (None = all): a scoped read token's
@@ -63,6 +67,7 @@ impl Default for QueryOptions {
             timeout: Some(Duration::from_secs(60)),
             optimize: true,
             use_rollups: true,
+            force_rollups: false,
             now: None,
             key_scope: None,
         }
@@ -177,12 +182,15 @@ pub fn execute(db: &Db, sql: &str, options: &QueryOptions) -> Result<QueryResult
     let now = options.now.unwrap_or_else(now_us);
     let bound = bind::bind_statement(stmt, now)?;
     let plan = if options.optimize {
-        let covered = || rollup_rewrite::rollups_cover_events(db);
-        let rollups: Option<&dyn Fn() -> bool> = if options.use_rollups {
-            Some(&covered)
-        } else {
-            None
+        let choose = |r: &rollup_rewrite::RollupAggregate| {
+            rollup_rewrite::worth_rewriting(db, r, options.force_rollups)
         };
+        let rollups: Option<&dyn Fn(&rollup_rewrite::RollupAggregate) -> bool> =
+            if options.use_rollups {
+                Some(&choose)
+            } else {
+                None
+            };
         optimize::optimize(bound.plan, rollups)
     } else {
         bound.plan

@@ -22,10 +22,13 @@ use crate::types::Scalar;
 /// Runs every rewrite. `rollups` allows the rollup rewrite; it is asked
 /// (at most once, and only when an aggregate could be rewritten) whether
 /// the rollups cover every stored event.
-pub(crate) fn optimize(plan: Plan, rollups: Option<&dyn Fn() -> bool>) -> Plan {
+pub(crate) fn optimize(
+    plan: Plan,
+    rollups: Option<&dyn Fn(&crate::rollup_rewrite::RollupAggregate) -> bool>,
+) -> Plan {
     let plan = fold_plan(plan);
     let plan = match rollups {
-        Some(covered) => crate::rollup_rewrite::rewrite(plan, covered),
+        Some(choose) => crate::rollup_rewrite::rewrite(plan, choose),
         None => plan,
     };
     let plan = push_down(plan);

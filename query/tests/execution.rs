@@ -456,3 +456,59 @@ fn queries_past_raw_retention_read_rollups() {
         assert!(rollups.contains(row), "{row}");
     }
 }
+
+#[test]
+fn the_rewrite_is_chosen_when_it_reads_far_fewer_rows() {
+    let sql =
+        "SELECT api_key, count(*), sum(response_bytes) FROM events GROUP BY api_key ORDER BY 1";
+    let source = |db: &Db| {
+        let plan = text_rows(db, &format!("EXPLAIN {sql}")).join("\n");
+        if plan.contains("rewritten from events") {
+            "rollups"
+        } else {
+            "events"
+        }
+    };
+    // Every event its own endpoint: as many day-rollup rows as events: raw.
+    let vdir = tempfile::tempdir().unwrap();
+    let varied = Db::open(vdir.path(), Options::default()).unwrap();
+    let distinct: Vec<Event> = (0..2000)
+        .map(|i| Event {
+            endpoint: format!("/e{i}"),
+            ..event(i)
+        })
+        .collect();
+    varied
+        .ingest(
+            &EventBatch::from_events(&distinct),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    varied.flush().unwrap();
+    assert_eq!(source(&varied), "events");
+    // 20,000 events of one key, endpoint, method and status over two
+    // days: a handful of day-rollup rows: rollups, same answer.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let same: Vec<Event> = (0..20_000)
+        .map(|i| Event {
+            ts: T0 + i * 8_000_000,
+            api_key: "key_0".into(),
+            endpoint: "/e".into(),
+            status_code: 200,
+            ..event(i)
+        })
+        .collect();
+    db.ingest(&EventBatch::from_events(&same), &WriteOptions::default())
+        .unwrap();
+    db.flush().unwrap();
+    assert_eq!(source(&db), "rollups");
+    let raw = QueryOptions {
+        use_rollups: false,
+        ..QueryOptions::default()
+    };
+    assert_eq!(
+        all_columns(&db, sql, &QueryOptions::default()),
+        all_columns(&db, sql, &raw)
+    );
+}

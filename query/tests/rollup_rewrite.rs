@@ -130,6 +130,15 @@ fn load(dir: &Path) -> Db {
     db
 }
 
+/// The rewrite whenever it is exact (its cost estimate would often
+/// prefer raw events on data this small).
+fn forced() -> QueryOptions {
+    QueryOptions {
+        force_rollups: true,
+        ..QueryOptions::default()
+    }
+}
+
 fn raw() -> QueryOptions {
     QueryOptions {
         use_rollups: false,
@@ -360,7 +369,7 @@ fn rewrite_matches_raw_on_random_queries() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(400);
-    let with = QueryOptions::default();
+    let with = forced();
     let (mut rewritten, mut with_edges, mut failures) = (0, 0, Vec::new());
     for case in 0..cases {
         let mut r = Rng(seed ^ case.wrapping_mul(0x9E37_79B9));
@@ -414,7 +423,7 @@ fn rewrite_matches_raw_on_random_queries() {
 fn explain_names_the_source() {
     let dir = tempfile::tempdir().unwrap();
     let db = load(dir.path());
-    let with = QueryOptions::default();
+    let with = forced();
     let sql = format!(
         "SELECT date_trunc('hour', ts) AS h, count(*), approx_percentile(latency_ms, 0.99) FROM events WHERE api_key = 'key_a' AND ts >= {} AND ts < {} GROUP BY 1",
         ts_lit(START + 30 * SECOND),
@@ -513,6 +522,7 @@ fn key_scope_holds_on_rewritten_queries() {
     let scoped = |rollups: bool| QueryOptions {
         key_scope: Some(vec!["key_b".to_string()]),
         use_rollups: rollups,
+        force_rollups: true,
         ..QueryOptions::default()
     };
     let from = ts_lit(START + 7 * SECOND);
@@ -567,8 +577,8 @@ fn saturated_latency_sum_falls_back_to_raw_events() {
     db.flush().unwrap();
     let sql =
         "SELECT api_key, sum(latency_ms), avg(latency_ms), max(latency_ms) FROM events GROUP BY 1";
-    assert!(explain(&db, sql, &QueryOptions::default()).contains("RollupAggregate"));
-    let a = execute(&db, sql, &QueryOptions::default()).unwrap();
+    assert!(explain(&db, sql, &forced()).contains("RollupAggregate"));
+    let a = execute(&db, sql, &forced()).unwrap();
     let b = execute(&db, sql, &raw()).unwrap();
     assert_eq!(sorted_rows(&a, 1), sorted_rows(&b, 1));
     let big = sorted_rows(&a, 1)
@@ -589,12 +599,12 @@ fn data_from_before_rollups_is_read_raw() {
     let db = Db::open(dir.path(), Options::default()).unwrap();
     assert!(db.stats().chunks > 0);
     let sql = "SELECT api_key, count(*) FROM events GROUP BY 1";
-    let plan = explain(&db, sql, &QueryOptions::default());
+    let plan = explain(&db, sql, &forced());
     assert!(
         plan.contains("Scan events") && !plan.contains("Rollup"),
         "{plan}"
     );
-    let a = execute(&db, sql, &QueryOptions::default()).unwrap();
+    let a = execute(&db, sql, &forced()).unwrap();
     let b = execute(&db, sql, &raw()).unwrap();
     assert_eq!(sorted_rows(&a, 1), sorted_rows(&b, 1));
 }
