@@ -135,14 +135,7 @@ impl RollupAggregate {
 
     /// What it reads: the rollup parts (level and bucket range), the whole
     /// time range (rollup parts and raw edges together) and the keys.
-    pub(crate) fn reads(
-        &self,
-    ) -> (
-        Vec<(RollupLevel, Option<i64>, Option<i64>)>,
-        Option<i64>,
-        Option<i64>,
-        Option<Vec<String>>,
-    ) {
+    pub(crate) fn reads(&self) -> Reads {
         let mut parts = Vec::new();
         let mut keys = None;
         let (mut from, mut to): (Option<Option<i64>>, Option<Option<i64>>) = (None, None);
@@ -179,6 +172,15 @@ impl RollupAggregate {
             .collect()
     }
 }
+
+/// What a rewrite reads: its rollup parts (level, bucket range), the whole
+/// time range and the keys (None = all).
+pub(crate) type Reads = (
+    Vec<(RollupLevel, Option<i64>, Option<i64>)>,
+    Option<i64>,
+    Option<i64>,
+    Option<Vec<String>>,
+);
 
 /// The request of the first raw scan in `p`.
 fn scan_request(p: &Plan) -> Option<&tally_engine::ScanRequest> {
