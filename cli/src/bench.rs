@@ -402,6 +402,10 @@ pub struct SqlArgs {
     /// to compare with the default.
     #[arg(long)]
     no_rollups: bool,
+    /// Answer every aggregate the rollups answer exactly from them, even
+    /// where the planner's estimate prefers raw events.
+    #[arg(long, conflicts_with = "no_rollups")]
+    force_rollups: bool,
 }
 
 /// What the benchmark queries are parametrised by, read from the data.
@@ -711,6 +715,7 @@ fn sql(a: SqlArgs) -> CliResult<ExitCode> {
     }
     let options = QueryOptions {
         use_rollups: !a.no_rollups,
+        force_rollups: a.force_rollups,
         ..QueryOptions::default()
     };
     let run = |sql: &str| {
