@@ -190,6 +190,81 @@ async fn sigterm_during_ingest_loses_nothing_acknowledged() {
         String::from_utf8_lossy(&out.stdout).lines().nth(1),
         Some("0")
     );
+    // Billing through the server: a key registered on the data directory
+    // while the server runs is known to `check` at once; usage and the
+    // invoice answer through tally.v1.Usage.
+    let reg = tally(
+        &[
+            "keys",
+            "create",
+            "key_a",
+            "--quota",
+            "1000000000",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        reg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reg.stderr)
+    );
+    let check = tally(&["check", "key_a", "--server", &addr], Some(&admin));
+    let check_text = String::from_utf8_lossy(&check.stdout).to_string();
+    assert!(
+        check.status.success() && check_text.contains("key_a: allowed"),
+        "{check_text}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let usage = tally(
+        &[
+            "usage",
+            "--api-key",
+            "key_a",
+            "--from",
+            "2026-11-23",
+            "--to",
+            "2026-11-26",
+            "--by",
+            "tier",
+            "--server",
+            &addr,
+        ],
+        Some(&admin),
+    );
+    let usage_text = String::from_utf8_lossy(&usage.stdout).to_string();
+    assert!(
+        usage.status.success() && usage_text.contains("default"),
+        "{usage_text}{}",
+        String::from_utf8_lossy(&usage.stderr)
+    );
+    let invoice = tally(
+        &[
+            "billing", "invoice", "--month", "2026-11", "--format", "json", "--server", &addr,
+        ],
+        Some(&admin),
+    );
+    assert!(
+        invoice.status.success(),
+        "{}",
+        String::from_utf8_lossy(&invoice.stderr)
+    );
+    let inv: serde_json::Value = serde_json::from_slice(&invoice.stdout).unwrap();
+    assert_eq!(inv["keys"][0]["api_key"], "key_a");
+    // A scoped read token may not run the admin's invoice.
+    let denied = tally(
+        &[
+            "billing", "invoice", "--month", "2026-11", "--server", &addr,
+        ],
+        Some(&scoped),
+    );
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("needs role admin"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
     // Listed and revoked through the server with the admin token.
     let listed = tally(&["token", "list", "--server", &addr], Some(&admin));
     let listed_text = String::from_utf8_lossy(&listed.stdout).to_string();
