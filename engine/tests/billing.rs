@@ -331,3 +331,60 @@ fn usage_over_any_range_equals_the_events() {
         .to_string()
         .contains("week"));
 }
+
+#[test]
+fn reconcile_under_concurrent_ingest_reports_nothing_transient() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+    ingest(
+        &db,
+        &(0..5000)
+            .map(|i| ev(NOV + i * 1_000_000, "key_a", "/v1/users", 200, 3))
+            .collect::<Vec<_>>(),
+    );
+    db.flush().unwrap();
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let written = std::sync::Arc::new(AtomicI64::new(0));
+    let writer = {
+        let (db, stop, written) = (db.clone(), stop.clone(), written.clone());
+        std::thread::spawn(move || {
+            let mut i = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                let batch: Vec<Event> = (0..200)
+                    .map(|j| {
+                        ev(
+                            NOV + (i * 200 + j) % 86_400_000_000,
+                            "key_a",
+                            "/v1/users",
+                            200,
+                            1,
+                        )
+                    })
+                    .collect();
+                ingest(&db, &batch);
+                i += 1;
+                written.store(i, Ordering::Relaxed);
+            }
+        })
+    };
+    while written.load(Ordering::Relaxed) < 3 {
+        std::thread::yield_now();
+    }
+    // Reconcile again and again until at least five batches went in
+    // meanwhile.
+    let before = written.load(Ordering::Relaxed);
+    let mut runs = 0;
+    while written.load(Ordering::Relaxed) - before < 5 && runs < 10_000 {
+        let rec = db.reconcile(None, None).unwrap();
+        assert!(rec.differences.is_empty(), "{:?}", rec.differences);
+        runs += 1;
+    }
+    let during = written.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        during >= 5,
+        "only {during} batches were written while reconciling"
+    );
+}
