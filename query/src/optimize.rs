@@ -222,41 +222,7 @@ pub(crate) fn push_down(p: Plan) -> Plan {
                 predicate,
             },
         },
-        Plan::Project { input, exprs } => Plan::Project {
-            input: Box::new(push_down(*input)),
-            exprs,
-        },
-        Plan::Aggregate {
-            input,
-            groups,
-            aggregates,
-        } => Plan::Aggregate {
-            input: Box::new(push_down(*input)),
-            groups,
-            aggregates,
-        },
-        Plan::Sort { input, keys, limit } => Plan::Sort {
-            input: Box::new(push_down(*input)),
-            keys,
-            limit,
-        },
-        Plan::Limit {
-            input,
-            limit,
-            offset,
-        } => Plan::Limit {
-            input: Box::new(push_down(*input)),
-            limit,
-            offset,
-        },
-        Plan::Distinct { input } => Plan::Distinct {
-            input: Box::new(push_down(*input)),
-        },
-        Plan::Alias { input, names } => Plan::Alias {
-            input: Box::new(push_down(*input)),
-            names,
-        },
-        p => p,
+        other => other.map_input(push_down),
     }
 }
 

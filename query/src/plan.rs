@@ -686,6 +686,55 @@ impl Plan {
         }
     }
 
+    /// The node with `f` applied to its one input (leaves and
+    /// `RollupAggregate` are returned as they are).
+    pub(crate) fn map_input(self, f: impl FnOnce(Plan) -> Plan) -> Plan {
+        let b = |x: Box<Plan>| Box::new(f(*x));
+        match self {
+            Plan::Filter { input, predicate } => Plan::Filter {
+                input: b(input),
+                predicate,
+            },
+            Plan::Project { input, exprs } => Plan::Project {
+                input: b(input),
+                exprs,
+            },
+            Plan::Aggregate {
+                input,
+                groups,
+                aggregates,
+            } => Plan::Aggregate {
+                input: b(input),
+                groups,
+                aggregates,
+            },
+            Plan::Sort { input, keys, limit } => Plan::Sort {
+                input: b(input),
+                keys,
+                limit,
+            },
+            Plan::Limit {
+                input,
+                limit,
+                offset,
+            } => Plan::Limit {
+                input: b(input),
+                limit,
+                offset,
+            },
+            Plan::Distinct { input } => Plan::Distinct { input: b(input) },
+            Plan::Alias { input, names } => Plan::Alias {
+                input: b(input),
+                names,
+            },
+            p @ (Plan::Scan { .. }
+            | Plan::RollupScan { .. }
+            | Plan::BillingScan { .. }
+            | Plan::RollupAggregate(_)
+            | Plan::OneRow) => p,
+        }
+    }
+
     /// The node's inputs.
     pub fn children(&self) -> Vec<&Plan> {
         match self {

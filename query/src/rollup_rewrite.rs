@@ -231,8 +231,7 @@ pub(crate) fn rewrite(plan: Plan, choose: &dyn Fn(&RollupAggregate) -> bool) -> 
     walk(plan, choose)
 }
 
-fn walk(p: Plan, covered: &dyn Fn(&RollupAggregate) -> bool) -> Plan {
-    let w = |x: Box<Plan>| Box::new(walk(*x, covered));
+fn walk(p: Plan, choose: &dyn Fn(&RollupAggregate) -> bool) -> Plan {
     match p {
         Plan::Aggregate {
             input,
@@ -240,48 +239,17 @@ fn walk(p: Plan, covered: &dyn Fn(&RollupAggregate) -> bool) -> Plan {
             aggregates,
         } => {
             if let Some(r) = plan_rewrite(&input, &groups, &aggregates) {
-                if covered(&r) {
+                if choose(&r) {
                     return Plan::RollupAggregate(Box::new(r));
                 }
             }
             Plan::Aggregate {
-                input: w(input),
+                input: Box::new(walk(*input, choose)),
                 groups,
                 aggregates,
             }
         }
-        Plan::Filter { input, predicate } => Plan::Filter {
-            input: w(input),
-            predicate,
-        },
-        Plan::Project { input, exprs } => Plan::Project {
-            input: w(input),
-            exprs,
-        },
-        Plan::Sort { input, keys, limit } => Plan::Sort {
-            input: w(input),
-            keys,
-            limit,
-        },
-        Plan::Limit {
-            input,
-            limit,
-            offset,
-        } => Plan::Limit {
-            input: w(input),
-            limit,
-            offset,
-        },
-        Plan::Distinct { input } => Plan::Distinct { input: w(input) },
-        Plan::Alias { input, names } => Plan::Alias {
-            input: w(input),
-            names,
-        },
-        p @ (Plan::Scan { .. }
-        | Plan::RollupScan { .. }
-        | Plan::BillingScan { .. }
-        | Plan::RollupAggregate(_)
-        | Plan::OneRow) => p,
+        other => other.map_input(|x| walk(x, choose)),
     }
 }
 
