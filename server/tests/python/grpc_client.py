@@ -5,8 +5,10 @@ Proves the tally.v1 protos are usable outside Rust: the stubs are generated
 at run time from server/proto with grpcio-tools (its bundled protoc, not a
 system one), then the script ingests in row and columnar form, checks the
 retry of a batch is acknowledged as a duplicate, reads the count back over
-the streaming Sql call, asks for a plan with Explain and checks a malformed
-request is refused with INVALID_ARGUMENT naming the field. With --token,
+the streaming Sql call, asks for a plan with Explain, reads a key's exact
+usage with Usage.GetUsage and asks Usage.Check about an unregistered key,
+and checks a malformed request is refused with INVALID_ARGUMENT naming the
+field. With --token,
 every call sends `authorization: Bearer TOKEN`, and a call without it must
 be refused with UNAUTHENTICATED.
 
@@ -29,7 +31,7 @@ import grpc
 from grpc_tools import protoc
 
 PROTO_DIR = Path(__file__).resolve().parent.parent.parent / "proto"
-PROTOS = ["tally/v1/ingest.proto", "tally/v1/query.proto"]
+PROTOS = ["tally/v1/ingest.proto", "tally/v1/query.proto", "tally/v1/usage.proto"]
 RPC_TIMEOUT_S = 30.0
 # 2026-11-24 00:00:00 UTC in microseconds, as in the Rust end-to-end test.
 BASE_TS_US = 1_795_478_400_000_000
@@ -67,6 +69,8 @@ def generate_stubs(out_dir):
         importlib.import_module("tally.v1.ingest_pb2_grpc"),
         importlib.import_module("tally.v1.query_pb2"),
         importlib.import_module("tally.v1.query_pb2_grpc"),
+        importlib.import_module("tally.v1.usage_pb2"),
+        importlib.import_module("tally.v1.usage_pb2_grpc"),
     )
 
 
@@ -170,7 +174,7 @@ class Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor
 
 
 def run(addr, token, stubs):
-    ingest_pb2, ingest_grpc, query_pb2, query_grpc = stubs
+    ingest_pb2, ingest_grpc, query_pb2, query_grpc, usage_pb2, usage_pb2_grpc = stubs
     # Loopback: never through an http(s)_proxy from the environment.
     channel = grpc.insecure_channel(addr, options=[("grpc.enable_http_proxy", 0)])
     try:
@@ -233,6 +237,19 @@ def run(addr, token, stubs):
     check(any("Scan events" in line or "rewritten from events" in line
               for line in plan.lines),
           "Explain: a line names the scan of events", f"got {list(plan.lines)}")
+
+    # Usage: key_0's events by day equal what SQL counts; an unregistered
+    # key is refused by Check, with its usage reported.
+    usage = usage_pb2_grpc.UsageStub(channel)
+    rows = usage.GetUsage(usage_pb2.GetUsageRequest(api_key="key_0"),
+                          timeout=RPC_TIMEOUT_S).rows
+    _, counted = run_sql(query, query_pb2,
+                         "SELECT count(*) FROM events WHERE api_key = 'key_0'")
+    check(sum(r.requests for r in rows) == counted[0][0],
+          "GetUsage: requests == SQL count", f"got {list(rows)} vs {counted}")
+    verdict = usage.Check(usage_pb2.CheckRequest(api_key="key_0"), timeout=RPC_TIMEOUT_S)
+    check(verdict.decision == usage_pb2.DECISION_UNKNOWN_KEY and not verdict.allowed,
+          "Check: an unregistered key is refused", f"got {verdict}")
 
     # Malformed: one column shorter than the others.
     bad = columns_of(ingest_pb2, range(200, 210))
