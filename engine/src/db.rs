@@ -32,6 +32,12 @@ use crate::rollup::{RollupLevel, RollupRequest, RollupRow};
 use crate::validate::validate_event;
 use crate::walrecord::encode_batch;
 
+/// What rollups are read from at one moment (see `Db::rollup_sources`).
+pub(crate) struct RollupSources {
+    segments: Vec<Arc<EventBatch>>,
+    chunks: Arc<Vec<Arc<LiveChunk>>>,
+}
+
 /// What scans see: memtables and chunks at one moment.
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
@@ -284,21 +290,37 @@ impl Db {
     /// method, status_class), sorted so. They cover every acknowledged
     /// event, flushed or not.
     pub fn rollups(&self, level: RollupLevel, req: &RollupRequest) -> Result<Vec<RollupRow>> {
-        let (segments, chunks) = {
-            let st = self.inner.state();
-            let mut segments = st.active.segments();
-            if let Some(m) = &st.immutable {
-                segments.extend(m.segments());
-            }
-            (segments, st.rollups.clone())
-        };
+        self.rollups_from(&self.rollup_sources(), level, req)
+    }
+
+    /// What rollups are read from at this moment: the memtables' segments
+    /// and the rollup chunks.
+    pub(crate) fn rollup_sources(&self) -> RollupSources {
+        let st = self.inner.state();
+        let mut segments = st.active.segments();
+        if let Some(m) = &st.immutable {
+            segments.extend(m.segments());
+        }
+        RollupSources {
+            segments,
+            chunks: st.rollups.clone(),
+        }
+    }
+
+    /// [`Db::rollups`] over sources taken earlier.
+    pub(crate) fn rollups_from(
+        &self,
+        sources: &RollupSources,
+        level: RollupLevel,
+        req: &RollupRequest,
+    ) -> Result<Vec<RollupRow>> {
         let mut rows = Vec::new();
-        for c in chunks.iter() {
+        for c in sources.chunks.iter() {
             if RollupLevel::of_table(c.entry.table) == Some(level) {
                 crate::rollup::read_chunk(c, req, &mut rows)?;
             }
         }
-        crate::rollup::memtable_rows(&segments, level, req, &mut rows);
+        crate::rollup::memtable_rows(&sources.segments, level, req, &mut rows);
         Ok(crate::rollup::sort_and_merge(rows))
     }
 

@@ -388,3 +388,39 @@ fn reconcile_under_concurrent_ingest_reports_nothing_transient() {
         "only {during} batches were written while reconciling"
     );
 }
+
+#[test]
+fn month_counters_built_under_ingest_count_every_event_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0i64;
+            while !stop.load(Ordering::Relaxed) || i < 20 {
+                let batch: Vec<Event> = (0..100)
+                    .map(|j| ev(NOV + (i * 100 + j) * 1000, "key_a", "/v1/users", 200, 1))
+                    .collect();
+                ingest(&db, &batch);
+                if i % 7 == 0 {
+                    db.flush().unwrap();
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    let now = NOV + 20 * DAY;
+    // The first check builds the counters while the writer runs.
+    for _ in 0..3 {
+        let _ = db.check("key_a", now).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let batches = writer.join().unwrap();
+    let c = db.check("key_a", now).unwrap();
+    assert_eq!(c.used_requests, batches as u64 * 100);
+    assert_eq!(c.used_bytes, batches as u64 * 100 * 3);
+}

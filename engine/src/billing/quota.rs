@@ -3,11 +3,13 @@
 //! token bucket per key for its rate limit, and this month's request and
 //! byte counters per key.
 //!
-//! The month counters are built from the day rollups the first time a
-//! check needs them (and again when the month changes), with writes paused
-//! for that moment; from then on every applied batch adds its events of
-//! that month, under the same write gate as its memtable append, so an
-//! event is counted exactly once whether it arrived before or after.
+//! The month counters are built the first time a check needs them (and
+//! again when the month changes): with writes paused for a moment, empty
+//! counters are installed and the rollup sources (memtable segments and
+//! rollup chunks) taken; from then on every applied batch adds its events
+//! of that month, under the same write gate as its memtable append; the
+//! sources' day rollups are then added with writes running. An event is in
+//! the sources or recorded, never both, so it is counted exactly once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,12 +92,16 @@ struct MonthCounters {
     start: i64,
     end: i64,
     keys: FxHashMap<Box<str>, (u64, u64)>,
+    /// False while the rollups before `record` took over are being added.
+    loaded: bool,
 }
 
 /// The in-memory state behind `check`.
 #[derive(Debug, Default)]
 pub(crate) struct Quotas {
     counters: Mutex<Option<MonthCounters>>,
+    /// Held while a month's counters are being built.
+    loading: Mutex<()>,
     buckets: Mutex<HashMap<Box<str>, Bucket>>,
     registry_checked: Mutex<Option<Instant>>,
 }
@@ -146,7 +152,7 @@ impl Db {
         let month = Month::of(now_us);
         let (used_requests, used_bytes) = {
             let mut guard = q.counters.lock().unwrap_or_else(|p| p.into_inner());
-            if guard.as_ref().is_none_or(|c| c.month != month) {
+            if guard.as_ref().is_none_or(|c| c.month != month || !c.loaded) {
                 drop(guard);
                 self.load_month_counters(month)?;
                 guard = q.counters.lock().unwrap_or_else(|p| p.into_inner());
@@ -232,37 +238,62 @@ impl Db {
         Ok(r)
     }
 
-    /// Builds `month`'s counters from the day rollups with writes paused,
-    /// so no batch is both in the rollups read and recorded after.
+    /// Builds `month`'s counters: with writes paused only for a moment,
+    /// installs empty counters (so `record` counts every batch applied from
+    /// then on) and takes the rollup sources as they are at that moment;
+    /// then, with writes running, adds those sources' day rollups. Each
+    /// event is in exactly one of the two. Checks wait until it is done.
     fn load_month_counters(&self, month: Month) -> Result<()> {
-        self.with_writes_paused(|| {
-            let rows = self.rollups(
-                RollupLevel::Day,
-                &RollupRequest {
-                    from: Some(month.start_us()),
-                    to: Some(month.end_us()),
-                    sketches: false,
-                    ..RollupRequest::default()
-                },
-            )?;
-            let mut keys: FxHashMap<Box<str>, (u64, u64)> = FxHashMap::default();
-            for r in rows {
-                let v = keys.entry(Box::from(&*r.key.api_key)).or_default();
-                v.0 = v.0.saturating_add(r.agg.count);
-                v.1 =
-                    v.1.saturating_add(r.agg.request_bytes.saturating_add(r.agg.response_bytes));
-            }
-            *self
-                .quotas()
-                .counters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(MonthCounters {
+        let q = self.quotas();
+        let _one = q.loading.lock().unwrap_or_else(|p| p.into_inner());
+        let done = q
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|c| c.month == month && c.loaded);
+        if done {
+            return Ok(());
+        }
+        let sources = self.with_writes_paused(|| {
+            *q.counters.lock().unwrap_or_else(|p| p.into_inner()) = Some(MonthCounters {
                 month,
                 start: month.start_us(),
                 end: month.end_us(),
-                keys,
+                keys: FxHashMap::default(),
+                loaded: false,
             });
-            Ok(())
-        })
+            Ok(self.rollup_sources())
+        })?;
+        let rows = self.rollups_from(
+            &sources,
+            RollupLevel::Day,
+            &RollupRequest {
+                from: Some(month.start_us()),
+                to: Some(month.end_us()),
+                sketches: false,
+                ..RollupRequest::default()
+            },
+        );
+        let mut guard = q.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Leave nothing half built: the next check starts again.
+                *guard = None;
+                return Err(e);
+            }
+        };
+        let Some(c) = guard.as_mut().filter(|c| c.month == month) else {
+            return Ok(());
+        };
+        for r in rows {
+            let v = c.keys.entry(Box::from(&*r.key.api_key)).or_default();
+            v.0 = v.0.saturating_add(r.agg.count);
+            v.1 =
+                v.1.saturating_add(r.agg.request_bytes.saturating_add(r.agg.response_bytes));
+        }
+        c.loaded = true;
+        Ok(())
     }
 }
