@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tally_storage::chunk::{
-    write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource, ColumnValues,
+    write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource,
 };
 use tally_storage::hash::FxHashMap;
 use tally_storage::io::FileSystem;
@@ -32,8 +32,10 @@ use crate::error::{EngineError, Result};
 use crate::event::EventBatch;
 use crate::flush::LiveChunk;
 use crate::partition::chunk_path;
-use crate::scan::{bytes_at, i64_at, u64_at};
 use crate::sketch::DdSketch;
+
+mod read;
+pub(crate) use read::{read_chunk, sort_and_merge};
 
 /// Microseconds in a minute.
 const MINUTE_US: i64 = 60_000_000;
@@ -277,6 +279,9 @@ pub(crate) fn memtable_rows(
             .add(status, latency, req_b, resp_b);
         }
     }
+    // Sorted, as a chunk's rows are, so the merge sees one more run.
+    let mut acc: Vec<_> = acc.into_iter().collect();
+    acc.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut names: FxHashMap<&str, Arc<str>> = FxHashMap::default();
     let mut name = |s| -> Arc<str> { names.entry(s).or_insert_with(|| Arc::from(s)).clone() };
     for ((api_key, bucket, endpoint, method, class), mut agg) in acc {
@@ -292,20 +297,6 @@ pub(crate) fn memtable_rows(
         };
         out.push(RollupRow { key, agg });
     }
-}
-
-/// Sorts `rows` by key and merges rows with equal keys (a bucket split
-/// over chunks or between chunks and the memtable).
-pub(crate) fn sort_and_merge(mut rows: Vec<RollupRow>) -> Vec<RollupRow> {
-    rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let mut out: Vec<RollupRow> = Vec::with_capacity(rows.len());
-    for r in rows {
-        match out.last_mut() {
-            Some(last) if last.key == r.key => last.agg.merge(&r.agg),
-            _ => out.push(r),
-        }
-    }
-    out
 }
 
 /// Column names of a rollup chunk (the key column is `api_key`).
@@ -693,162 +684,6 @@ fn write_level(
         &summary,
         reader,
     ))
-}
-
-/// Text of a dictionary or plain column's row, as a shared string; each
-/// dictionary value becomes one `Arc<str>`.
-struct NameCache {
-    by_code: Vec<Option<Arc<str>>>,
-}
-
-impl NameCache {
-    fn new() -> NameCache {
-        NameCache {
-            by_code: Vec::new(),
-        }
-    }
-
-    fn get(&mut self, v: &ColumnValues, i: usize) -> Option<Arc<str>> {
-        match v {
-            ColumnValues::Dict { dict, codes } => {
-                let code = *codes.get(i)? as usize;
-                if self.by_code.len() <= code {
-                    self.by_code.resize(code + 1, None);
-                }
-                let slot = self.by_code.get_mut(code)?;
-                if slot.is_none() {
-                    *slot = Some(Arc::from(std::str::from_utf8(dict.get(code as u32)).ok()?));
-                }
-                slot.clone()
-            }
-            other => bytes_at(other, i)
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .map(Arc::from),
-        }
-    }
-}
-
-/// Appends the rows of one rollup chunk that `req` wants to `out`.
-pub(crate) fn read_chunk(
-    chunk: &LiveChunk,
-    req: &RollupRequest,
-    out: &mut Vec<RollupRow>,
-) -> Result<()> {
-    let r = &chunk.reader;
-    if req.to.is_some_and(|t| chunk.entry.min_ts >= t)
-        || req.from.is_some_and(|f| chunk.entry.max_ts < f)
-    {
-        return Ok(());
-    }
-    let ranges: Vec<(usize, std::ops::Range<u32>)> = match req.keys() {
-        None => (0..r.keys().len())
-            .map(|k| (k, r.keys().entry(k).1))
-            .collect(),
-        Some(keys) => keys
-            .iter()
-            .filter_map(|k| {
-                let range = r.keys().find(k.as_bytes())?;
-                Some((r.keys().key_index_of_row(range.start), range))
-            })
-            .collect(),
-    };
-    let bad = |what: &str| {
-        EngineError::Storage(tally_storage::StorageError::corrupt(
-            0,
-            format!("{}: rollup chunk {what}", r.path().display()),
-        ))
-    };
-    let index = |name: &str| {
-        r.column_index(name)
-            .ok_or_else(|| bad(&format!("has no column {name}")))
-    };
-    let mut cols = vec![
-        index(col::BUCKET)?,
-        index(col::ENDPOINT)?,
-        index(col::METHOD)?,
-        index(col::STATUS_CLASS)?,
-        index(col::COUNT)?,
-        index(col::ERRORS)?,
-        index(col::SERVER_ERRORS)?,
-        index(col::LATENCY_SUM_NS)?,
-        index(col::REQUEST_BYTES)?,
-        index(col::RESPONSE_BYTES)?,
-        index(col::LATENCY_MIN)?,
-        index(col::LATENCY_MAX)?,
-    ];
-    if req.sketches {
-        cols.push(index(col::LATENCY_SKETCH)?);
-    }
-    let (mut endpoints, mut methods) = (NameCache::new(), NameCache::new());
-    for (key_index, range) in ranges {
-        let api_key: Arc<str> = std::str::from_utf8(r.keys().entry(key_index).0)
-            .map_err(|_| bad("api_key"))?
-            .into();
-        let values: Vec<ColumnValues> = cols
-            .iter()
-            .map(|&c| r.read_range(c, range.start, range.end))
-            .collect::<std::result::Result<_, _>>()?;
-        let (
-            [bucket, endpoint, method, class, count, errors, server_errors, lat_sum, req_b, resp_b, lat_min, lat_max],
-            sketch,
-        ) = match values.as_slice() {
-            [a, b, c, d, e, f, g, h, i, j, k, l] => ([a, b, c, d, e, f, g, h, i, j, k, l], None),
-            [a, b, c, d, e, f, g, h, i, j, k, l, m] => {
-                ([a, b, c, d, e, f, g, h, i, j, k, l], Some(m))
-            }
-            _ => return Err(bad("columns unreadable")),
-        };
-        for i in 0..(range.end - range.start) as usize {
-            let row = range.start as usize + i;
-            let b = i64_at(bucket, i).ok_or_else(|| bad("bucket"))?;
-            if !req.wants_bucket(b) {
-                continue;
-            }
-            let num = |v: &ColumnValues, what: &str| u64_at(v, i).ok_or_else(|| bad(what));
-            let float =
-                |v: &ColumnValues, what: &str| crate::scan::f64_at(v, i).ok_or_else(|| bad(what));
-            let count = num(count, "count")?;
-            let latency_min = float(lat_min, "latency_min")?;
-            let sketch = match sketch {
-                None => DdSketch::new(),
-                Some(s) => {
-                    let encoded = bytes_at(s, i).ok_or_else(|| bad("sketch"))?;
-                    if encoded.is_empty() {
-                        let mut s = DdSketch::new();
-                        if !s.add_n(latency_min, count) {
-                            return Err(bad(&format!(
-                                "row {row}: latency_min {latency_min} with no sketch"
-                            )));
-                        }
-                        s
-                    } else {
-                        DdSketch::decode(encoded).map_err(|e| bad(&format!("row {row}: {e}")))?
-                    }
-                }
-            };
-            let key = RollupKey {
-                api_key: api_key.clone(),
-                bucket: b,
-                endpoint: endpoints.get(endpoint, i).ok_or_else(|| bad("endpoint"))?,
-                method: methods.get(method, i).ok_or_else(|| bad("method"))?,
-                status_class: u8::try_from(num(class, "status_class")?)
-                    .map_err(|_| bad("status_class"))?,
-            };
-            let agg = RollupAgg {
-                count,
-                errors: num(errors, "errors")?,
-                server_errors: num(server_errors, "server_errors")?,
-                latency_sum_ns: num(lat_sum, "latency_sum_ns")?,
-                latency_min,
-                latency_max: float(lat_max, "latency_max")?,
-                sketch,
-                request_bytes: num(req_b, "request_bytes")?,
-                response_bytes: num(resp_b, "response_bytes")?,
-            };
-            out.push(RollupRow { key, agg });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
