@@ -310,7 +310,7 @@ impl ReadState<'_> {
             return Ok(());
         };
         // Decode the other columns only over the selected rows' span.
-        let (s, e) = (first, last + 1);
+        let (s, e) = (first, last.saturating_add(1));
         let m = (e - s) as usize;
         let off = (s - start) as usize;
         let bucket = bucket.get(off..off + m).ok_or_else(|| bad(r, "bucket"))?;
