@@ -164,6 +164,13 @@ impl RollupAggregate {
         (parts, from.flatten(), to.flatten(), keys)
     }
 
+    /// Whether it computes `approx_percentile` (sketches).
+    pub(crate) fn has_sketches(&self) -> bool {
+        self.aggregates
+            .iter()
+            .any(|(a, _, _)| matches!(a.func, AggFunc::ApproxPercentile(_)))
+    }
+
     /// The rollup scans, then the raw edge scans.
     pub(crate) fn inputs(&self) -> Vec<&Plan> {
         self.parts
@@ -190,16 +197,17 @@ fn scan_request(p: &Plan) -> Option<&tally_engine::ScanRequest> {
     }
 }
 
-/// How much more a rollup row costs to read and merge than a raw event
-/// row. Measured (docs/benchmarks.md, "Rollups from SQL"): a rollup row
-/// costs 400–470 ns (read, merge, group value by value, sketches), a raw
-/// row 3 ns in an all-keys count (dictionary-coded grouping) to 20 ns in a
-/// one-key percentile query. 32 keeps the all-keys billing query on raw
-/// events (the rewrite was 10× slower there) at the price of a one-key
-/// 90-day history that would have been 1.5× faster from rollups. A
-/// rewrite is chosen when the rollup rows it reads, times this, are fewer
-/// than the raw rows the plain plan reads.
-pub(crate) const ROLLUP_ROW_COST: u64 = 32;
+/// What a row costs to read, merge and group, in nanoseconds, measured on
+/// the benchmark data (docs/benchmarks.md, "Rollups from SQL"): a rollup
+/// row 400–470 ns (row objects, merge, value-by-value grouping, sketch
+/// merges); a raw event row 3 ns in an all-keys count (dictionary-coded
+/// grouping) to 20 ns in a one-key exact percentile query, but about 60 ns
+/// when `approx_percentile` inserts every value into a sketch.
+pub(crate) const ROLLUP_ROW_NS: u64 = 450;
+/// See [`ROLLUP_ROW_NS`]: a raw row without sketch inserts.
+pub(crate) const RAW_ROW_NS: u64 = 8;
+/// See [`ROLLUP_ROW_NS`]: a raw row whose latency goes into a sketch.
+pub(crate) const RAW_SKETCH_ROW_NS: u64 = 60;
 
 /// Whether to answer with the rewrite `r` rather than from raw events:
 /// the rollups must hold every stored event (each raw chunk has its
@@ -207,7 +215,8 @@ pub(crate) const ROLLUP_ROW_COST: u64 = 32;
 /// chunks means events stored before rollups existed); then, when raw
 /// events the range reaches were dropped by retention, the rollups are
 /// the only complete answer; otherwise the rewrite must read fewer rows,
-/// weighted by [`ROLLUP_ROW_COST`] (estimated from chunk metadata by
+/// weighted by what a row costs on each side ([`ROLLUP_ROW_NS`],
+/// [`RAW_ROW_NS`], [`RAW_SKETCH_ROW_NS`]; rows estimated from chunk metadata by
 /// `Db::estimate_rows`). `force` skips the cost comparison.
 pub(crate) fn worth_rewriting(db: &tally_engine::Db, r: &RollupAggregate, force: bool) -> bool {
     if !db.rollups_cover_events() {
@@ -227,7 +236,12 @@ pub(crate) fn worth_rewriting(db: &tally_engine::Db, r: &RollupAggregate, force:
         .map(|&(level, f, t)| db.estimate_rows(Some(level), f, t, keys.as_deref()))
         .sum();
     let raw_rows = db.estimate_rows(None, from, to, keys.as_deref());
-    rollup_rows.saturating_mul(ROLLUP_ROW_COST) < raw_rows
+    let raw_ns = if r.has_sketches() {
+        RAW_SKETCH_ROW_NS
+    } else {
+        RAW_ROW_NS
+    };
+    rollup_rows.saturating_mul(ROLLUP_ROW_NS) < raw_rows.saturating_mul(raw_ns)
 }
 
 /// Rewrites every aggregate of `plan` that the rollups answer exactly and
