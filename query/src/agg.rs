@@ -490,11 +490,24 @@ impl States {
                 }
             }
             (States::Sketch(sk), Some(data)) => {
-                for (i, &g) in ids.iter().enumerate() {
-                    if live(i) {
-                        if let Some(s) = sk.get_mut(g as usize) {
-                            s.add(num_at(data, i));
-                        }
+                // Each group's values of the batch go in at once: the
+                // sketch sorts their bucket indexes and touches each bucket
+                // once (the same sketch as adding them one by one).
+                let mut pairs: Vec<(u32, f64)> = ids
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| live(i))
+                    .map(|(i, &g)| (g, num_at(data, i)))
+                    .collect();
+                pairs.sort_unstable_by_key(|p| p.0);
+                let mut values = Vec::with_capacity(pairs.len());
+                let mut scratch = Vec::with_capacity(pairs.len());
+                for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+                    let Some(&(g, _)) = run.first() else { continue };
+                    if let Some(s) = sk.get_mut(g as usize) {
+                        values.clear();
+                        values.extend(run.iter().map(|p| p.1));
+                        s.add_many(&values, &mut scratch);
                     }
                 }
             }
