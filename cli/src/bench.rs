@@ -550,10 +550,15 @@ fn bench_queries(a: &Anchors) -> Vec<BenchQuery> {
     ]
 }
 
-/// Runs one statement, turning a query error into a sentence.
+/// Runs one statement with the default options, turning a query error
+/// into a sentence.
 fn query(db: &Db, sql: &str) -> CliResult<QueryResult> {
-    tally_query::execute(db, sql, &QueryOptions::default())
-        .map_err(|e| format!("query failed: {e}\n  SQL: {sql}"))
+    query_with(db, sql, &QueryOptions::default())
+}
+
+/// [`query`] with `options`.
+fn query_with(db: &Db, sql: &str, options: &QueryOptions) -> CliResult<QueryResult> {
+    tally_query::execute(db, sql, options).map_err(|e| format!("query failed: {e}\n  SQL: {sql}"))
 }
 
 /// Reads the anchors: `max(ts)`, then the key (the most frequent one unless
@@ -718,10 +723,7 @@ fn sql(a: SqlArgs) -> CliResult<ExitCode> {
         force_rollups: a.force_rollups,
         ..QueryOptions::default()
     };
-    let run = |sql: &str| {
-        tally_query::execute(&db, sql, &options)
-            .map_err(|e| format!("query failed: {e}\n  SQL: {sql}"))
-    };
+    let run = |sql: &str| query_with(&db, sql, &options);
     let mut measured = Vec::new();
     let mut sources = Vec::new();
     for q in &queries {

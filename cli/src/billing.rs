@@ -15,7 +15,7 @@ use tally_server::pb::{self, usage_client::UsageClient};
 
 use crate::client::{status_message, ServerArgs};
 use crate::keys::{PlanCommand, TierCommand};
-use crate::util::{engine, parse_day_or_time, CliResult};
+use crate::util::{day_text, engine, parse_day_or_time, CliResult};
 
 /// `tally billing …`.
 #[derive(Subcommand, Debug)]
@@ -401,7 +401,7 @@ fn reconcile(a: &ReconcileArgs) -> CliResult<ExitCode> {
         println!(
             "  {} {} {}: counters {} requests {} bytes, raw events {} requests {} bytes",
             d.api_key,
-            &format_ts(d.day_start)[..10],
+            day_text(d.day_start),
             d.tier,
             d.counters.0,
             d.counters.1,
@@ -438,10 +438,10 @@ fn close(a: &CloseArgs) -> CliResult<ExitCode> {
             reply.lines.len(),
         )
     } else {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        let out = a.at.open()?.close_month(month, now).map_err(engine)?;
+        let out =
+            a.at.open()?
+                .close_month(month, tally_engine::text::time::now_us())
+                .map_err(engine)?;
         (out.first_close, out.recorded, out.closed.lines.len())
     };
     if first {

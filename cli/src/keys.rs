@@ -10,6 +10,7 @@ use tally_engine::billing::price::Schedule;
 use tally_engine::billing::registry::{
     KeyEntry, Plan, Registry, RegistryStore, TierPrice, TierRule,
 };
+use tally_engine::text::time::now_us;
 use tally_engine::EngineError;
 
 use crate::util::CliResult;
@@ -128,26 +129,12 @@ fn apply(k: &mut KeyEntry, a: &KeyArgs) -> CliResult<()> {
     Ok(())
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-/// Runs `change` on the registry, turning a refused change into its message.
+/// Runs `change` on the registry; a refused change is its own message
+/// (`EngineError::InvalidRequest` displays just that).
 fn modify(dir: &Dir, change: impl FnOnce(&mut Registry) -> Result<(), String>) -> CliResult<()> {
-    let mut refusal = None;
-    let res = dir.store()?.modify(|r| {
-        change(r).map_err(|e| {
-            refusal = Some(e.clone());
-            EngineError::InvalidRequest(e)
-        })
-    });
-    match (res, refusal) {
-        (Ok(()), _) => Ok(()),
-        (Err(_), Some(e)) => Err(e),
-        (Err(e), None) => Err(e.to_string()),
-    }
+    dir.store()?
+        .modify(|r| change(r).map_err(EngineError::InvalidRequest))
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `tally keys …`.

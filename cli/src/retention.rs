@@ -34,10 +34,9 @@ pub fn run(a: RetentionArgs) -> CliResult<ExitCode> {
     }
     o.retention.interval = None;
     let db = Db::open(&a.data_dir, o).map_err(engine)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    let r = db.apply_retention(now).map_err(engine)?;
+    let r = db
+        .apply_retention(tally_engine::text::time::now_us())
+        .map_err(engine)?;
     println!(
         "dropped {} raw chunks ({} events) and {} rollup chunks from {} partitions, {}",
         r.raw_chunks,

@@ -9,11 +9,12 @@ use tally_engine::billing::quota::{Check, Decision};
 use tally_engine::billing::usage::{UsageBy, UsageRequest, UsageRow};
 use tally_engine::billing::Month;
 use tally_engine::text::format_ts;
+use tally_engine::text::time::now_us;
 use tally_server::pb::{self, usage_client::UsageClient};
 
 use crate::billing::At;
 use crate::client::status_message;
-use crate::util::{engine, human_bytes, parse_day_or_time, CliResult};
+use crate::util::{day_text, engine, human_bytes, parse_day_or_time, CliResult};
 
 /// Groupings of `tally usage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,12 +55,6 @@ pub struct CheckArgs {
     api_key: String,
     #[command(flatten)]
     at: At,
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Runs `tally usage`.
@@ -201,7 +196,7 @@ pub fn run_check(a: CheckArgs) -> CliResult<ExitCode> {
         c.projected_requests
     );
     if let Some(d) = c.runs_out_on {
-        println!("  quota runs out on {}", &format_ts(d)[..10]);
+        println!("  quota runs out on {}", day_text(d));
     }
     if let Some(t) = c.rate_tokens {
         println!("  rate-limit tokens left: {t:.1}");

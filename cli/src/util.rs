@@ -56,6 +56,12 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// The UTC day of `us` as `YYYY-MM-DD`.
+pub fn day_text(us: i64) -> String {
+    let ts = tally_engine::text::format_ts(us);
+    ts.get(..10).map_or_else(|| ts.clone(), str::to_string)
+}
+
 /// Parses a day (`YYYY-MM-DD`, midnight UTC) or a time argument.
 pub fn parse_day_or_time(s: &str) -> Result<i64, String> {
     if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {

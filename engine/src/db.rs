@@ -75,9 +75,8 @@ pub(crate) struct Inner {
     pub(crate) registry: crate::billing::registry::RegistryStore,
     /// Month counters and rate buckets behind [`Db::check`].
     quotas: crate::billing::quota::Quotas,
-    /// See [`Db::raw_retained_from`]; from `retention.json`, updated by
-    /// retention.
-    pub(crate) raw_retained_from: Mutex<Option<i64>>,
+    /// `retention.json` as last read or written (see [`Db::raw_horizon`]).
+    pub(crate) raw_horizon: Mutex<crate::retention::RawHorizon>,
     _lock_file: File,
 }
 
@@ -186,7 +185,7 @@ impl Db {
             recovered.producers,
         )?;
         let dir_for_registry = dir.clone();
-        let raw_retained_from = crate::retention::read_horizon(&dir)?.retained_from();
+        let raw_horizon = crate::retention::read_horizon(&dir)?;
         let inner = Arc::new(Inner {
             dir,
             fs,
@@ -207,7 +206,7 @@ impl Db {
             recovery: recovered.report,
             registry: crate::billing::registry::RegistryStore::new(&dir_for_registry),
             quotas: crate::billing::quota::Quotas::default(),
-            raw_retained_from: Mutex::new(raw_retained_from),
+            raw_horizon: Mutex::new(raw_horizon),
             _lock_file: lock_file,
         });
         let flusher = start_flusher(&inner)?;
@@ -401,11 +400,11 @@ impl Db {
     /// dropped any). A query reaching before it cannot be answered
     /// completely from raw events.
     pub fn raw_retained_from(&self) -> Option<i64> {
-        *self
-            .inner
-            .raw_retained_from
+        self.inner
+            .raw_horizon
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .retained_from()
     }
 
     /// The key, plan and tier registry of this data directory.
@@ -565,10 +564,7 @@ fn retention_tick(weak: &std::sync::Weak<Inner>, last: &mut std::time::Instant) 
         return;
     }
     *last = std::time::Instant::now();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    match crate::retention::apply(&inner, now) {
+    match crate::retention::apply(&inner, crate::text::time::now_us()) {
         Ok(r) if r.raw_chunks + r.rollup_chunks > 0 => tracing::info!(
             "retention dropped {} raw and {} rollup chunks ({} bytes)",
             r.raw_chunks,

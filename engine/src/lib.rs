@@ -14,6 +14,7 @@ mod flush;
 pub mod fuzz_api;
 pub mod gen;
 mod idempotency;
+mod json_file;
 mod memtable;
 mod options;
 pub mod partition;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::db::Inner;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::rollup::{RollupLevel, TABLE_EVENTS};
 use crate::text::time::US_PER_DAY;
 use crate::Db;
@@ -66,35 +66,7 @@ fn horizon_path(dir: &Path) -> PathBuf {
 
 /// Reads `retention.json` (absent: nothing was ever dropped).
 pub(crate) fn read_horizon(dir: &Path) -> Result<RawHorizon> {
-    let path = horizon_path(dir);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| EngineError::BadFile {
-            path,
-            reason: format!("line {} column {}: {e}", e.line(), e.column()),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RawHorizon::default()),
-        Err(e) => Err(tally_storage::StorageError::io(&path, "read", e).into()),
-    }
-}
-
-fn write_horizon(dir: &Path, h: &RawHorizon) -> Result<()> {
-    use std::io::Write;
-    let path = horizon_path(dir);
-    let tmp = path.with_extension("json.tmp");
-    let io = |p: &Path, op: &'static str, e: std::io::Error| -> EngineError {
-        tally_storage::StorageError::io(p, op, e).into()
-    };
-    let mut text = serde_json::to_vec_pretty(h)
-        .map_err(|e| EngineError::InvalidRequest(format!("cannot encode {RETENTION_FILE}: {e}")))?;
-    text.push(b'\n');
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "create", e))?;
-    f.write_all(&text).map_err(|e| io(&tmp, "write", e))?;
-    f.sync_all().map_err(|e| io(&tmp, "sync", e))?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(|e| io(&path, "replace", e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, "sync", e))
+    Ok(crate::json_file::read(&horizon_path(dir))?.unwrap_or_default())
 }
 
 /// Days kept per shard for one class: the default, lengthened by the
@@ -171,7 +143,11 @@ pub(crate) fn apply(inner: &Inner, now_us: i64) -> Result<RetentionReport> {
     };
     // Record the raw horizon first: if the drop then fails or crashes,
     // reconcile only skips days that still have raw events.
-    let mut horizon = read_horizon(&inner.dir)?;
+    let mut horizon = inner
+        .raw_horizon
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let mut changed = false;
     {
         let st = inner.state();
@@ -188,11 +164,8 @@ pub(crate) fn apply(inner: &Inner, now_us: i64) -> Result<RetentionReport> {
         }
     }
     if changed {
-        write_horizon(&inner.dir, &horizon)?;
-        *inner
-            .raw_retained_from
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = horizon.retained_from();
+        crate::json_file::write(&horizon_path(&inner.dir), &horizon)?;
+        *inner.raw_horizon.lock().unwrap_or_else(|p| p.into_inner()) = horizon;
     }
     let dropped = inner.drop_chunks(expired)?;
     let mut report = RetentionReport::default();
@@ -221,8 +194,12 @@ impl Db {
 
     /// Per shard, the first day whose raw events retention kept (days
     /// before it were dropped); empty when retention never dropped any.
-    pub fn raw_horizon(&self) -> Result<RawHorizon> {
-        read_horizon(self.dir())
+    pub fn raw_horizon(&self) -> RawHorizon {
+        self.inner()
+            .raw_horizon
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

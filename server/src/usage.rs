@@ -10,6 +10,7 @@ use tally_engine::billing::invoice::InvoiceLine;
 use tally_engine::billing::quota::Decision;
 use tally_engine::billing::usage::{UsageBy, UsageRequest};
 use tally_engine::billing::Month;
+use tally_engine::text::time::now_us;
 use tally_engine::{Db, EngineError};
 use tonic::{Request, Response, Status};
 
@@ -76,12 +77,6 @@ fn require_key(caller: &Principal, api_key: &str) -> Result<(), Status> {
         }
         _ => Ok(()),
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 fn month_of(text: &str) -> Result<Month, Status> {

@@ -10,8 +10,6 @@
 //! next bill), so each late event is invoiced exactly once.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -113,17 +111,7 @@ fn io(p: &Path, op: &'static str, e: std::io::Error) -> EngineError {
 impl Db {
     /// The closed month's file, or None when `month` is open.
     pub fn closed_month(&self, month: Month) -> Result<Option<ClosedMonth>> {
-        let path = closed_path(self.dir(), month);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| EngineError::BadFile {
-                    path,
-                    reason: format!("line {} column {}: {e}", e.line(), e.column()),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&path, "read", e)),
-        }
+        crate::json_file::read(&closed_path(self.dir(), month))
     }
 
     /// The month's counters per (api_key, tier) now.
@@ -203,14 +191,7 @@ impl Db {
         }
         let dir = self.dir().join(BILLING_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, "create", e))?;
-        let lock_path = dir.join("close.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| io(&lock_path, "open", e))?;
-        lock.lock().map_err(|e| io(&lock_path, "lock", e))?;
+        let _lock = crate::json_file::lock(&dir.join("close.lock"))?;
         let (closed, recorded, first_close) = match self.closed_month(month)? {
             None => {
                 let lines = self
@@ -240,19 +221,7 @@ impl Db {
                 (closed, recorded, false)
             }
         };
-        let path = closed_path(self.dir(), month);
-        let mut text = serde_json::to_vec_pretty(&closed)
-            .map_err(|e| EngineError::InvalidRequest(format!("cannot encode {month}: {e}")))?;
-        text.push(b'\n');
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "create", e))?;
-        f.write_all(&text).map_err(|e| io(&tmp, "write", e))?;
-        f.sync_all().map_err(|e| io(&tmp, "sync", e))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, "replace", e))?;
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io(&dir, "sync", e))?;
+        crate::json_file::write(&closed_path(self.dir(), month), &closed)?;
         Ok(CloseOutcome {
             first_close,
             closed,

@@ -8,8 +8,6 @@
 //! change it (the CLI does while a server runs); readers reload it when its
 //! modification time or size changes.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -271,10 +269,7 @@ impl Registry {
 
     /// Parses and validates the file's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Registry> {
-        let reg: Registry = serde_json::from_str(text).map_err(|e| EngineError::BadFile {
-            path: path.to_path_buf(),
-            reason: format!("line {} column {}: {e}", e.line(), e.column()),
-        })?;
+        let reg: Registry = crate::json_file::parse(text, path)?;
         reg.validate().map_err(|reason| EngineError::BadFile {
             path: path.to_path_buf(),
             reason,
@@ -367,33 +362,11 @@ impl RegistryStore {
     /// Reads the file under its lock, applies `change`, validates and
     /// replaces the file durably. Returns what `change` returned.
     pub fn modify<T>(&self, change: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
-        let io = |p: &Path, op: &'static str, e: std::io::Error| {
-            EngineError::from(tally_storage::StorageError::io(p, op, e))
-        };
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(|e| io(&self.lock_path, "open", e))?;
-        lock.lock().map_err(|e| io(&self.lock_path, "lock", e))?;
+        let _lock = crate::json_file::lock(&self.lock_path)?;
         let mut reg = self.read()?;
         let out = change(&mut reg)?;
         reg.validate().map_err(EngineError::InvalidRequest)?;
-        let mut text = serde_json::to_vec_pretty(&reg)
-            .map_err(|e| EngineError::InvalidRequest(format!("cannot encode the registry: {e}")))?;
-        text.push(b'\n');
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "create", e))?;
-        f.write_all(&text).map_err(|e| io(&tmp, "write", e))?;
-        f.sync_all().map_err(|e| io(&tmp, "sync", e))?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, "replace", e))?;
-        if let Some(dir) = self.path.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
-                d.sync_all().map_err(|e| io(dir, "sync", e))?;
-            }
-        }
+        crate::json_file::write(&self.path, &reg)?;
         let stamp = stamp(&self.path)?;
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) =
             (stamp, Arc::new(RegistrySnapshot::new(reg)));

@@ -128,6 +128,14 @@ fn parse_epoch_us(s: &str) -> Result<i64, String> {
     Ok(v)
 }
 
+/// The system clock in µs since the Unix epoch (0 before it, saturating
+/// far after it).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// Parses a timestamp into microseconds since the Unix epoch, UTC.
 ///
 /// Accepts RFC 3339 (`2026-11-25T10:00:00Z`, `2026-11-25T10:00:00.123456+02:00`,
