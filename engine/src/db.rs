@@ -27,6 +27,7 @@ use crate::event::EventBatch;
 use crate::flush::{write_memtable, LiveChunk};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::partition::month_start_day;
 use crate::recovery::{recover, RecoveryReport};
 use crate::rollup::{RollupLevel, RollupRequest, RollupRow};
 use crate::validate::validate_event;
@@ -323,23 +324,24 @@ impl Db {
         Ok(crate::rollup::sort_and_merge(rows))
     }
 
-    /// Whether the rollups hold every stored event: each raw chunk has its
-    /// minute, hour and day chunk beside it, so fewer rollup chunks of a
-    /// level than raw chunks means events stored before rollups existed
-    /// (which have no rollup rows). Cheap: counts chunks.
+    /// Whether the rollups hold every stored event. A flush writes the
+    /// minute, hour and day chunks of each (UTC month, key shard) it
+    /// writes raw chunks for, so a month and shard with raw chunks but no
+    /// rollup chunk of some level holds events stored before rollups
+    /// existed (which have no rollup rows). Cheap: reads chunk metadata.
     pub fn rollups_cover_events(&self) -> bool {
         let st = self.inner.state();
-        let raw = st.chunks.len();
-        let mut per_level = [0usize; 3];
+        let mut have: std::collections::HashSet<(i32, u32, u8)> = std::collections::HashSet::new();
         for c in st.rollups.iter() {
-            match RollupLevel::of_table(c.entry.table) {
-                Some(RollupLevel::Minute) => per_level[0] += 1,
-                Some(RollupLevel::Hour) => per_level[1] += 1,
-                Some(RollupLevel::Day) => per_level[2] += 1,
-                None => {}
-            }
+            let e = &c.entry;
+            have.insert((month_start_day(e.day), e.shard, e.table));
         }
-        per_level.iter().all(|&n| n >= raw)
+        st.chunks.iter().all(|c| {
+            let month = month_start_day(c.entry.day);
+            RollupLevel::ALL
+                .iter()
+                .all(|l| have.contains(&(month, c.entry.shard, l.table_id())))
+        })
     }
 
     /// About how many rows a read of `table` (None = raw events, else a

@@ -2,8 +2,10 @@
 //!
 //! Rows are grouped by (UTC day, key shard), sorted by (api_key, ts),
 //! gathered into contiguous columns and written with
-//! [`tally_storage::chunk::write_chunk`] (fsynced). Partitions are written
-//! in parallel. The caller then names the chunks in the manifest and only
+//! [`tally_storage::chunk::write_chunk`] (fsynced). Their rollups are
+//! partitioned by (UTC month, key shard): the days of one month and shard
+//! are written by one job, which then writes the month's minute, hour and
+//! day rollup chunks. Jobs run in parallel. The caller then names the chunks in the manifest and only
 //! after that trims the WAL (see `Db::flush`).
 
 use std::net::IpAddr;
@@ -22,7 +24,7 @@ use crate::error::Result;
 use crate::event::{EventBatch, StrColumn};
 use crate::memtable::Memtable;
 use crate::options::ChunkOptions;
-use crate::partition::{chunk_path, day_of, key_shard};
+use crate::partition::{chunk_path, day_of, key_shard, month_start_day};
 use crate::schema::Column;
 
 /// A chunk as the database holds it: its manifest entry and open reader.
@@ -160,25 +162,75 @@ pub(crate) fn write_memtable(
         }
     }
     drop(row_parts);
-    parts.sort_unstable_by_key(|(p, _)| *p);
-    // Four chunk ids per partition: the raw chunk and its three rollups.
-    let jobs: Vec<_> = parts
-        .into_iter()
-        .map(|(p, rows)| {
-            let id = *next_id;
-            *next_id += 4;
-            (p, rows, id)
-        })
-        .collect();
+    parts.sort_unstable_by_key(|&((day, shard), _)| (month_start_day(day), shard, day));
+    // Rollups are partitioned by (UTC month, shard): the day partitions of
+    // one month and shard are written by one job, which then writes their
+    // rollups as one chunk per level. Ids: one per raw chunk, three per
+    // group.
+    let mut groups: Vec<Group> = Vec::new();
+    for ((day, shard), rows) in parts {
+        let month = month_start_day(day);
+        if groups.last().is_none_or(|g| g.partition != (month, shard)) {
+            groups.push(Group {
+                partition: (month, shard),
+                days: Vec::new(),
+                rollup_ids: [0; 3],
+            });
+        }
+        if let Some(g) = groups.last_mut() {
+            g.days.push(((day, shard), rows, *next_id));
+            *next_id += 1;
+        }
+    }
+    for g in &mut groups {
+        g.rollup_ids = [*next_id, *next_id + 1, *next_id + 2];
+        *next_id += 3;
+    }
     let write_opts = ChunkWriteOptions {
         compression: opts.compression,
         block_rows: opts.block_rows,
     };
-    let written: Vec<Vec<LiveChunk>> = jobs
+    let written: Vec<Vec<LiveChunk>> = groups
         .into_par_iter()
-        .map(|(p, rows, id)| write_partition(&shards, &rows, dir, fs, &write_opts, p, id))
+        .map(|g| write_group(&shards, g, dir, fs, &write_opts))
         .collect::<Result<_>>()?;
     Ok(written.into_iter().flatten().map(Arc::new).collect())
+}
+
+/// The day partitions of one (month, shard), each with its rows and
+/// chunk id, and the ids of the month's three rollup chunks.
+struct Group {
+    partition: (i32, u32),
+    days: Vec<(PartitionKey, Vec<RowRef>, u64)>,
+    rollup_ids: [u64; 3],
+}
+
+/// Writes a group's raw chunks, one per day, then their rollups.
+fn write_group(
+    shards: &[&EventBatch],
+    g: Group,
+    dir: &Path,
+    fs: &dyn FileSystem,
+    opts: &ChunkWriteOptions,
+) -> Result<Vec<LiveChunk>> {
+    let mut out = Vec::with_capacity(g.days.len() + 3);
+    let mut rollups = Vec::with_capacity(g.days.len());
+    for (p, rows, id) in g.days {
+        let (raw, r) = write_partition(shards, &rows, dir, fs, opts, p, id)?;
+        out.push(raw);
+        rollups.push(r);
+    }
+    let t_rollups = std::time::Instant::now();
+    let written =
+        crate::rollup::write_month_rollups(rollups, dir, fs, opts, g.partition, g.rollup_ids)?;
+    tracing::debug!(
+        "rollups of month partition {:?}: {:.1} ms ({} rows)",
+        g.partition,
+        t_rollups.elapsed().as_secs_f64() * 1e3,
+        written.iter().map(|c| c.entry.rows).sum::<u64>()
+    );
+    out.extend(written);
+    Ok(out)
 }
 
 /// A partition: (UTC day, key shard).
@@ -187,16 +239,16 @@ type PartitionKey = (i32, u32);
 type RowRef = (u32, u32);
 
 /// Writes one partition's rows (`rows` index `shards`) as chunk `id`, and
-/// their minute, hour and day rollups as chunks `id + 1` to `id + 3`.
-fn write_partition(
-    shards: &[&EventBatch],
+/// rolls them up (the caller writes the rollups of its month).
+fn write_partition<'a>(
+    shards: &[&'a EventBatch],
     rows: &[RowRef],
     dir: &Path,
     fs: &dyn FileSystem,
     opts: &ChunkWriteOptions,
     (day, shard): (i32, u32),
     id: u64,
-) -> Result<Vec<LiveChunk>> {
+) -> Result<(LiveChunk, crate::rollup::PartitionRollups<'a>)> {
     let n = rows.len();
     let t_columns = std::time::Instant::now();
     let api_key = text_column(shards, rows, |b| &b.api_key);
@@ -328,7 +380,7 @@ fn write_partition(
     );
     let reader = ChunkReader::open(&path)?;
     let t_rollups = std::time::Instant::now();
-    let rollups = crate::rollup::write_partition_rollups(
+    let rollups = crate::rollup::roll_up_partition(
         &crate::rollup::SortedPartition {
             key_values: &key_values,
             key_codes: &key_codes,
@@ -342,16 +394,11 @@ fn write_partition(
             request_bytes: &req,
             response_bytes: &resp,
         },
-        dir,
-        fs,
-        opts,
-        (day, shard),
-        [id + 1, id + 2, id + 3],
+        day,
     )?;
     tracing::debug!(
-        "chunk {id}: rollups {:.1} ms ({} rows)",
-        t_rollups.elapsed().as_secs_f64() * 1e3,
-        rollups.iter().map(|c| c.entry.rows).sum::<u64>()
+        "chunk {id}: rolled up in {:.1} ms",
+        t_rollups.elapsed().as_secs_f64() * 1e3
     );
     let raw = LiveChunk::fresh(
         id,
@@ -360,5 +407,5 @@ fn write_partition(
         &summary,
         reader,
     );
-    Ok(std::iter::once(raw).chain(rollups).collect())
+    Ok((raw, rollups))
 }

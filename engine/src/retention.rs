@@ -1,12 +1,13 @@
 //! Retention: raw events and minute/hour rollups older than their classes'
-//! retention are dropped, whole (day, key shard) partitions at a time;
-//! billing counters (the day rollups) are kept.
+//! retention are dropped, whole partitions at a time ((UTC day, key shard)
+//! for raw events, (UTC month, key shard) for rollups); billing counters
+//! (the day rollups) are kept.
 //!
 //! A partition's retention is the default of its class, lengthened by the
 //! override of any registered key of that shard (`raw_retention_days`,
 //! `rollup_retention_days` in the registry): partitions hold many keys, so
-//! an override cannot shorten it. A partition goes once its whole day is
-//! older than `now − retention`. The days dropped per shard are recorded in
+//! an override cannot shorten it. A partition goes once its whole day (or
+//! month) is older than `now − retention`. The days dropped per shard are recorded in
 //! `<data-dir>/retention.json` before the manifest changes, so
 //! [`crate::Db::reconcile`] knows which days no longer have raw events to
 //! compare with (and skips them rather than report them as differences).
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::Inner;
 use crate::error::Result;
+use crate::partition::next_month_start_day;
 use crate::rollup::{RollupLevel, TABLE_EVENTS};
 use crate::text::time::US_PER_DAY;
 use crate::Db;
@@ -36,7 +38,8 @@ pub struct RetentionReport {
     pub rollup_chunks: u64,
     /// Bytes of the dropped files.
     pub bytes: u64,
-    /// Distinct (day, shard) partitions that lost chunks.
+    /// Distinct partitions that lost chunks (raw (day, shard) and rollup
+    /// (month, shard) ones).
     pub partitions: u64,
 }
 
@@ -129,17 +132,22 @@ pub(crate) fn apply(inner: &Inner, now_us: i64) -> Result<RetentionReport> {
         .iter()
         .map(|d| d.map(|d| first_kept_day(now_us, d)))
         .collect();
+    // A partition goes when the day after its last day is at or before
+    // the first kept day: raw partitions are days, rollup ones months.
     let expired = |e: &tally_storage::manifest::ChunkEntry| -> bool {
-        let from = if e.table == TABLE_EVENTS {
-            raw_from.get(e.shard as usize)
+        let (from, end) = if e.table == TABLE_EVENTS {
+            (raw_from.get(e.shard as usize), e.day.saturating_add(1))
         } else {
             match RollupLevel::of_table(e.table) {
-                Some(RollupLevel::Minute | RollupLevel::Hour) => rollup_from.get(e.shard as usize),
+                Some(RollupLevel::Minute | RollupLevel::Hour) => (
+                    rollup_from.get(e.shard as usize),
+                    next_month_start_day(e.day),
+                ),
                 // Day rollups are the billing counters: kept.
-                _ => None,
+                _ => (None, e.day),
             }
         };
-        from.copied().flatten().is_some_and(|f| e.day < f)
+        from.copied().flatten().is_some_and(|f| end <= f)
     };
     // Record the raw horizon first: if the drop then fails or crashes,
     // reconcile only skips days that still have raw events.
@@ -171,7 +179,7 @@ pub(crate) fn apply(inner: &Inner, now_us: i64) -> Result<RetentionReport> {
     let mut report = RetentionReport::default();
     let mut parts = std::collections::HashSet::new();
     for e in &dropped {
-        parts.insert((e.day, e.shard));
+        parts.insert((e.table == TABLE_EVENTS, e.day, e.shard));
         report.bytes += e.file_bytes;
         if e.table == TABLE_EVENTS {
             report.raw_chunks += 1;

@@ -6,7 +6,7 @@
 //! that could lag or count twice: a flush, which turns a memtable's events
 //! into raw chunks, also turns the same sorted rows into minute, hour and
 //! day rollup chunks (the same chunk format, one table each, partitioned
-//! like the raw chunk they come from: UTC day and key shard), and names
+//! by UTC month and key shard, where raw chunks are by day), and names
 //! them all in one manifest commit. Events not yet flushed are rolled up
 //! when read, from the memtable ([`memtable_rows`]). So every event is
 //! counted once: in chunks of both kinds, or in the memtable (which WAL
@@ -29,7 +29,7 @@ use crate::sketch::DdSketch;
 mod read;
 mod write;
 pub(crate) use read::{read_chunk, sort_and_merge};
-pub(crate) use write::write_partition_rollups;
+pub(crate) use write::{roll_up_partition, write_month_rollups, PartitionRollups};
 
 /// Microseconds in a minute.
 const MINUTE_US: i64 = 60_000_000;
@@ -311,14 +311,14 @@ mod col {
 }
 
 /// One raw partition's rows as the flush has them: sorted by (api_key,
-/// ts), text columns as dictionary codes.
-pub(crate) struct SortedPartition<'a> {
-    pub(crate) key_values: &'a [&'a [u8]],
+/// ts), text columns as dictionary codes (whose values live for `'v`).
+pub(crate) struct SortedPartition<'a, 'v> {
+    pub(crate) key_values: &'a [&'v [u8]],
     pub(crate) key_codes: &'a [u32],
     pub(crate) ts: &'a [i64],
-    pub(crate) endpoint_values: &'a [&'a [u8]],
+    pub(crate) endpoint_values: &'a [&'v [u8]],
     pub(crate) endpoint_codes: &'a [u32],
-    pub(crate) method_values: &'a [&'a [u8]],
+    pub(crate) method_values: &'a [&'v [u8]],
     pub(crate) method_codes: &'a [u32],
     pub(crate) status: &'a [u64],
     pub(crate) latency: &'a [f64],

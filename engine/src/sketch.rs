@@ -53,6 +53,9 @@
 //! min and max fall in. Truncation, trailing bytes or any bad field is a
 //! [`SketchError`] naming the field and its byte offset.
 
+mod sum;
+pub use sum::SketchSum;
+
 /// One sign's buckets: (index, count) pairs in strictly increasing index
 /// order, counts >= 1. A sorted vector rather than a map: a rollup holds
 /// millions of sketches of a few buckets each, and latencies span a few
@@ -638,6 +641,13 @@ impl Reader<'_> {
     /// A shortest-form LEB128 varint of at most 64 bits.
     fn varint(&mut self, field: &'static str) -> Result<u64, SketchError> {
         let start = self.pos;
+        // Most varints (bucket deltas and small counts) are one byte.
+        if let Some(&b) = self.bytes.get(start) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut value: u64 = 0;
         let mut shift = 0;
         loop {
@@ -690,7 +700,12 @@ impl Reader<'_> {
                 found: format!("{buckets} buckets"),
             });
         }
-        let mut store = Store::default();
+        // Each bucket takes at least two bytes: a bound on the capacity
+        // that hostile counts cannot inflate.
+        let room = self.bytes.len().saturating_sub(self.pos) / 2;
+        let mut store = Store(smallvec::SmallVec::with_capacity(
+            usize::try_from(buckets).unwrap_or(usize::MAX).min(room),
+        ));
         let mut previous: Option<i64> = None;
         // At most MAX_BUCKETS iterations, each consuming at least two bytes.
         for _ in 0..buckets {

@@ -1,5 +1,6 @@
 //! Retention: raw events and minute/hour rollups past their retention are
-//! dropped whole partitions at a time (files deleted, manifest updated,
+//! dropped whole partitions at a time (days for raw events, months for
+//! rollups) (files deleted, manifest updated,
 //! surviving a reopen); a key's override lengthens its shard's retention;
 //! day rollups (billing counters) are kept, so billing totals do not change
 //! and reconcile skips the days without raw events instead of reporting
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 
 use tally_engine::billing::registry::KeyEntry;
 use tally_engine::billing::BillingRequest;
-use tally_engine::partition::key_shard;
+use tally_engine::partition::{key_shard, month_start_day};
 use tally_engine::{
     Column, Db, Event, EventBatch, Options, RollupLevel, RollupRequest, ScanRequest, WriteOptions,
 };
@@ -129,10 +130,13 @@ fn expired_partitions_go_billing_stays() {
         let (raw, rollup) = if long { (80, 90) } else { (30, 60) };
         // The last whole day before now - N days is the last one dropped.
         assert_eq!(oldest_day(&db, k), Some(end_day - raw), "raw of {k}");
+        // Rollups go by whole months: the month holding the first kept
+        // day is kept whole (the data starts 100 days before the end).
+        let first_kept = month_start_day((end_day - rollup) as i32) as i64;
         for level in [RollupLevel::Minute, RollupLevel::Hour] {
             assert_eq!(
                 oldest_rollup_day(&db, level, k),
-                Some(end_day - rollup),
+                Some(first_kept.max(end_day - 100)),
                 "{level:?} of {k}"
             );
         }

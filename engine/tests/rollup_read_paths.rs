@@ -137,10 +137,20 @@ fn subsets_and_bounds_equal_the_filtered_full_read() {
 fn a_flipped_byte_in_a_rollup_chunk_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     db(dir.path()).close().unwrap();
-    // Chunk ids go raw, minute, hour, day per partition from 1: chunk 2 is
-    // a minute rollup chunk. Flip a byte in the middle of it, in a column
-    // block that opening does not check but a full read decodes.
-    let path = dir.path().join("chunks").join(format!("{:020}.tch", 2));
+    // A minute rollup chunk (manifest table 1), from the manifest. Flip a
+    // byte in the middle of it, in a column block that opening does not
+    // check but a full read decodes.
+    let manifest = tally_storage::manifest::read_manifest(&tally_storage::io::StdFs, dir.path())
+        .unwrap()
+        .unwrap();
+    let id = manifest
+        .chunks
+        .iter()
+        .find(|c| c.table == 1)
+        .expect("a minute rollup chunk")
+        .id;
+    let name = format!("{id:020}.tch");
+    let path = dir.path().join("chunks").join(&name);
     let mut bytes = std::fs::read(&path).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x55;
@@ -157,7 +167,82 @@ fn a_flipped_byte_in_a_rollup_chunk_is_an_error_naming_the_file() {
                     },
                 )
                 .expect_err("a corrupt rollup chunk must not read");
-            assert!(e.to_string().contains("00000000000000000002.tch"), "{e}");
+            assert!(e.to_string().contains(&name), "{e}");
         }
     }
+}
+
+/// Rollup chunks are partitioned by (UTC month, key shard): one flush of
+/// events over 40 days writes one chunk per level and (month, shard), and
+/// its rows equal the rollups read from the memtable before the flush and
+/// those of the same events flushed one day at a time.
+#[test]
+fn a_flush_writes_one_rollup_chunk_per_month_and_shard() {
+    use std::collections::BTreeSet;
+    use tally_engine::partition::{day_of, key_shard, month_start_day};
+
+    let events = {
+        let mut g = Generator::new(GenConfig {
+            events: 8_000,
+            days: 40,
+            keys: 20,
+            ..GenConfig::default()
+        });
+        let mut batch = EventBatch::new();
+        g.fill(&mut batch, 8_000);
+        batch.to_events()
+    };
+    let months: BTreeSet<(i32, u32)> = events
+        .iter()
+        .map(|e| (month_start_day(day_of(e.ts)), key_shard(&e.api_key, 4)))
+        .collect();
+    assert!(
+        months.iter().map(|m| m.0).collect::<BTreeSet<_>>().len() >= 2,
+        "the events span two months"
+    );
+    let read_all = |db: &Db| -> Vec<Vec<RollupRow>> {
+        RollupLevel::ALL
+            .iter()
+            .map(|&l| {
+                db.rollups(
+                    l,
+                    &RollupRequest {
+                        sketches: true,
+                        ..RollupRequest::default()
+                    },
+                )
+                .unwrap()
+            })
+            .collect()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    db.ingest(&EventBatch::from_events(&events), &WriteOptions::default())
+        .unwrap();
+    let from_memtable = read_all(&db);
+    db.flush().unwrap();
+    let stats = db.stats();
+    for (level, &(chunks, _, _)) in RollupLevel::ALL.iter().zip(&stats.rollups) {
+        assert_eq!(chunks, months.len() as u64, "{level:?} chunks");
+    }
+    assert_eq!(read_all(&db), from_memtable);
+
+    // The same events flushed a day at a time: many chunks, same rows.
+    let dir2 = tempfile::tempdir().unwrap();
+    let by_day = Db::open(dir2.path(), Options::default()).unwrap();
+    let days: BTreeSet<i32> = events.iter().map(|e| day_of(e.ts)).collect();
+    for d in days {
+        let of_day: Vec<_> = events
+            .iter()
+            .filter(|e| day_of(e.ts) == d)
+            .cloned()
+            .collect();
+        by_day
+            .ingest(&EventBatch::from_events(&of_day), &WriteOptions::default())
+            .unwrap();
+        by_day.flush().unwrap();
+    }
+    assert!(by_day.stats().rollups[0].0 > months.len() as u64);
+    assert_eq!(read_all(&by_day), from_memtable);
 }

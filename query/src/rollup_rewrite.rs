@@ -50,7 +50,7 @@ use crate::optimize::{
     and_all, conjuncts, narrow_keys, narrow_range, prune, push_down, time_bounds,
 };
 use crate::plan::{AggFunc, Aggregate, BinOp, Expr, Func, Plan};
-use crate::sketch::DdSketch;
+use crate::sketch::SketchSum;
 use crate::time::TimeUnit;
 use crate::types::{DataType, Interval, Scalar};
 
@@ -786,7 +786,7 @@ enum Acc {
     /// Latency in whole nanoseconds, and the events counted.
     Nanos(u128, i64),
     Extreme(Option<Scalar>),
-    Sketch(DdSketch),
+    Sketch(SketchSum),
     Distinct(std::collections::HashSet<KeyValue>),
 }
 
@@ -798,7 +798,7 @@ impl Acc {
             (AggFunc::Sum, _) => Acc::SumInt(0, false),
             (AggFunc::Avg, _) => Acc::AvgInt(0, 0),
             (AggFunc::Min | AggFunc::Max, _) => Acc::Extreme(None),
-            (AggFunc::ApproxPercentile(_), _) => Acc::Sketch(DdSketch::new()),
+            (AggFunc::ApproxPercentile(_), _) => Acc::Sketch(SketchSum::new()),
             _ => Acc::Count(0),
         }
     }
@@ -869,6 +869,13 @@ struct Groups<'a> {
     accs: Vec<Vec<Acc>>,
     /// A rollup sum saturated: the rollups cannot answer.
     saturated: bool,
+    /// Per aggregate, the aggregate whose sketch it reads: `approx_percentile`
+    /// aggregates with the same FILTER share one (the first's), so a
+    /// row's sketch is merged once however many quantiles are asked.
+    sketch_owner: Vec<usize>,
+    /// The group of the last row looked up (rows come sorted, so runs of
+    /// rows share a group).
+    last: Option<usize>,
 }
 
 /// The per-batch inputs of every aggregate: its FILTER mask and the
@@ -880,22 +887,51 @@ struct AggInputs {
 
 impl<'a> Groups<'a> {
     fn new(r: &'a RollupAggregate) -> Groups<'a> {
+        let is_sketch = |a: &Aggregate| matches!(a.func, AggFunc::ApproxPercentile(_));
+        let sketch_owner = r
+            .aggregates
+            .iter()
+            .enumerate()
+            .map(|(j, (a, _, _))| {
+                if !is_sketch(a) {
+                    return j;
+                }
+                r.aggregates
+                    .iter()
+                    .position(|(b, _, _)| is_sketch(b) && b.filter == a.filter)
+                    .unwrap_or(j)
+            })
+            .collect();
         Groups {
             r,
             index: FxHashMap::default(),
             keys: Vec::new(),
             accs: Vec::new(),
             saturated: false,
+            sketch_owner,
+            last: None,
         }
     }
 
     fn group(&mut self, keys: &[Array], row: usize) -> usize {
+        if let Some(g) = self.last {
+            let same = self.keys.get(g).is_some_and(|k| {
+                k.iter()
+                    .zip(keys)
+                    .all(|(have, a)| KeyValue::of(have) == KeyValue::of(&a.scalar(row)))
+            });
+            if same {
+                return g;
+            }
+        }
         let key: Vec<Scalar> = keys.iter().map(|k| k.scalar(row)).collect();
         let hk: Vec<KeyValue> = key.iter().map(KeyValue::of).collect();
         if let Some(&g) = self.index.get(&hk) {
+            self.last = Some(g);
             return g;
         }
         let g = self.keys.len();
+        self.last = Some(g);
         self.index.insert(hk, g);
         self.keys.push(key);
         self.accs.push(
@@ -960,6 +996,9 @@ impl<'a> Groups<'a> {
                 continue;
             };
             for (j, ((a, _, m), acc)) in self.r.aggregates.iter().zip(accs).enumerate() {
+                if self.sketch_owner.get(j).is_some_and(|&o| o != j) {
+                    continue;
+                }
                 if let Some(Some(mask)) = inputs.masks.get(j) {
                     if !mask.get(i).copied().unwrap_or(false) {
                         continue;
@@ -983,6 +1022,9 @@ impl<'a> Groups<'a> {
                 continue;
             };
             for (j, ((a, _, m), acc)) in self.r.aggregates.iter().zip(accs).enumerate() {
+                if self.sketch_owner.get(j).is_some_and(|&o| o != j) {
+                    continue;
+                }
                 if let Some(Some(mask)) = inputs.masks.get(j) {
                     if !mask.get(i).copied().unwrap_or(false) {
                         continue;
@@ -1044,9 +1086,13 @@ impl<'a> Groups<'a> {
             columns.push(Array::from_scalars(*t, &vals));
         }
         for (j, (a, _, _)) in self.r.aggregates.iter().enumerate() {
+            let owner = self.sketch_owner.get(j).copied().unwrap_or(j);
             let vals = accs
                 .iter()
-                .map(|g| g.get(j).map_or(Ok(Scalar::Null), |acc| acc.finish(a.func)))
+                .map(|g| {
+                    g.get(owner)
+                        .map_or(Ok(Scalar::Null), |acc| acc.finish(a.func))
+                })
                 .collect::<Result<Vec<Scalar>>>()?;
             columns.push(Array::from_scalars(a.result_type, &vals));
         }

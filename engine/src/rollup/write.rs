@@ -1,4 +1,4 @@
-//! Writing a flushed partition's minute, hour and day rollups.
+//! Writing the minute, hour and day rollups of a flush.
 //!
 //! One pass over the partition's rows, which the flush has sorted by
 //! (api_key, ts) with text columns as dictionary codes: the events of one
@@ -10,6 +10,12 @@
 //! group yet, merged otherwise); a finished hour goes the same way into
 //! its day. So hours and days are merges of minutes, no event is looked at
 //! twice, and nothing is re-sorted.
+//!
+//! Rollup chunks are partitioned by (UTC month, key shard): the flush
+//! rolls up each of its day partitions so, then [`write_month_rollups`]
+//! writes the days of one month and shard as one chunk per level. Several
+//! days are merged by api_key (each key's rows of each day in day order:
+//! buckets never cross days), with their dictionaries united.
 
 use std::path::Path;
 
@@ -101,10 +107,56 @@ impl LevelColumns {
     }
 }
 
+impl LevelColumns {
+    /// Appends row `r` of `from`, its codes mapped into other dictionaries.
+    fn push_from(
+        &mut self,
+        from: &LevelColumns,
+        r: usize,
+        key: impl Fn(u32) -> Result<u32>,
+        endpoint: impl Fn(u32) -> Result<u32>,
+        method: impl Fn(u32) -> Result<u32>,
+    ) -> Result<()> {
+        let bad = || EngineError::InvalidScan(format!("rollup row {r} outside its columns"));
+        let get_u = |v: &[u64]| v.get(r).copied().ok_or_else(bad);
+        let get_f = |v: &[f64]| v.get(r).copied().ok_or_else(bad);
+        let get_c = |v: &[u32]| v.get(r).copied().ok_or_else(bad);
+        self.key_codes.push(key(get_c(&from.key_codes)?)?);
+        self.bucket
+            .push(from.bucket.get(r).copied().ok_or_else(bad)?);
+        self.endpoint_codes
+            .push(endpoint(get_c(&from.endpoint_codes)?)?);
+        self.method_codes.push(method(get_c(&from.method_codes)?)?);
+        self.class.push(get_u(&from.class)?);
+        self.count.push(get_u(&from.count)?);
+        self.errors.push(get_u(&from.errors)?);
+        self.server_errors.push(get_u(&from.server_errors)?);
+        self.latency_sum.push(get_u(&from.latency_sum)?);
+        self.latency_min.push(get_f(&from.latency_min)?);
+        self.latency_max.push(get_f(&from.latency_max)?);
+        self.request_bytes.push(get_u(&from.request_bytes)?);
+        self.response_bytes.push(get_u(&from.response_bytes)?);
+        let start = match r.checked_sub(1) {
+            None => 0,
+            Some(p) => from.sketch_ends.get(p).copied().ok_or_else(bad)?,
+        };
+        let end = get_c(&from.sketch_ends)?;
+        let bytes = from
+            .sketches
+            .get(start as usize..end as usize)
+            .ok_or_else(bad)?;
+        self.sketches.extend_from_slice(bytes);
+        self.sketch_ends
+            .push(u32::try_from(self.sketches.len()).map_err(|_| {
+                EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
+            })?);
+        Ok(())
+    }
+}
+
 /// The groups of the current (key, bucket) of one level, and the level's
 /// finished rows.
 struct Grouper {
-    level: RollupLevel,
     current: Option<At>,
     rows: Vec<(GroupKey, RollupAgg)>,
     /// Position of each group in `rows`, once there are many.
@@ -116,9 +168,8 @@ struct Grouper {
 const LINEAR_GROUP: usize = 16;
 
 impl Grouper {
-    fn new(level: RollupLevel, rows: usize) -> Grouper {
+    fn new(rows: usize) -> Grouper {
         Grouper {
-            level,
             current: None,
             rows: Vec::new(),
             index: FxHashMap::default(),
@@ -274,7 +325,7 @@ impl Levels {
 }
 
 /// The minute, hour and day rows of a sorted partition, as chunk columns.
-fn roll_up(p: &SortedPartition<'_>) -> Result<[Grouper; 3]> {
+fn roll_up(p: &SortedPartition<'_, '_>) -> Result<[Grouper; 3]> {
     let n = p.ts.len();
     // About 1.5 events per minute row, 5 per hour row in generated data.
     let mut l = Levels {
@@ -282,9 +333,9 @@ fn roll_up(p: &SortedPartition<'_>) -> Result<[Grouper; 3]> {
             endpoint: ranks(p.endpoint_values),
             method: ranks(p.method_values),
         },
-        minute: Grouper::new(RollupLevel::Minute, n / 2 + 16),
-        hour: Grouper::new(RollupLevel::Hour, n / 4 + 16),
-        day: Grouper::new(RollupLevel::Day, n / 16 + 16),
+        minute: Grouper::new(n / 2 + 16),
+        hour: Grouper::new(n / 4 + 16),
+        day: Grouper::new(n / 16 + 16),
     };
     for i in 0..n {
         let (
@@ -328,30 +379,192 @@ fn roll_up(p: &SortedPartition<'_>) -> Result<[Grouper; 3]> {
     l.finish()
 }
 
-/// Writes the minute, hour and day rollups of a sorted raw partition
-/// (`day`, `shard`) as three chunks with ids `ids`.
-pub(crate) fn write_partition_rollups(
-    p: &SortedPartition<'_>,
+/// The minute, hour and day rows of one flushed (day, shard) partition,
+/// as chunk columns, with the dictionaries their codes index.
+pub(crate) struct PartitionRollups<'a> {
+    day: i32,
+    keys: Vec<&'a [u8]>,
+    endpoints: Vec<&'a [u8]>,
+    methods: Vec<&'a [u8]>,
+    levels: [LevelColumns; 3],
+}
+
+/// Rolls up a sorted raw partition of UTC day `day`.
+pub(crate) fn roll_up_partition<'v>(
+    p: &SortedPartition<'_, 'v>,
+    day: i32,
+) -> Result<PartitionRollups<'v>> {
+    let [m, h, d] = roll_up(p)?;
+    Ok(PartitionRollups {
+        day,
+        keys: p.key_values.to_vec(),
+        endpoints: p.endpoint_values.to_vec(),
+        methods: p.method_values.to_vec(),
+        levels: [m.out, h.out, d.out],
+    })
+}
+
+/// Writes the rollups of the flushed partitions of one (month, shard)
+/// as three chunks (minute, hour, day) with ids `ids`, in partition
+/// (`month_day`, `shard`).
+pub(crate) fn write_month_rollups(
+    mut parts: Vec<PartitionRollups<'_>>,
     dir: &Path,
     fs: &dyn FileSystem,
     opts: &ChunkWriteOptions,
     partition: (i32, u32),
     ids: [u64; 3],
 ) -> Result<Vec<LiveChunk>> {
-    let levels = roll_up(p)?;
+    parts.sort_by_key(|p| p.day);
+    let merged = if parts.len() == 1 {
+        parts.pop()
+    } else {
+        merge_days(&parts)?
+    };
+    let Some(m) = merged else {
+        return Ok(Vec::new());
+    };
+    let dicts = Dictionaries {
+        keys: &m.keys,
+        endpoints: &m.endpoints,
+        methods: &m.methods,
+    };
     let mut out = Vec::with_capacity(3);
-    for (g, id) in levels.into_iter().zip(ids) {
-        // Each level's columns are freed once written.
+    for ((rows, level), id) in m.levels.iter().zip(RollupLevel::ALL).zip(ids) {
         out.push(write_level(
-            p, &g.out, g.level, dir, fs, opts, partition, id,
+            &dicts, rows, level, dir, fs, opts, partition, id,
         )?);
     }
     Ok(out)
 }
 
+/// The union of several dictionaries: its values, and per input the code
+/// of each of its values in the union.
+fn union<'p, 'a: 'p>(
+    inputs: impl Iterator<Item = &'p [&'a [u8]]>,
+) -> (Vec<&'a [u8]>, Vec<Vec<u32>>) {
+    let mut values: Vec<&'a [u8]> = Vec::new();
+    let mut index: FxHashMap<&'a [u8], u32> = FxHashMap::default();
+    let remaps = inputs
+        .map(|dict| {
+            dict.iter()
+                .map(|&v| {
+                    *index.entry(v).or_insert_with(|| {
+                        values.push(v);
+                        (values.len() - 1) as u32
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    (values, remaps)
+}
+
+/// One partition's rows of one api_key at one level.
+struct KeyRun<'a> {
+    name: &'a [u8],
+    day: i32,
+    part: usize,
+    rows: std::ops::Range<usize>,
+}
+
+/// The rollups of several days of one (month, shard) as one set of
+/// columns in chunk order: per api_key (in name order) its rows of each
+/// day in day order. Buckets never cross days, so this is (api_key,
+/// bucket, endpoint, method, class) order, as each day's columns are.
+fn merge_days<'p, 'a>(parts: &'p [PartitionRollups<'a>]) -> Result<Option<PartitionRollups<'a>>> {
+    let Some(first) = parts.first() else {
+        return Ok(None);
+    };
+    let (keys, key_map) = union(parts.iter().map(|p| p.keys.as_slice()));
+    let (endpoints, endpoint_map) = union(parts.iter().map(|p| p.endpoints.as_slice()));
+    let (methods, method_map) = union(parts.iter().map(|p| p.methods.as_slice()));
+    let code = |map: &[Vec<u32>], part: usize, c: u32| -> Result<u32> {
+        map.get(part)
+            .and_then(|m| m.get(c as usize))
+            .copied()
+            .ok_or_else(|| {
+                EngineError::InvalidScan(format!("rollup code {c} outside its dictionary"))
+            })
+    };
+    let mut levels = Vec::with_capacity(3);
+    for level in 0..3 {
+        let mut runs: Vec<KeyRun<'a>> = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let Some(cols) = p.levels.get(level) else {
+                continue;
+            };
+            for run in chunk_runs(&cols.key_codes) {
+                let c = cols.key_codes.get(run.start).copied().unwrap_or(0);
+                let name = p.keys.get(c as usize).copied().unwrap_or_default();
+                runs.push(KeyRun {
+                    name,
+                    day: p.day,
+                    part: i,
+                    rows: run,
+                });
+            }
+        }
+        runs.sort_by(|a, b| (a.name, a.day).cmp(&(b.name, b.day)));
+        let total = parts
+            .iter()
+            .filter_map(|p| p.levels.get(level))
+            .map(|c| c.key_codes.len())
+            .sum();
+        let mut out = LevelColumns::with_capacity(total);
+        for run in runs {
+            let Some(cols) = parts.get(run.part).and_then(|p| p.levels.get(level)) else {
+                continue;
+            };
+            for r in run.rows {
+                out.push_from(
+                    cols,
+                    r,
+                    |c| code(&key_map, run.part, c),
+                    |c| code(&endpoint_map, run.part, c),
+                    |c| code(&method_map, run.part, c),
+                )?;
+            }
+        }
+        levels.push(out);
+    }
+    let levels: [LevelColumns; 3] = levels
+        .try_into()
+        .map_err(|_| EngineError::InvalidScan("rollup levels".into()))?;
+    Ok(Some(PartitionRollups {
+        day: first.day,
+        keys,
+        endpoints,
+        methods,
+        levels,
+    }))
+}
+
+/// The ranges of equal adjacent values of `codes`.
+fn chunk_runs(codes: &[u32]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=codes.len() {
+        if i == codes.len() || codes.get(i) != codes.get(start) {
+            if start < i {
+                out.push(start..i);
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+/// The dictionaries a level's codes index.
+struct Dictionaries<'d, 'a> {
+    keys: &'d [&'a [u8]],
+    endpoints: &'d [&'a [u8]],
+    methods: &'d [&'a [u8]],
+}
+
 #[allow(clippy::too_many_arguments, reason = "one call site, all needed")]
 fn write_level(
-    p: &SortedPartition<'_>,
+    dicts: &Dictionaries<'_, '_>,
     rows: &LevelColumns,
     level: RollupLevel,
     dir: &Path,
@@ -373,14 +586,10 @@ fn write_level(
         column(col::BUCKET, ColumnSource::I64(&rows.bucket), true),
         column(
             col::ENDPOINT,
-            dict(p.endpoint_values, &rows.endpoint_codes),
+            dict(dicts.endpoints, &rows.endpoint_codes),
             false,
         ),
-        column(
-            col::METHOD,
-            dict(p.method_values, &rows.method_codes),
-            false,
-        ),
+        column(col::METHOD, dict(dicts.methods, &rows.method_codes), false),
         column(col::STATUS_CLASS, u(&rows.class), false),
         column(col::COUNT, u(&rows.count), false),
         column(col::ERRORS, u(&rows.errors), false),
@@ -412,7 +621,7 @@ fn write_level(
         fs,
         &path,
         "api_key",
-        dict(p.key_values, &rows.key_codes),
+        dict(dicts.keys, &rows.key_codes),
         &columns,
         opts,
     )?;

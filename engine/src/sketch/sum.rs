@@ -1,0 +1,203 @@
+//! [`SketchSum`]: many sketches (and values) added into dense bucket
+//! counts, for aggregates that merge thousands of small sketches into a
+//! few groups (a 90-day history merges every rollup row of a day into one).
+//!
+//! [`DdSketch::merge`] merges two sorted stores into a third, which costs
+//! the size of both: merging m sketches of b buckets each into one that
+//! grows to B buckets costs about m·B. Here each bucket is a slot in a
+//! vector spanning the indexes seen so far, so a merge costs only the
+//! merged sketch's buckets. [`SketchSum::to_sketch`] gives the same
+//! sketch as merging everything into a [`DdSketch`] one by one (counts
+//! add saturating, which is order-independent; empty buckets are dropped,
+//! as a store never holds them).
+
+use super::{index_of, side_of, ColdStore, DdSketch, Side, Store};
+
+/// Counts of the bucket indexes `offset..offset + counts.len()`.
+#[derive(Debug, Clone, Default)]
+struct DenseCounts {
+    offset: i32,
+    counts: Vec<u64>,
+}
+
+impl DenseCounts {
+    fn add(&mut self, i: i32, n: u64) {
+        if self.counts.is_empty() {
+            self.offset = i;
+            self.counts.push(0);
+        } else if i < self.offset {
+            // Grow downwards, with room for a few more buckets below.
+            let lowest = i.saturating_sub(16).max(super::MIN_INDEX);
+            let shift = (self.offset - lowest) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, shift));
+            self.offset = lowest;
+        }
+        let at = (i - self.offset) as usize;
+        if at >= self.counts.len() {
+            self.counts.resize(at + 1, 0);
+        }
+        if let Some(c) = self.counts.get_mut(at) {
+            *c = c.saturating_add(n);
+        }
+    }
+
+    fn merge(&mut self, s: &Store) {
+        for &(i, n) in s.iter() {
+            self.add(i, n);
+        }
+    }
+
+    fn to_store(&self) -> Store {
+        let mut s = Store::default();
+        s.0.extend(
+            self.counts
+                .iter()
+                .enumerate()
+                .filter(|(_, &n)| n > 0)
+                .map(|(at, &n)| (self.offset + at as i32, n)),
+        );
+        s
+    }
+}
+
+/// A sum of sketches and values; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct SketchSum {
+    negative: DenseCounts,
+    positive: DenseCounts,
+    zero: u64,
+    count: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for SketchSum {
+    fn default() -> Self {
+        SketchSum::new()
+    }
+}
+
+impl SketchSum {
+    /// An empty sum.
+    pub fn new() -> SketchSum {
+        SketchSum {
+            negative: DenseCounts::default(),
+            positive: DenseCounts::default(),
+            zero: 0,
+            count: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Adds every value `s` counts.
+    pub fn merge(&mut self, s: &DdSketch) {
+        if s.is_empty() {
+            return;
+        }
+        if let Some(neg) = s.negative.0.as_deref() {
+            self.negative.merge(neg);
+        }
+        self.positive.merge(&s.positive);
+        self.zero = self.zero.saturating_add(s.zero);
+        self.count = self.count.saturating_add(s.count);
+        self.min = self.min.min(s.min);
+        self.max = self.max.max(s.max);
+    }
+
+    /// Adds one value, as [`DdSketch::add`] does (NaN and infinities are
+    /// skipped; `-0.0` is `0.0`). Returns whether it was added.
+    pub fn add(&mut self, x: f64) -> bool {
+        if !x.is_finite() {
+            return false;
+        }
+        let x = if x == 0.0 { 0.0 } else { x };
+        match side_of(x) {
+            Side::Negative => self.negative.add(index_of(-x), 1),
+            Side::Zero => self.zero = self.zero.saturating_add(1),
+            Side::Positive => self.positive.add(index_of(x), 1),
+        }
+        self.count = self.count.saturating_add(1);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        true
+    }
+
+    /// The sketch of everything added: equal to merging the same sketches
+    /// and adding the same values into one [`DdSketch`].
+    pub fn to_sketch(&self) -> DdSketch {
+        let mut s = DdSketch::new();
+        s.negative = ColdStore::from_store(self.negative.to_store());
+        s.positive = self.positive.to_store();
+        s.zero = self.zero;
+        s.count = self.count;
+        if self.count > 0 {
+            s.min = self.min;
+            s.max = self.max;
+        }
+        s
+    }
+
+    /// The quantile `q` of everything added; see [`DdSketch::quantile`].
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.to_sketch().quantile(q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            0.001f64..100_000.0,
+            -1_000.0f64..-0.001,
+            Just(0.0),
+            Just(-0.0),
+            Just(f64::NAN),
+            Just(1e-310),
+            Just(f64::MAX),
+            Just(-f64::MAX),
+        ]
+    }
+
+    proptest! {
+        /// The sum of sketches and values is the sketch merged one by one:
+        /// same bytes.
+        #[test]
+        fn sum_is_sequential_merge(
+            groups in prop::collection::vec(prop::collection::vec(value(), 0..40), 0..30),
+            loose in prop::collection::vec(value(), 0..20),
+        ) {
+            let mut merged = DdSketch::new();
+            let mut sum = SketchSum::new();
+            for g in &groups {
+                let mut s = DdSketch::new();
+                for &x in g {
+                    s.add(x);
+                }
+                merged.merge(&s);
+                sum.merge(&s);
+            }
+            for &x in &loose {
+                prop_assert_eq!(merged.add(x), sum.add(x));
+            }
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            merged.encode(&mut a);
+            sum.to_sketch().encode(&mut b);
+            prop_assert_eq!(a, b);
+            for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
+                prop_assert_eq!(merged.quantile(q), sum.quantile(q));
+            }
+        }
+    }
+
+    #[test]
+    fn empty_sum_is_the_empty_sketch() {
+        let s = SketchSum::new().to_sketch();
+        assert_eq!(s, DdSketch::new());
+        assert_eq!(SketchSum::new().quantile(0.5), None);
+    }
+}
