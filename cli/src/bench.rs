@@ -65,6 +65,11 @@ pub struct IngestArgs {
     /// Distinct api keys.
     #[arg(long, default_value_t = 1000)]
     keys: u32,
+    /// Benchmarks only: flushes write no rollups (rollups, billing and
+    /// usage are then wrong for this data directory), to measure their
+    /// ingest cost.
+    #[arg(long, hide = true)]
+    bench_skip_rollups: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -210,6 +215,7 @@ fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
     }
     let mut options = Options::default();
     options.wal.sync = policy;
+    options.chunk.bench_skip_rollups = a.bench_skip_rollups;
     let Some(dir) = &a.data_dir else {
         return Err("--data-dir or --server is required".into());
     };

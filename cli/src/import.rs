@@ -56,6 +56,10 @@ pub struct ImportArgs {
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Benchmarks only: write no rollups (rollups, billing and usage are
+    /// then wrong for this data directory), to measure their ingest cost.
+    #[arg(long, hide = true)]
+    bench_skip_rollups: bool,
     /// Files to import (`-` for stdin).
     #[arg(required = true)]
     files: Vec<String>,
@@ -307,6 +311,7 @@ pub fn run(a: ImportArgs) -> CliResult<ExitCode> {
     }
     let mut options = Options::default();
     options.wal.sync = SyncPolicy::None;
+    options.chunk.bench_skip_rollups = a.bench_skip_rollups;
     let db = Db::open(&a.data_dir, options).map_err(engine)?;
     let mut session = Session::start(&a)?;
     session.each_file(&a, |job, blocks, session| {

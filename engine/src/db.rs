@@ -346,9 +346,9 @@ impl Db {
 
     /// About how many rows a read of `table` (None = raw events, else a
     /// rollup level) over `[from, to)` for `api_keys` (None = all) would
-    /// touch, from the chunks' row counts and time ranges (a chunk
-    /// partly in the range counts in proportion; keys count by their
-    /// shards) plus, for raw events, the memtable. Cheap: no file is read.
+    /// touch, from the chunks' key directories and time ranges (a chunk
+    /// partly in the range counts in proportion) plus, for raw events, the
+    /// whole memtable. Cheap: no column is read.
     /// The query planner compares it between raw events and rollups.
     pub fn estimate_rows(
         &self,
@@ -386,7 +386,17 @@ impl Db {
                 continue;
             }
             let share = (ob - oa) as f64 / (b - a).max(1) as f64;
-            rows += e.rows as f64 * share.min(1.0);
+            // The wanted keys' rows, from the key directory (a lookup per
+            // key): keys differ far more than shards do.
+            let chunk_rows = match api_keys {
+                None => e.rows,
+                Some(keys) => keys
+                    .iter()
+                    .filter_map(|k| c.reader.keys().find(k.as_bytes()))
+                    .map(|r| u64::from(r.end - r.start))
+                    .sum(),
+            };
+            rows += chunk_rows as f64 * share.min(1.0);
         }
         if table.is_none() {
             rows += st.active.rows() as f64;

@@ -190,9 +190,10 @@ pub(crate) fn write_memtable(
         compression: opts.compression,
         block_rows: opts.block_rows,
     };
+    let rollups = !opts.bench_skip_rollups;
     let written: Vec<Vec<LiveChunk>> = groups
         .into_par_iter()
-        .map(|g| write_group(&shards, g, dir, fs, &write_opts))
+        .map(|g| write_group(&shards, g, dir, fs, &write_opts, rollups))
         .collect::<Result<_>>()?;
     Ok(written.into_iter().flatten().map(Arc::new).collect())
 }
@@ -205,20 +206,25 @@ struct Group {
     rollup_ids: [u64; 3],
 }
 
-/// Writes a group's raw chunks, one per day, then their rollups.
+/// Writes a group's raw chunks, one per day, then (`with_rollups`) their
+/// rollups.
 fn write_group(
     shards: &[&EventBatch],
     g: Group,
     dir: &Path,
     fs: &dyn FileSystem,
     opts: &ChunkWriteOptions,
+    with_rollups: bool,
 ) -> Result<Vec<LiveChunk>> {
     let mut out = Vec::with_capacity(g.days.len() + 3);
     let mut rollups = Vec::with_capacity(g.days.len());
     for (p, rows, id) in g.days {
-        let (raw, r) = write_partition(shards, &rows, dir, fs, opts, p, id)?;
+        let (raw, r) = write_partition(shards, &rows, dir, fs, opts, p, id, with_rollups)?;
         out.push(raw);
-        rollups.push(r);
+        rollups.extend(r);
+    }
+    if !with_rollups {
+        return Ok(out);
     }
     let t_rollups = std::time::Instant::now();
     let written =
@@ -240,6 +246,7 @@ type RowRef = (u32, u32);
 
 /// Writes one partition's rows (`rows` index `shards`) as chunk `id`, and
 /// rolls them up (the caller writes the rollups of its month).
+#[allow(clippy::too_many_arguments, reason = "one call site, all needed")]
 fn write_partition<'a>(
     shards: &[&'a EventBatch],
     rows: &[RowRef],
@@ -248,7 +255,8 @@ fn write_partition<'a>(
     opts: &ChunkWriteOptions,
     (day, shard): (i32, u32),
     id: u64,
-) -> Result<(LiveChunk, crate::rollup::PartitionRollups<'a>)> {
+    with_rollups: bool,
+) -> Result<(LiveChunk, Option<crate::rollup::PartitionRollups<'a>>)> {
     let n = rows.len();
     let t_columns = std::time::Instant::now();
     let api_key = text_column(shards, rows, |b| &b.api_key);
@@ -379,6 +387,16 @@ fn write_partition<'a>(
         t_write.elapsed().as_secs_f64() * 1e3
     );
     let reader = ChunkReader::open(&path)?;
+    let raw = LiveChunk::fresh(
+        id,
+        (day, shard),
+        crate::rollup::TABLE_EVENTS,
+        &summary,
+        reader,
+    );
+    if !with_rollups {
+        return Ok((raw, None));
+    }
     let t_rollups = std::time::Instant::now();
     let rollups = crate::rollup::roll_up_partition(
         &crate::rollup::SortedPartition {
@@ -400,12 +418,5 @@ fn write_partition<'a>(
         "chunk {id}: rolled up in {:.1} ms",
         t_rollups.elapsed().as_secs_f64() * 1e3
     );
-    let raw = LiveChunk::fresh(
-        id,
-        (day, shard),
-        crate::rollup::TABLE_EVENTS,
-        &summary,
-        reader,
-    );
-    Ok((raw, rollups))
+    Ok((raw, Some(rollups)))
 }

@@ -98,6 +98,13 @@ pub struct ChunkOptions {
     /// Key shards per day partition, fixed when the directory is created
     /// (stored in the manifest; later values are ignored). Default 4.
     pub key_shards: u32,
+    /// For benchmarks only: flushes write no rollup chunks, to measure
+    /// what the rollups cost on ingest. Rollups, billing, usage and
+    /// `check` are then wrong for the flushed events, and the query
+    /// planner stops reading rollups for this directory. Never set on data
+    /// you keep. Default false.
+    #[doc(hidden)]
+    pub bench_skip_rollups: bool,
 }
 
 impl Default for ChunkOptions {
@@ -106,6 +113,7 @@ impl Default for ChunkOptions {
             compression: Compression::Lz4,
             block_rows: tally_storage::chunk::DEFAULT_BLOCK_ROWS,
             key_shards: 4,
+            bench_skip_rollups: false,
         }
     }
 }

@@ -194,3 +194,55 @@ fn broken_dictionaries_are_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("byte strings"), "{err}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// `U64Packed` and `PlainBytes` columns read back the values given, as
+    /// `U64` and `Bytes` columns do.
+    #[test]
+    fn packed_and_plain_sources_read_back(
+        rows in prop::collection::vec((any::<u64>(), 0u64..5, prop::collection::vec(any::<u8>(), 0..12)), 1..150),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.tch");
+        let key_values: [&[u8]; 1] = [b"k"];
+        let key_codes = vec![0u32; rows.len()];
+        let ts: Vec<i64> = (0..rows.len() as i64).collect();
+        let wide: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let small: Vec<u64> = rows.iter().map(|r| r.1).collect();
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for r in &rows {
+            bytes.extend_from_slice(&r.2);
+            ends.push(bytes.len() as u32);
+        }
+        let col = |name, source, time_column| ChunkColumn { name, source, bitmap_index: false, time_column };
+        let columns = [
+            col("ts", ColumnSource::I64(&ts), true),
+            col("wide", ColumnSource::U64Packed(&wide), false),
+            col("small", ColumnSource::U64Packed(&small), false),
+            col("blob", ColumnSource::PlainBytes { bytes: &bytes, ends: &ends }, false),
+        ];
+        let opts = ChunkWriteOptions { block_rows: 16, ..ChunkWriteOptions::default() };
+        write_chunk(&StdFs, &path, "api_key", ColumnSource::Dict { values: &key_values, codes: &key_codes }, &columns, &opts).unwrap();
+        let r = tally_storage::chunk::ChunkReader::open(&path).unwrap();
+        let n = rows.len() as u32;
+        match r.read_range(r.column_index("wide").unwrap(), 0, n).unwrap() {
+            tally_storage::chunk::ColumnValues::U64(v) => prop_assert_eq!(v, wide),
+            other => prop_assert!(false, "wide read as {:?}", other),
+        }
+        match r.read_range(r.column_index("small").unwrap(), 0, n).unwrap() {
+            tally_storage::chunk::ColumnValues::U64(v) => prop_assert_eq!(v, small),
+            other => prop_assert!(false, "small read as {:?}", other),
+        }
+        match r.read_range(r.column_index("blob").unwrap(), 0, n).unwrap() {
+            tally_storage::chunk::ColumnValues::Bytes { bytes: b, ends: e } => {
+                let got: Vec<&[u8]> = e.iter().scan(0usize, |s, &x| { let v = &b[*s..x as usize]; *s = x as usize; Some(v) }).collect();
+                let want: Vec<&[u8]> = rows.iter().map(|r| r.2.as_slice()).collect();
+                prop_assert_eq!(got, want);
+            }
+            other => prop_assert!(false, "blob read as {:?}", other),
+        }
+    }
+}

@@ -10,8 +10,8 @@
 use proptest::prelude::*;
 use tally_storage::codec::{
     compress, decode_byte_strings, decode_f64s, decode_i64s, decode_u64s, decompress,
-    encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, get_varint, put_varint,
-    Compression,
+    encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, encode_u64s_packed, get_varint,
+    put_varint, Compression,
 };
 use tally_storage::StorageError;
 
@@ -270,6 +270,15 @@ proptest! {
     fn u64s_round_trip(values in u64_column(400)) {
         let encoded = enc_u64(&values);
         prop_assert_eq!(dec_u64(&encoded, values.len()).unwrap(), values);
+    }
+
+    #[test]
+    fn packed_u64s_round_trip_and_never_beat_the_full_choice(values in u64_column(400)) {
+        let mut packed = Vec::new();
+        encode_u64s_packed(&values, &mut packed);
+        prop_assert_eq!(dec_u64(&packed, values.len()).unwrap(), values.clone());
+        // The full encoder also tries deltas: never larger.
+        prop_assert!(enc_u64(&values).len() <= packed.len());
     }
 
     #[test]

@@ -70,7 +70,8 @@ impl LevelColumns {
             latency_max: Vec::with_capacity(n),
             request_bytes: Vec::with_capacity(n),
             response_bytes: Vec::with_capacity(n),
-            sketches: Vec::new(),
+            // A stored sketch of a few events takes 10-30 bytes.
+            sketches: Vec::with_capacity(n * 16),
             sketch_ends: Vec::with_capacity(n),
         }
     }
@@ -327,15 +328,17 @@ impl Levels {
 /// The minute, hour and day rows of a sorted partition, as chunk columns.
 fn roll_up(p: &SortedPartition<'_, '_>) -> Result<[Grouper; 3]> {
     let n = p.ts.len();
-    // About 1.5 events per minute row, 5 per hour row in generated data.
     let mut l = Levels {
         ranks: Ranks {
             endpoint: ranks(p.endpoint_values),
             method: ranks(p.method_values),
         },
-        minute: Grouper::new(n / 2 + 16),
-        hour: Grouper::new(n / 4 + 16),
-        day: Grouper::new(n / 16 + 16),
+        // Capacity for the most rows each level could have (one per
+        // event): reserved address space is not touched until used, and no
+        // column is copied to grow.
+        minute: Grouper::new(n),
+        hour: Grouper::new(n),
+        day: Grouper::new(n),
     };
     for i in 0..n {
         let (
@@ -581,7 +584,8 @@ fn write_level(
         time_column,
     };
     let dict = |values, codes| ColumnSource::Dict { values, codes };
-    let u = ColumnSource::U64;
+    // Counts and sums have no order a delta encoding could use.
+    let u = ColumnSource::U64Packed;
     let columns = [
         column(col::BUCKET, ColumnSource::I64(&rows.bucket), true),
         column(
@@ -607,7 +611,8 @@ fn write_level(
         ),
         column(
             col::LATENCY_SKETCH,
-            ColumnSource::Bytes {
+            // Sketches rarely repeat: plain, no dictionary attempt.
+            ColumnSource::PlainBytes {
                 bytes: &rows.sketches,
                 ends: &rows.sketch_ends,
             },

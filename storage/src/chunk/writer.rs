@@ -10,7 +10,8 @@ use super::format::{
     CHUNK_MAGIC, CHUNK_VERSION, HEADER_LEN, MAX_BLOCK_ROWS, MAX_CHUNK_ROWS, TRAILER_MAGIC,
 };
 use crate::codec::{
-    encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, put_varint, Compression,
+    encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, encode_u64s_packed, put_varint,
+    Compression,
 };
 use crate::hash::{dictionary_code, BytesKey};
 use crate::io::FileSystem;
@@ -35,6 +36,18 @@ pub enum ColumnSource<'a> {
         /// End offset of each value in `bytes`.
         ends: &'a [u32],
     },
+    /// Unsigned integers with no order to exploit (counts, sums): stored
+    /// as [`ColumnSource::U64`] is, but only bit-packing is tried (no
+    /// delta encodings), which is cheaper to choose. Reads the same.
+    U64Packed(&'a [u64]),
+    /// Byte strings that rarely repeat (sketches): stored plain, without
+    /// first trying a dictionary. Reads as a plain [`ColumnSource::Bytes`].
+    PlainBytes {
+        /// All values' bytes.
+        bytes: &'a [u8],
+        /// End offset of each value in `bytes`.
+        ends: &'a [u32],
+    },
     /// Byte strings already dictionary coded: row `i` holds
     /// `values[codes[i]]`. The values must be distinct (in any order) and
     /// each should be used by some row (an unused one is stored anyway).
@@ -51,9 +64,9 @@ impl ColumnSource<'_> {
     fn len(&self) -> usize {
         match self {
             ColumnSource::I64(v) => v.len(),
-            ColumnSource::U64(v) => v.len(),
+            ColumnSource::U64(v) | ColumnSource::U64Packed(v) => v.len(),
             ColumnSource::F64(v) => v.len(),
-            ColumnSource::Bytes { ends, .. } => ends.len(),
+            ColumnSource::Bytes { ends, .. } | ColumnSource::PlainBytes { ends, .. } => ends.len(),
             ColumnSource::Dict { codes, .. } => codes.len(),
         }
     }
@@ -61,7 +74,9 @@ impl ColumnSource<'_> {
     /// A byte-string column's values, or `None` for a numeric one.
     fn text(&self) -> Option<Text<'_>> {
         match *self {
-            ColumnSource::Bytes { bytes, ends } => Some(Text::Bytes { bytes, ends }),
+            ColumnSource::Bytes { bytes, ends } | ColumnSource::PlainBytes { bytes, ends } => {
+                Some(Text::Bytes { bytes, ends })
+            }
             ColumnSource::Dict { values, codes } => Some(Text::Dict { values, codes }),
             _ => None,
         }
@@ -365,11 +380,16 @@ pub(crate) fn encode_chunk(
                     blocks,
                 }
             }
-            ColumnSource::U64(values) => {
+            ColumnSource::U64(values) | ColumnSource::U64Packed(values) => {
+                let packed_only = matches!(c.source, ColumnSource::U64Packed(_));
                 let mut blocks = Vec::new();
                 for chunk in values.chunks(block_rows) {
                     raw.clear();
-                    encode_u64s(chunk, &mut raw);
+                    if packed_only {
+                        encode_u64s_packed(chunk, &mut raw);
+                    } else {
+                        encode_u64s(chunk, &mut raw);
+                    }
                     let lo = chunk.iter().copied().min().unwrap_or(0);
                     let hi = chunk.iter().copied().max().unwrap_or(0);
                     blocks.push(push_block(&mut file, &raw, opts.compression, lo, hi)?);
@@ -425,6 +445,14 @@ pub(crate) fn encode_chunk(
                 }
             }
             ColumnSource::Bytes { bytes, ends } => write_bytes_column(
+                &mut file,
+                c,
+                Text::Bytes { bytes, ends },
+                block_rows,
+                opts,
+                &mut raw,
+            )?,
+            ColumnSource::PlainBytes { bytes, ends } => write_plain_bytes_column(
                 &mut file,
                 c,
                 Text::Bytes { bytes, ends },
@@ -510,6 +538,36 @@ fn push_block(
     })
 }
 
+/// A byte-string column stored plain: each block the values' lengths and
+/// bytes.
+fn write_plain_bytes_column(
+    file: &mut Vec<u8>,
+    c: &ChunkColumn<'_>,
+    text: Text<'_>,
+    block_rows: usize,
+    opts: &ChunkWriteOptions,
+    raw: &mut Vec<u8>,
+) -> Result<FooterColumn> {
+    let rows = text.len();
+    let mut blocks = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + block_rows).min(rows);
+        raw.clear();
+        encode_byte_strings((start..end).map(|i| text.get(i)), raw);
+        blocks.push(push_block(file, raw, opts.compression, 0, u64::MAX)?);
+        start = end;
+    }
+    Ok(FooterColumn {
+        name: c.name.to_string(),
+        kind: ColumnKind::Bytes,
+        encoding: ColumnEncoding::Plain,
+        dictionary: None,
+        bitmaps: None,
+        blocks,
+    })
+}
+
 fn write_bytes_column(
     file: &mut Vec<u8>,
     c: &ChunkColumn<'_>,
@@ -532,23 +590,7 @@ fn write_bytes_column(
         }
     };
     if distinct.len() > plain_limit {
-        let mut blocks = Vec::new();
-        let mut start = 0;
-        while start < rows {
-            let end = (start + block_rows).min(rows);
-            raw.clear();
-            encode_byte_strings((start..end).map(|i| text.get(i)), raw);
-            blocks.push(push_block(file, raw, opts.compression, 0, u64::MAX)?);
-            start = end;
-        }
-        return Ok(FooterColumn {
-            name: c.name.to_string(),
-            kind: ColumnKind::Bytes,
-            encoding: ColumnEncoding::Plain,
-            dictionary: None,
-            bitmaps: None,
-            blocks,
-        });
+        return write_plain_bytes_column(file, c, text, block_rows, opts, raw);
     }
     let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| distinct.get(a as usize).cmp(&distinct.get(b as usize)));

@@ -57,6 +57,18 @@ const BODY_HEADER_LEN: usize = 9;
 /// the same bit-packing for smooth or monotone series. The bytes are
 /// described in `docs/codecs.md`.
 pub fn encode_u64s(values: &[u64], out: &mut Vec<u8>) {
+    encode_u64s_choosing(values, out, true);
+}
+
+/// Appends an encoding of `values` that [`decode_u64s`] reads, trying only
+/// a constant or frame-of-reference bit-packing (no delta encodings): for
+/// values with no order to exploit, where the delta trials cost time and
+/// rarely win.
+pub fn encode_u64s_packed(values: &[u64], out: &mut Vec<u8>) {
+    encode_u64s_choosing(values, out, false);
+}
+
+fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
     let (Some(&first), Some((min, max))) = (values.first(), min_max(values)) else {
         out.push(INT_CONSTANT);
         out.extend_from_slice(&0u64.to_le_bytes());
@@ -76,6 +88,11 @@ pub fn encode_u64s(values: &[u64], out: &mut Vec<u8>) {
         width,
         size: 1 + size,
     };
+    if !try_deltas {
+        out.push(best.codec);
+        write_body(values, best.transform, best.base, best.width, out);
+        return;
+    }
 
     // min != max, so there are at least two values and one delta.
     let deltas: Vec<u64> = values
