@@ -109,48 +109,61 @@ impl LevelColumns {
 }
 
 impl LevelColumns {
-    /// Appends row `r` of `from`, its codes mapped into other dictionaries.
-    fn push_from(
+    /// Appends rows `rows` of `from`, their codes mapped into other
+    /// dictionaries by `key`, `endpoint` and `method` (old code → new).
+    fn extend_from(
         &mut self,
         from: &LevelColumns,
-        r: usize,
-        key: impl Fn(u32) -> Result<u32>,
-        endpoint: impl Fn(u32) -> Result<u32>,
-        method: impl Fn(u32) -> Result<u32>,
+        rows: std::ops::Range<usize>,
+        (key, endpoint, method): (&[u32], &[u32], &[u32]),
     ) -> Result<()> {
-        let bad = || EngineError::InvalidScan(format!("rollup row {r} outside its columns"));
-        let get_u = |v: &[u64]| v.get(r).copied().ok_or_else(bad);
-        let get_f = |v: &[f64]| v.get(r).copied().ok_or_else(bad);
-        let get_c = |v: &[u32]| v.get(r).copied().ok_or_else(bad);
-        self.key_codes.push(key(get_c(&from.key_codes)?)?);
+        let bad =
+            || EngineError::InvalidScan(format!("rollup rows {rows:?} outside their columns"));
+        let slice = |v: &'_ [u64]| v.get(rows.clone()).ok_or_else(bad).map(<[u64]>::to_vec);
+        let remap = |codes: &[u32], map: &[u32], out: &mut Vec<u32>| -> Result<()> {
+            for &c in codes.get(rows.clone()).ok_or_else(bad)? {
+                out.push(map.get(c as usize).copied().ok_or_else(|| {
+                    EngineError::InvalidScan(format!("rollup code {c} outside its dictionary"))
+                })?);
+            }
+            Ok(())
+        };
+        remap(&from.key_codes, key, &mut self.key_codes)?;
+        remap(&from.endpoint_codes, endpoint, &mut self.endpoint_codes)?;
+        remap(&from.method_codes, method, &mut self.method_codes)?;
         self.bucket
-            .push(from.bucket.get(r).copied().ok_or_else(bad)?);
-        self.endpoint_codes
-            .push(endpoint(get_c(&from.endpoint_codes)?)?);
-        self.method_codes.push(method(get_c(&from.method_codes)?)?);
-        self.class.push(get_u(&from.class)?);
-        self.count.push(get_u(&from.count)?);
-        self.errors.push(get_u(&from.errors)?);
-        self.server_errors.push(get_u(&from.server_errors)?);
-        self.latency_sum.push(get_u(&from.latency_sum)?);
-        self.latency_min.push(get_f(&from.latency_min)?);
-        self.latency_max.push(get_f(&from.latency_max)?);
-        self.request_bytes.push(get_u(&from.request_bytes)?);
-        self.response_bytes.push(get_u(&from.response_bytes)?);
-        let start = match r.checked_sub(1) {
+            .extend_from_slice(from.bucket.get(rows.clone()).ok_or_else(bad)?);
+        self.class.extend(slice(&from.class)?);
+        self.count.extend(slice(&from.count)?);
+        self.errors.extend(slice(&from.errors)?);
+        self.server_errors.extend(slice(&from.server_errors)?);
+        self.latency_sum.extend(slice(&from.latency_sum)?);
+        self.request_bytes.extend(slice(&from.request_bytes)?);
+        self.response_bytes.extend(slice(&from.response_bytes)?);
+        self.latency_min
+            .extend_from_slice(from.latency_min.get(rows.clone()).ok_or_else(bad)?);
+        self.latency_max
+            .extend_from_slice(from.latency_max.get(rows.clone()).ok_or_else(bad)?);
+        // The rows' sketches are one contiguous byte range; their ends
+        // shift by where it lands.
+        let start = match rows.start.checked_sub(1) {
             None => 0,
             Some(p) => from.sketch_ends.get(p).copied().ok_or_else(bad)?,
         };
-        let end = get_c(&from.sketch_ends)?;
+        let ends = from.sketch_ends.get(rows.clone()).ok_or_else(bad)?;
+        let end = ends.last().copied().unwrap_or(start);
         let bytes = from
             .sketches
             .get(start as usize..end as usize)
             .ok_or_else(bad)?;
+        let base = self.sketches.len();
         self.sketches.extend_from_slice(bytes);
-        self.sketch_ends
-            .push(u32::try_from(self.sketches.len()).map_err(|_| {
+        for &e in ends {
+            let at = base + (e - start) as usize;
+            self.sketch_ends.push(u32::try_from(at).map_err(|_| {
                 EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
             })?);
+        }
         Ok(())
     }
 }
@@ -434,9 +447,16 @@ pub(crate) fn write_month_rollups(
     };
     let mut out = Vec::with_capacity(3);
     for ((rows, level), id) in m.levels.iter().zip(RollupLevel::ALL).zip(ids) {
+        let t = std::time::Instant::now();
         out.push(write_level(
             &dicts, rows, level, dir, fs, opts, partition, id,
         )?);
+        tracing::debug!(
+            "rollup level {}: {} rows written in {:.1} ms",
+            level.table_name(),
+            rows.bucket.len(),
+            t.elapsed().as_secs_f64() * 1e3
+        );
     }
     Ok(out)
 }
@@ -482,14 +502,6 @@ fn merge_days<'p, 'a>(parts: &'p [PartitionRollups<'a>]) -> Result<Option<Partit
     let (keys, key_map) = union(parts.iter().map(|p| p.keys.as_slice()));
     let (endpoints, endpoint_map) = union(parts.iter().map(|p| p.endpoints.as_slice()));
     let (methods, method_map) = union(parts.iter().map(|p| p.methods.as_slice()));
-    let code = |map: &[Vec<u32>], part: usize, c: u32| -> Result<u32> {
-        map.get(part)
-            .and_then(|m| m.get(c as usize))
-            .copied()
-            .ok_or_else(|| {
-                EngineError::InvalidScan(format!("rollup code {c} outside its dictionary"))
-            })
-    };
     let mut levels = Vec::with_capacity(3);
     for level in 0..3 {
         let mut runs: Vec<KeyRun<'a>> = Vec::new();
@@ -519,15 +531,16 @@ fn merge_days<'p, 'a>(parts: &'p [PartitionRollups<'a>]) -> Result<Option<Partit
             let Some(cols) = parts.get(run.part).and_then(|p| p.levels.get(level)) else {
                 continue;
             };
-            for r in run.rows {
-                out.push_from(
-                    cols,
-                    r,
-                    |c| code(&key_map, run.part, c),
-                    |c| code(&endpoint_map, run.part, c),
-                    |c| code(&method_map, run.part, c),
-                )?;
-            }
+            let part = run.part;
+            out.extend_from(
+                cols,
+                run.rows,
+                (
+                    map_of(&key_map, part),
+                    map_of(&endpoint_map, part),
+                    map_of(&method_map, part),
+                ),
+            )?;
         }
         levels.push(out);
     }
@@ -541,6 +554,11 @@ fn merge_days<'p, 'a>(parts: &'p [PartitionRollups<'a>]) -> Result<Option<Partit
         methods,
         levels,
     }))
+}
+
+/// Part `part`'s code map (empty when there is none).
+fn map_of(maps: &[Vec<u32>], part: usize) -> &[u32] {
+    maps.get(part).map_or(&[], Vec::as_slice)
 }
 
 /// The ranges of equal adjacent values of `codes`.
