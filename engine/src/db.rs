@@ -314,11 +314,22 @@ impl Db {
         level: RollupLevel,
         req: &RollupRequest,
     ) -> Result<Vec<RollupRow>> {
-        let mut rows = Vec::new();
-        for c in sources.chunks.iter() {
-            if RollupLevel::of_table(c.entry.table) == Some(level) {
-                crate::rollup::read_chunk(c, req, &mut rows)?;
-            }
+        use rayon::prelude::*;
+        // Chunks are read in parallel; each one's rows are sorted, and the
+        // merge below finds those runs whatever their order.
+        let per_chunk: Vec<Vec<RollupRow>> = sources
+            .chunks
+            .par_iter()
+            .filter(|c| RollupLevel::of_table(c.entry.table) == Some(level))
+            .map(|c| {
+                let mut rows = Vec::new();
+                crate::rollup::read_chunk(c, req, &mut rows).map(|()| rows)
+            })
+            .filter(|r| r.as_ref().map_or(true, |rows| !rows.is_empty()))
+            .collect::<Result<_>>()?;
+        let mut rows = Vec::with_capacity(per_chunk.iter().map(Vec::len).sum());
+        for mut part in per_chunk {
+            rows.append(&mut part);
         }
         crate::rollup::memtable_rows(&sources.segments, level, req, &mut rows);
         Ok(crate::rollup::sort_and_merge(rows))

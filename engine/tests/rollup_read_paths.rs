@@ -246,3 +246,45 @@ fn a_flush_writes_one_rollup_chunk_per_month_and_shard() {
     assert!(by_day.stats().rollups[0].0 > months.len() as u64);
     assert_eq!(read_all(&by_day), from_memtable);
 }
+
+/// `estimate_rows` for given keys counts exactly their rows in the chunks
+/// (from the key directories), not their shards' rows.
+#[test]
+fn row_estimates_count_the_wanted_keys_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut g = Generator::new(GenConfig {
+        events: 5_000,
+        days: 3,
+        keys: 30,
+        ..GenConfig::default()
+    });
+    let mut batch = EventBatch::new();
+    g.fill(&mut batch, 5_000);
+    let events = batch.to_events();
+    db.ingest(&batch, &WriteOptions::default()).unwrap();
+    db.flush().unwrap();
+    for key in ["key_000000", "key_000007", "no_such_key"] {
+        let keys = [key.to_string()];
+        let want = events.iter().filter(|e| e.api_key == key).count() as u64;
+        assert_eq!(db.estimate_rows(None, None, None, Some(&keys)), want, "{key}");
+        for level in RollupLevel::ALL {
+            let rows = db
+                .rollups(
+                    level,
+                    &RollupRequest {
+                        api_keys: Some(keys.to_vec()),
+                        ..RollupRequest::default()
+                    },
+                )
+                .unwrap()
+                .len() as u64;
+            // One flush: each rollup row is in one chunk.
+            assert_eq!(
+                db.estimate_rows(Some(level), None, None, Some(&keys)),
+                rows,
+                "{key} {level:?}"
+            );
+        }
+    }
+}

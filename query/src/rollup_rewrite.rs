@@ -199,24 +199,28 @@ fn scan_request(p: &Plan) -> Option<&tally_engine::ScanRequest> {
 
 /// What a row costs to read, merge and group, in nanoseconds, measured on
 /// the benchmark data (docs/benchmarks.md, "Rollups from SQL"): a rollup
-/// row 400–470 ns (row objects, merge, value-by-value grouping, sketch
-/// merges); a raw event row 3 ns in an all-keys count (dictionary-coded
-/// grouping) to 20 ns in a one-key exact percentile query, and about 45 ns
-/// when `approx_percentile` puts every value into a sketch.
+/// row about 450 ns without sketches (row objects, merge, value-by-value
+/// grouping) and about 1,000 ns when its sketch is decoded and merged; a
+/// raw event row 3 ns in an all-keys count (dictionary-coded grouping) to
+/// 20 ns in a one-key exact percentile query, and about 45 ns when
+/// `approx_percentile` puts every value into a sketch.
 pub(crate) const ROLLUP_ROW_NS: u64 = 450;
+/// See [`ROLLUP_ROW_NS`]: a rollup row whose sketch is merged.
+pub(crate) const ROLLUP_SKETCH_ROW_NS: u64 = 1_000;
 /// See [`ROLLUP_ROW_NS`]: a raw row without sketch inserts.
 pub(crate) const RAW_ROW_NS: u64 = 8;
 /// See [`ROLLUP_ROW_NS`]: a raw row whose latency goes into a sketch.
 pub(crate) const RAW_SKETCH_ROW_NS: u64 = 45;
 
 /// Whether to answer with the rewrite `r` rather than from raw events:
-/// the rollups must hold every stored event (each raw chunk has its
-/// minute, hour and day chunks: fewer rollup chunks of a level than raw
-/// chunks means events stored before rollups existed); then, when raw
+/// the rollups must hold every stored event (every month and shard with
+/// raw chunks has minute, hour and day chunks: `Db::rollups_cover_events`;
+/// otherwise events were stored before rollups existed); then, when raw
 /// events the range reaches were dropped by retention, the rollups are
 /// the only complete answer; otherwise the rewrite must read fewer rows,
 /// weighted by what a row costs on each side ([`ROLLUP_ROW_NS`],
-/// [`RAW_ROW_NS`], [`RAW_SKETCH_ROW_NS`]; rows estimated from chunk metadata by
+/// [`ROLLUP_SKETCH_ROW_NS`], [`RAW_ROW_NS`], [`RAW_SKETCH_ROW_NS`]; the
+/// wanted keys' rows estimated from chunk key directories by
 /// `Db::estimate_rows`). `force` skips the cost comparison.
 pub(crate) fn worth_rewriting(db: &tally_engine::Db, r: &RollupAggregate, force: bool) -> bool {
     if !db.rollups_cover_events() {
@@ -236,12 +240,12 @@ pub(crate) fn worth_rewriting(db: &tally_engine::Db, r: &RollupAggregate, force:
         .map(|&(level, f, t)| db.estimate_rows(Some(level), f, t, keys.as_deref()))
         .sum();
     let raw_rows = db.estimate_rows(None, from, to, keys.as_deref());
-    let raw_ns = if r.has_sketches() {
-        RAW_SKETCH_ROW_NS
+    let (rollup_ns, raw_ns) = if r.has_sketches() {
+        (ROLLUP_SKETCH_ROW_NS, RAW_SKETCH_ROW_NS)
     } else {
-        RAW_ROW_NS
+        (ROLLUP_ROW_NS, RAW_ROW_NS)
     };
-    rollup_rows.saturating_mul(ROLLUP_ROW_NS) < raw_rows.saturating_mul(raw_ns)
+    rollup_rows.saturating_mul(rollup_ns) < raw_rows.saturating_mul(raw_ns)
 }
 
 /// Rewrites every aggregate of `plan` that the rollups answer exactly and
