@@ -37,7 +37,7 @@ pub use options::{
     SyncPolicy, WalOptions,
 };
 pub use recovery::RecoveryReport;
-pub use rollup::{RollupAgg, RollupKey, RollupLevel, RollupRequest, RollupRow};
+pub use rollup::{RollupAgg, RollupKey, RollupLevel, RollupParts, RollupRequest, RollupRow};
 pub use scan::{
     bytes_at, f64_at, i64_at, ip_from_bytes, u64_at, Predicate, ScanBatch, ScanRequest, ScanResult,
     ScanStats, Value,

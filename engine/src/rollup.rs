@@ -28,7 +28,7 @@ use crate::sketch::DdSketch;
 
 mod read;
 mod write;
-pub(crate) use read::{read_chunk, sort_and_merge};
+pub(crate) use read::{read_chunk, sort_and_merge, Sketches};
 pub(crate) use write::{roll_up_partition, write_month_rollups, PartitionRollups};
 
 /// Microseconds in a minute.
@@ -201,6 +201,67 @@ pub struct RollupRow {
     pub key: RollupKey,
     /// The aggregate.
     pub agg: RollupAgg,
+}
+
+/// Rollup rows as stored, not merged (a bucket split over chunks is
+/// several rows), each with its latency sketch encoded rather than
+/// decoded: for callers that aggregate rows anyway and merge many
+/// sketches ([`crate::Db::rollup_parts`]). [`RollupAgg::sketch`] is empty
+/// in every row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RollupParts {
+    /// The rows, each chunk's in chunk order.
+    pub rows: Vec<RollupRow>,
+    /// Concatenated encoded sketches ([`crate::sketch::DdSketch::encode`]).
+    sketches: Vec<u8>,
+    /// End offset of each row's sketch.
+    ends: Vec<usize>,
+}
+
+impl RollupParts {
+    /// Row `i`'s encoded sketch: empty when the request asked for none,
+    /// or when all its latencies equal `latency_min` (the sketch is then
+    /// `count` copies of it); None past the last row.
+    pub fn sketch(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = match i.checked_sub(1) {
+            None => 0,
+            Some(p) => *self.ends.get(p)?,
+        };
+        self.sketches.get(start..end)
+    }
+
+    /// Heap bytes held: the rows and the sketch bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.capacity() * std::mem::size_of::<RollupRow>()
+            + self.sketches.capacity()
+            + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
+
+    /// Rows with their sketches: `sketches[ends[i-1]..ends[i]]` is row
+    /// `i`'s (one end per row).
+    pub(crate) fn from_parts(rows: Vec<RollupRow>, sketches: Vec<u8>, ends: Vec<usize>) -> Self {
+        RollupParts {
+            rows,
+            sketches,
+            ends,
+        }
+    }
+
+    /// Appends a row and its encoded sketch.
+    pub(crate) fn push(&mut self, row: RollupRow, sketch: &[u8]) {
+        self.rows.push(row);
+        self.sketches.extend_from_slice(sketch);
+        self.ends.push(self.sketches.len());
+    }
+
+    /// Moves `other`'s rows to the end of these.
+    pub(crate) fn append(&mut self, mut other: RollupParts) {
+        let base = self.sketches.len();
+        self.rows.append(&mut other.rows);
+        self.sketches.extend_from_slice(&other.sketches);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+    }
 }
 
 /// What rollup rows to read.

@@ -172,10 +172,6 @@ impl ColdStore {
         self.0.as_ref().map_or(0, |s| s.len())
     }
 
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn heap_bytes(&self) -> usize {
         self.0
             .as_ref()
@@ -543,59 +539,96 @@ impl DdSketch {
     /// field and its byte offset. Lengths read from the bytes are bounded by
     /// [`MIN_INDEX`]..=[`MAX_INDEX`] before use.
     pub fn decode(bytes: &[u8]) -> Result<DdSketch, SketchError> {
-        let mut r = Reader { bytes, pos: 0 };
-        let version = r.byte("version byte")?;
-        if version != VERSION {
-            return Err(SketchError::UnsupportedVersion {
-                got: version,
-                expected: VERSION,
-            });
-        }
         let mut sketch = DdSketch::new();
-        sketch.negative = ColdStore::from_store(r.store("negative store")?);
-        sketch.positive = r.store("positive store")?;
-        sketch.zero = r.varint("zero count")?;
-        sketch.count = sketch
-            .negative
-            .iter()
-            .chain(sketch.positive.iter())
-            .fold(sketch.zero, |a, &(_, n)| a.saturating_add(n));
-        if !sketch.is_empty() {
-            let lowest = if !sketch.negative.is_empty() {
-                Side::Negative
-            } else if sketch.zero > 0 {
-                Side::Zero
-            } else {
-                Side::Positive
-            };
-            let highest = if !sketch.positive.is_empty() {
-                Side::Positive
-            } else if sketch.zero > 0 {
-                Side::Zero
-            } else {
-                Side::Negative
-            };
-            let min_at = r.pos;
-            sketch.min = r.bound("min", lowest)?;
-            let max_at = r.pos;
-            sketch.max = r.bound("max", highest)?;
-            if sketch.min > sketch.max {
-                return Err(SketchError::Invalid {
-                    offset: max_at,
-                    field: "max",
-                    expected: "a value >= min",
-                    found: format!("max {} < min {} (at byte {min_at})", sketch.max, sketch.min),
-                });
-            }
-        }
-        if r.pos < bytes.len() {
-            return Err(SketchError::TrailingBytes {
-                offset: r.pos,
-                extra: bytes.len() - r.pos,
-            });
-        }
+        let mut negative = Store::default();
+        let mut positive = Store::default();
+        // Indexes strictly increase (the decoder checks): appends.
+        let d = decode_with(bytes, &mut |i, n| negative.0.push((i, n)), &mut |i, n| {
+            positive.0.push((i, n))
+        })?;
+        sketch.negative = ColdStore::from_store(negative);
+        sketch.positive = positive;
+        sketch.zero = d.zero;
+        sketch.count = d.count;
+        sketch.min = d.min;
+        sketch.max = d.max;
         Ok(sketch)
     }
+}
+
+/// What [`decode_with`] read besides the buckets.
+struct Decoded {
+    zero: u64,
+    /// Saturating sum of every count (buckets and zero).
+    count: u64,
+    /// +inf when empty.
+    min: f64,
+    /// -inf when empty.
+    max: f64,
+}
+
+/// Reads an encoded sketch, handing each bucket (index, count) of the
+/// negative and positive stores, in increasing index order, to `negative`
+/// and `positive`, and checking every field as [`DdSketch::decode`]
+/// documents. On error some buckets may have been handed over already.
+fn decode_with(
+    bytes: &[u8],
+    negative: &mut dyn FnMut(i32, u64),
+    positive: &mut dyn FnMut(i32, u64),
+) -> Result<Decoded, SketchError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let version = r.byte("version byte")?;
+    if version != VERSION {
+        return Err(SketchError::UnsupportedVersion {
+            got: version,
+            expected: VERSION,
+        });
+    }
+    let (neg_buckets, neg_count) = r.store_with("negative store", negative)?;
+    let (pos_buckets, pos_count) = r.store_with("positive store", positive)?;
+    let zero = r.varint("zero count")?;
+    let count = neg_count.saturating_add(pos_count).saturating_add(zero);
+    let mut d = Decoded {
+        zero,
+        count,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
+    if count > 0 {
+        let lowest = if neg_buckets > 0 {
+            Side::Negative
+        } else if zero > 0 {
+            Side::Zero
+        } else {
+            Side::Positive
+        };
+        let highest = if pos_buckets > 0 {
+            Side::Positive
+        } else if zero > 0 {
+            Side::Zero
+        } else {
+            Side::Negative
+        };
+        let min_at = r.pos;
+        d.min = r.bound("min", lowest)?;
+        let max_at = r.pos;
+        d.max = r.bound("max", highest)?;
+        if d.min > d.max {
+            return Err(SketchError::Invalid {
+                offset: max_at,
+                field: "max",
+                expected: "a value >= min",
+                found: format!("max {} < min {} (at byte {min_at})", d.max, d.min),
+            });
+        }
+    }
+    if r.pos < bytes.len() {
+        return Err(SketchError::TrailingBytes {
+            offset: r.pos,
+            extra: bytes.len() - r.pos,
+        });
+    }
+    Ok(d)
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -688,8 +721,14 @@ impl Reader<'_> {
         Ok(f64::from_le_bytes(raw))
     }
 
-    /// One store: a bucket count, then (index delta, count) pairs.
-    fn store(&mut self, field: &'static str) -> Result<Store, SketchError> {
+    /// One store: a bucket count, then (index delta, count) pairs, each
+    /// bucket handed to `bucket`. Returns the number of buckets and the
+    /// saturating sum of their counts.
+    fn store_with(
+        &mut self,
+        field: &'static str,
+        bucket: &mut dyn FnMut(i32, u64),
+    ) -> Result<(u64, u64), SketchError> {
         let at = self.pos;
         let buckets = self.varint(field)?;
         if buckets > MAX_BUCKETS {
@@ -700,12 +739,7 @@ impl Reader<'_> {
                 found: format!("{buckets} buckets"),
             });
         }
-        // Each bucket takes at least two bytes: a bound on the capacity
-        // that hostile counts cannot inflate.
-        let room = self.bytes.len().saturating_sub(self.pos) / 2;
-        let mut store = Store(smallvec::SmallVec::with_capacity(
-            usize::try_from(buckets).unwrap_or(usize::MAX).min(room),
-        ));
+        let mut total: u64 = 0;
         let mut previous: Option<i64> = None;
         // At most MAX_BUCKETS iterations, each consuming at least two bytes.
         for _ in 0..buckets {
@@ -749,10 +783,11 @@ impl Reader<'_> {
                 });
             }
             // Indexes strictly increase (checked above): an append.
-            store.0.push((index, n));
+            bucket(index, n);
+            total = total.saturating_add(n);
             previous = Some(i64::from(index));
         }
-        Ok(store)
+        Ok((buckets, total))
     }
 
     /// The min or max: finite, not `-0.0`, and on the side of zero of the

@@ -168,6 +168,17 @@ fn a_flipped_byte_in_a_rollup_chunk_is_an_error_naming_the_file() {
                 )
                 .expect_err("a corrupt rollup chunk must not read");
             assert!(e.to_string().contains(&name), "{e}");
+            // The same through the encoded-sketch read the planner uses.
+            let e = db
+                .rollup_parts(
+                    RollupLevel::Minute,
+                    &RollupRequest {
+                        sketches: true,
+                        ..RollupRequest::default()
+                    },
+                )
+                .expect_err("a corrupt rollup chunk must not read");
+            assert!(e.to_string().contains(&name), "{e}");
         }
     }
 }
@@ -267,7 +278,11 @@ fn row_estimates_count_the_wanted_keys_rows() {
     for key in ["key_000000", "key_000007", "no_such_key"] {
         let keys = [key.to_string()];
         let want = events.iter().filter(|e| e.api_key == key).count() as u64;
-        assert_eq!(db.estimate_rows(None, None, None, Some(&keys)), want, "{key}");
+        assert_eq!(
+            db.estimate_rows(None, None, None, Some(&keys)),
+            want,
+            "{key}"
+        );
         for level in RollupLevel::ALL {
             let rows = db
                 .rollups(
@@ -286,5 +301,47 @@ fn row_estimates_count_the_wanted_keys_rows() {
                 "{key} {level:?}"
             );
         }
+    }
+}
+
+/// `rollup_parts` holds the same events as `rollups`: merging its rows
+/// (sketches decoded) by key gives the merged rows.
+#[test]
+fn parts_merge_to_the_rollup_rows() {
+    use std::collections::BTreeMap;
+    use tally_engine::sketch::DdSketch;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(dir.path());
+    for level in RollupLevel::ALL {
+        let req = RollupRequest {
+            sketches: true,
+            ..RollupRequest::default()
+        };
+        let merged = db.rollups(level, &req).unwrap();
+        let parts = db.rollup_parts(level, &req).unwrap();
+        assert!(parts.rows.len() >= merged.len());
+        let mut by_key: BTreeMap<_, tally_engine::RollupAgg> = BTreeMap::new();
+        for (i, row) in parts.rows.iter().enumerate() {
+            let mut agg = row.agg.clone();
+            let bytes = parts.sketch(i).unwrap();
+            agg.sketch = if bytes.is_empty() {
+                let mut s = DdSketch::new();
+                s.add_n(agg.latency_min, agg.count);
+                s
+            } else {
+                DdSketch::decode(bytes).unwrap()
+            };
+            match by_key.get_mut(&row.key) {
+                Some(a) => a.merge(&agg),
+                None => {
+                    by_key.insert(row.key.clone(), agg);
+                }
+            }
+        }
+        let rebuilt: Vec<RollupRow> = by_key
+            .into_iter()
+            .map(|(key, agg)| RollupRow { key, agg })
+            .collect();
+        assert_eq!(rebuilt, merged, "{level:?}");
     }
 }

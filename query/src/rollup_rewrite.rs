@@ -38,7 +38,9 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use tally_engine::{Column, RollupAgg, RollupLevel, RollupRequest, RollupRow, ScanRequest};
+use tally_engine::{
+    Column, RollupAgg, RollupLevel, RollupParts, RollupRequest, RollupRow, ScanRequest,
+};
 use tally_storage::hash::FxHashMap;
 
 use crate::agg::{merge_extreme, KeyValue};
@@ -51,6 +53,7 @@ use crate::optimize::{
 };
 use crate::plan::{AggFunc, Aggregate, BinOp, Expr, Func, Plan};
 use crate::sketch::SketchSum;
+use crate::time::format_timestamp;
 use crate::time::TimeUnit;
 use crate::types::{DataType, Interval, Scalar};
 
@@ -975,26 +978,30 @@ impl<'a> Groups<'a> {
         Ok((keys, AggInputs { masks, args }))
     }
 
-    /// Adds the rollup rows that pass the WHERE.
-    fn add_rollup_rows(&mut self, rows: &[RollupRow]) -> Result<()> {
+    /// Adds the rollup rows (of `table`) that pass the WHERE.
+    fn add_rollup_rows(&mut self, parts: &RollupParts, table: &str) -> Result<()> {
+        let rows = &parts.rows;
         let b = rollup_key_batch(rows);
         // The WHERE first: the other expressions see only rows it keeps,
         // as on raw events.
-        let (b, kept): (Batch, Vec<&RollupRow>) = match &self.r.filter {
+        let (b, kept): (Batch, Vec<usize>) = match &self.r.filter {
             Some(f) => {
                 let pass = mask_of(&eval(f, &b)?);
-                let kept = rows
+                let kept = pass
                     .iter()
-                    .zip(&pass)
+                    .enumerate()
                     .filter(|(_, &p)| p)
                     .map(|(r, _)| r)
                     .collect();
                 (b.filter(&pass), kept)
             }
-            None => (b, rows.iter().collect()),
+            None => (b, (0..rows.len()).collect()),
         };
         let (keys, inputs) = self.inputs(&b, true)?;
-        for (i, row) in kept.into_iter().enumerate() {
+        for (i, at) in kept.into_iter().enumerate() {
+            let (Some(row), Some(sketch)) = (rows.get(at), parts.sketch(at)) else {
+                continue;
+            };
             let g = self.group(&keys, i);
             let Some(accs) = self.accs.get_mut(g) else {
                 continue;
@@ -1009,7 +1016,18 @@ impl<'a> Groups<'a> {
                     }
                 }
                 let arg = inputs.args.get(j).and_then(Option::as_ref);
-                if add_rollup(acc, a.func, m, &row.agg, arg, i) {
+                let saturated = add_rollup(acc, a.func, m, (&row.agg, sketch), arg, i)
+                    .map_err(|e| {
+                        QueryError::execute(format!(
+                            "reading {table}: the latency sketch of api_key {:?}, bucket {}, endpoint {:?}, method {:?}, status class {}: {e}",
+                            &*row.key.api_key,
+                            format_timestamp(row.key.bucket),
+                            &*row.key.endpoint,
+                            &*row.key.method,
+                            row.key.status_class
+                        ))
+                    })?;
+                if saturated {
                     self.saturated = true;
                 }
             }
@@ -1104,16 +1122,17 @@ impl<'a> Groups<'a> {
     }
 }
 
-/// Adds one rollup row to an aggregate's state; true when a sum it needs
-/// saturated.
+/// Adds one rollup row (its aggregate and encoded sketch) to an
+/// aggregate's state; true when a sum it needs saturated. An error is a
+/// sketch that does not decode.
 fn add_rollup(
     acc: &mut Acc,
     func: AggFunc,
     m: &Measure,
-    agg: &RollupAgg,
+    (agg, sketch): (&RollupAgg, &[u8]),
     arg: Option<&Array>,
     row: usize,
-) -> bool {
+) -> std::result::Result<bool, tally_engine::sketch::SketchError> {
     match m {
         Measure::Rows => acc.add_value(func, &Scalar::Int(1), agg.count),
         Measure::Const(_) => {
@@ -1128,7 +1147,7 @@ fn add_rollup(
                 agg.response_bytes
             };
             if bytes == u64::MAX {
-                return true;
+                return Ok(true);
             }
             match acc {
                 Acc::SumInt(s, seen) => {
@@ -1145,12 +1164,19 @@ fn add_rollup(
         Measure::Latency => match acc {
             Acc::Nanos(ns, n) => {
                 if agg.latency_sum_ns == u64::MAX {
-                    return true;
+                    return Ok(true);
                 }
                 *ns = ns.saturating_add(u128::from(agg.latency_sum_ns));
                 *n = n.saturating_add(i64::try_from(agg.count).unwrap_or(i64::MAX));
             }
-            Acc::Sketch(s) => s.merge(&agg.sketch),
+            Acc::Sketch(s) => {
+                if sketch.is_empty() {
+                    // All latencies equal: `count` copies of the minimum.
+                    s.add_n(agg.latency_min, agg.count);
+                } else {
+                    s.merge_encoded(sketch)?;
+                }
+            }
             Acc::Extreme(_) => {
                 let x = if func == AggFunc::Max {
                     agg.latency_max
@@ -1162,7 +1188,7 @@ fn add_rollup(
             _ => {}
         },
     }
-    false
+    Ok(false)
 }
 
 /// Rollup rows as a batch of [`EDGE_COLUMNS`]: the key columns filled
@@ -1229,18 +1255,17 @@ pub(crate) fn run(ctx: &ExecContext<'_>, node: usize, r: &RollupAggregate) -> Re
         let t = Instant::now();
         let mut req = request.clone();
         req.scope.clone_from(&ctx.scope);
-        let rows = ctx
+        // Rows as stored, sketches still encoded: every aggregate here
+        // merges, so rows split over chunks need no merge first, and each
+        // sketch is added straight into its group's sum.
+        let parts = ctx
             .db
-            .rollups(*level, &req)
+            .rollup_parts(*level, &req)
             .map_err(|e| QueryError::execute(format!("reading {}: {e}", level.table_name())))?;
-        let bytes = rows.len() * std::mem::size_of::<RollupRow>()
-            + rows
-                .iter()
-                .map(|r| r.agg.sketch.heap_bytes())
-                .sum::<usize>();
+        let bytes = parts.heap_bytes();
         ctx.reserve(bytes, "reading rollups")?;
-        ctx.count(child, rows.len(), t);
-        let added = groups.add_rollup_rows(&rows);
+        ctx.count(child, parts.rows.len(), t);
+        let added = groups.add_rollup_rows(&parts, level.table_name());
         ctx.release(bytes);
         added?;
         let now = groups.heap_bytes();

@@ -209,10 +209,21 @@ fn key_ranges(r: &ChunkReader, req: &RollupRequest) -> Vec<Range<u32>> {
 
 /// Appends the rows of one rollup chunk that `req` wants to `out`, sorted
 /// by key.
+/// What [`read_chunk`] does with the rows' sketches (when the request
+/// asks for them).
+pub(crate) enum Sketches<'o> {
+    /// Decode each into its row's [`RollupAgg::sketch`].
+    Decode,
+    /// Copy each encoded sketch here, one per row, and leave the rows'
+    /// sketches empty.
+    Copy(&'o mut Vec<u8>, &'o mut Vec<usize>),
+}
+
 pub(crate) fn read_chunk(
     chunk: &LiveChunk,
     req: &RollupRequest,
     out: &mut Vec<RollupRow>,
+    sketches: Sketches<'_>,
 ) -> Result<()> {
     let r = &chunk.reader;
     if req.to.is_some_and(|t| chunk.entry.min_ts >= t)
@@ -240,6 +251,7 @@ pub(crate) fn read_chunk(
         keys: NameCache::new(),
         key_index: 0,
         selected: Vec::new(),
+        sketches,
     };
     let mut next_range = 0;
     for b in blocks {
@@ -279,6 +291,7 @@ struct ReadState<'a> {
     key_index: usize,
     /// Rows of the current block to emit (chunk row numbers).
     selected: Vec<u32>,
+    sketches: Sketches<'a>,
 }
 
 impl ReadState<'_> {
@@ -343,6 +356,13 @@ impl ReadState<'_> {
             .transpose()?;
         let dir = r.keys();
         out.reserve(self.selected.len());
+        if let (Some(Text::Plain(all, _)), Sketches::Copy(bytes, ends)) =
+            (&sketch, &mut self.sketches)
+        {
+            // At most the span's sketch bytes are copied: one allocation.
+            bytes.reserve(all.len());
+            ends.reserve(self.selected.len());
+        }
         let mut key: Option<(usize, Arc<str>)> = None;
         for &row in &self.selected {
             let i = (row - s) as usize;
@@ -391,9 +411,19 @@ impl ReadState<'_> {
             else {
                 return Err(field("columns shorter than the block"));
             };
-            let sketch = match sketch {
-                None => DdSketch::new(),
-                Some(t) => {
+            let sketch = match (sketch, &mut self.sketches) {
+                (None, Sketches::Copy(bytes, ends)) => {
+                    ends.push(bytes.len());
+                    DdSketch::new()
+                }
+                (None, Sketches::Decode) => DdSketch::new(),
+                (Some(t), Sketches::Copy(bytes, ends)) => {
+                    let encoded = t.bytes_at(i).ok_or_else(|| field("sketch"))?;
+                    bytes.extend_from_slice(encoded);
+                    ends.push(bytes.len());
+                    DdSketch::new()
+                }
+                (Some(t), Sketches::Decode) => {
                     let encoded = t.bytes_at(i).ok_or_else(|| field("sketch"))?;
                     if encoded.is_empty() {
                         // All latencies equal: `count` copies of the minimum.

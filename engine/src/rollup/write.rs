@@ -576,6 +576,13 @@ fn chunk_runs(codes: &[u32]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// Rows per column block of a rollup chunk (at most; smaller when the
+/// chunk options say so). Rollup chunks are read one key at a time, and a
+/// key's rows are a small part of a chunk holding a month of its shard: a
+/// read decodes whole blocks, so small blocks decode fewer rows it does
+/// not want.
+const ROLLUP_BLOCK_ROWS: usize = 1024;
+
 /// The dictionaries a level's codes index.
 struct Dictionaries<'d, 'a> {
     keys: &'d [&'a [u8]],
@@ -646,7 +653,10 @@ fn write_level(
         "api_key",
         dict(dicts.keys, &rows.key_codes),
         &columns,
-        opts,
+        &ChunkWriteOptions {
+            block_rows: opts.block_rows.min(ROLLUP_BLOCK_ROWS),
+            ..*opts
+        },
     )?;
     let reader = ChunkReader::open(&path)?;
     Ok(LiveChunk::fresh(

@@ -11,7 +11,7 @@
 //! add saturating, which is order-independent; empty buckets are dropped,
 //! as a store never holds them).
 
-use super::{index_of, side_of, ColdStore, DdSketch, Side, Store};
+use super::{decode_with, index_of, side_of, ColdStore, DdSketch, Side, SketchError, Store};
 
 /// Counts of the bucket indexes `offset..offset + counts.len()`.
 #[derive(Debug, Clone, Default)]
@@ -26,8 +26,10 @@ impl DenseCounts {
             self.offset = i;
             self.counts.push(0);
         } else if i < self.offset {
-            // Grow downwards, with room for a few more buckets below.
-            let lowest = i.saturating_sub(16).max(super::MIN_INDEX);
+            // Grow downwards with as much room again below (amortised:
+            // lower and lower buckets do not shift the counts each time).
+            let room = i32::try_from(self.counts.len()).unwrap_or(i32::MAX).max(16);
+            let lowest = i.saturating_sub(room).max(super::MIN_INDEX);
             let shift = (self.offset - lowest) as usize;
             self.counts.splice(0..0, std::iter::repeat_n(0, shift));
             self.offset = lowest;
@@ -105,22 +107,47 @@ impl SketchSum {
         self.max = self.max.max(s.max);
     }
 
-    /// Adds one value, as [`DdSketch::add`] does (NaN and infinities are
-    /// skipped; `-0.0` is `0.0`). Returns whether it was added.
-    pub fn add(&mut self, x: f64) -> bool {
-        if !x.is_finite() {
+    /// Adds every value of an encoded sketch ([`DdSketch::encode`])
+    /// without building it: the same as `merge(&DdSketch::decode(bytes)?)`.
+    /// The bytes are checked as [`DdSketch::decode`] checks them; on error
+    /// some of their buckets may already have been added (the caller
+    /// discards the sum).
+    pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<(), SketchError> {
+        let (negative, positive) = (&mut self.negative, &mut self.positive);
+        let d = decode_with(bytes, &mut |i, n| negative.add(i, n), &mut |i, n| {
+            positive.add(i, n)
+        })?;
+        if d.count > 0 {
+            self.zero = self.zero.saturating_add(d.zero);
+            self.count = self.count.saturating_add(d.count);
+            self.min = self.min.min(d.min);
+            self.max = self.max.max(d.max);
+        }
+        Ok(())
+    }
+
+    /// Adds `n` copies of a value (nothing when `x` is NaN or infinite or
+    /// `n` is 0), as [`DdSketch::add_n`] does.
+    pub fn add_n(&mut self, x: f64, n: u64) -> bool {
+        if !x.is_finite() || n == 0 {
             return false;
         }
         let x = if x == 0.0 { 0.0 } else { x };
         match side_of(x) {
-            Side::Negative => self.negative.add(index_of(-x), 1),
-            Side::Zero => self.zero = self.zero.saturating_add(1),
-            Side::Positive => self.positive.add(index_of(x), 1),
+            Side::Negative => self.negative.add(index_of(-x), n),
+            Side::Zero => self.zero = self.zero.saturating_add(n),
+            Side::Positive => self.positive.add(index_of(x), n),
         }
-        self.count = self.count.saturating_add(1);
+        self.count = self.count.saturating_add(n);
         self.min = self.min.min(x);
         self.max = self.max.max(x);
         true
+    }
+
+    /// Adds one value, as [`DdSketch::add`] does (NaN and infinities are
+    /// skipped; `-0.0` is `0.0`). Returns whether it was added.
+    pub fn add(&mut self, x: f64) -> bool {
+        self.add_n(x, 1)
     }
 
     /// The sketch of everything added: equal to merging the same sketches
@@ -164,8 +191,8 @@ mod tests {
     }
 
     proptest! {
-        /// The sum of sketches and values is the sketch merged one by one:
-        /// same bytes.
+        /// The sum of sketches (merged decoded or encoded) and values is
+        /// the sketch merged one by one: same bytes.
         #[test]
         fn sum_is_sequential_merge(
             groups in prop::collection::vec(prop::collection::vec(value(), 0..40), 0..30),
@@ -179,7 +206,13 @@ mod tests {
                     s.add(x);
                 }
                 merged.merge(&s);
-                sum.merge(&s);
+                if g.len() % 2 == 0 {
+                    sum.merge(&s);
+                } else {
+                    let mut bytes = Vec::new();
+                    s.encode(&mut bytes);
+                    sum.merge_encoded(&bytes).unwrap();
+                }
             }
             for &x in &loose {
                 prop_assert_eq!(merged.add(x), sum.add(x));
@@ -199,5 +232,24 @@ mod tests {
         let s = SketchSum::new().to_sketch();
         assert_eq!(s, DdSketch::new());
         assert_eq!(SketchSum::new().quantile(0.5), None);
+    }
+    #[test]
+    fn merge_encoded_rejects_what_decode_rejects() {
+        let mut s = DdSketch::new();
+        for x in [1.0, 2.5, 300.0] {
+            s.add(x);
+        }
+        let mut bytes = Vec::new();
+        s.encode(&mut bytes);
+        for cut in 0..bytes.len() {
+            let e = SketchSum::new().merge_encoded(&bytes[..cut]).unwrap_err();
+            assert_eq!(Some(e), DdSketch::decode(&bytes[..cut]).err());
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(SketchSum::new().merge_encoded(&extra).is_err());
+        let mut sum = SketchSum::new();
+        sum.merge_encoded(&bytes).unwrap();
+        assert_eq!(sum.to_sketch(), s);
     }
 }
