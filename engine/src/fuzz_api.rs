@@ -164,3 +164,34 @@ pub fn billing_files(data: &[u8]) {
     let _ = serde_json::from_str::<ClosedMonth>(&text).map(|c| c.invoiced());
     let _ = serde_json::from_str::<RawHorizon>(&text);
 }
+
+/// Target `sketch`: the latency sketch decoders on arbitrary bytes (a
+/// rollup chunk's `latency_sketch` values). `DdSketch::decode` and
+/// `SketchSum::merge_encoded` must agree (the same error, or the same
+/// sketch); a sketch that decodes must encode back to exactly the input
+/// (every sketch has one encoding) and answer quantiles within its min and
+/// max. For fuzz targets and corpus tests; not a stable API.
+pub fn sketch(data: &[u8]) {
+    use crate::sketch::{DdSketch, SketchSum};
+    let decoded = DdSketch::decode(data);
+    let mut sum = SketchSum::new();
+    let summed = sum.merge_encoded(data);
+    match (&decoded, &summed) {
+        (Ok(s), Ok(())) => {
+            assert_eq!(&sum.to_sketch(), s, "merge_encoded and decode differ");
+            let mut again = Vec::new();
+            s.encode(&mut again);
+            assert_eq!(again, data, "a decoded sketch re-encodes differently");
+            for q in [0.0, 0.01, 0.5, 0.99, 1.0] {
+                if let (Some(v), Some(lo), Some(hi)) = (s.quantile(q), s.min(), s.max()) {
+                    assert!(
+                        lo <= v && v <= hi,
+                        "quantile {q} = {v} outside [{lo}, {hi}]"
+                    );
+                }
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "merge_encoded and decode disagree"),
+        _ => panic!("decode {decoded:?} but merge_encoded {summed:?}"),
+    }
+}

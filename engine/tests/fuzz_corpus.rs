@@ -1,5 +1,5 @@
 //! Replays the committed fuzz seed corpus of tally-engine's targets
-//! (`fuzz/corpus/{wal_payload,ndjson,csv,billing_files}/`; the billing
+//! (`fuzz/corpus/{wal_payload,ndjson,csv,billing_files,sketch}/`; the billing
 //! seeds are hand-written JSON, not regenerated) through the same bodies the
 //! fuzz targets run (`tally_engine::fuzz_api`), so every `cargo test` checks
 //! that no seed panics or breaks a round trip, and that no corpus directory
@@ -55,6 +55,11 @@ fn replay(target: &str, body: fn(&[u8])) {
             file.display()
         );
     }
+}
+
+#[test]
+fn sketch_corpus_never_panics() {
+    replay("sketch", fuzz_api::sketch);
 }
 
 #[test]
@@ -179,6 +184,28 @@ fn regenerate() {
             ("one_event", csv(csv_header(), &all[1..2])),
             ("required_columns_reordered", sparse),
             ("header_only", csv(csv_header(), &[])),
+        ],
+    );
+
+    let sketch = |values: &[f64]| {
+        let mut s = tally_engine::sketch::DdSketch::new();
+        for &v in values {
+            s.add(v);
+        }
+        let mut out = Vec::new();
+        s.encode(&mut out);
+        out
+    };
+    write_target(
+        "sketch",
+        vec![
+            ("empty", sketch(&[])),
+            ("latencies", sketch(&[0.8, 1.2, 1.2, 35.0, 240.5, 1999.9])),
+            ("zero_and_negative", sketch(&[0.0, -3.5, 7.25, -0.0])),
+            (
+                "extremes",
+                sketch(&[f64::MIN_POSITIVE, f64::MAX, -f64::MAX, 1e-300]),
+            ),
         ],
     );
 }
