@@ -159,7 +159,7 @@ impl LevelColumns {
         let base = self.sketches.len();
         self.sketches.extend_from_slice(bytes);
         for &e in ends {
-            let at = base + (e - start) as usize;
+            let at = base + e.saturating_sub(start) as usize;
             self.sketch_ends.push(u32::try_from(at).map_err(|_| {
                 EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
             })?);
