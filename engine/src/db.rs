@@ -33,6 +33,22 @@ use crate::rollup::{RollupLevel, RollupRequest, RollupRow};
 use crate::validate::validate_event;
 use crate::walrecord::encode_batch;
 
+/// Reads the chunks of `level` among `sources` in parallel with `read`
+/// (a rollup read's chunks are independent), in no particular order.
+fn read_level_chunks<T: Send>(
+    sources: &RollupSources,
+    level: RollupLevel,
+    read: impl Fn(&LiveChunk) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    use rayon::prelude::*;
+    sources
+        .chunks
+        .par_iter()
+        .filter(|c| RollupLevel::of_table(c.entry.table) == Some(level))
+        .map(|c| read(c))
+        .collect()
+}
+
 /// What rollups are read from at one moment (see `Db::rollup_sources`).
 pub(crate) struct RollupSources {
     segments: Vec<Arc<EventBatch>>,
@@ -314,20 +330,13 @@ impl Db {
         level: RollupLevel,
         req: &RollupRequest,
     ) -> Result<Vec<RollupRow>> {
-        use rayon::prelude::*;
-        // Chunks are read in parallel; each one's rows are sorted, and the
-        // merge below finds those runs whatever their order.
-        let per_chunk: Vec<Vec<RollupRow>> = sources
-            .chunks
-            .par_iter()
-            .filter(|c| RollupLevel::of_table(c.entry.table) == Some(level))
-            .map(|c| {
-                let mut rows = Vec::new();
-                crate::rollup::read_chunk(c, req, &mut rows, crate::rollup::Sketches::Decode)
-                    .map(|()| rows)
-            })
-            .filter(|r| r.as_ref().map_or(true, |rows| !rows.is_empty()))
-            .collect::<Result<_>>()?;
+        // Each chunk's rows are sorted; the merge below finds those runs
+        // whatever their order.
+        let per_chunk = read_level_chunks(sources, level, |c| {
+            let mut rows = Vec::new();
+            crate::rollup::read_chunk(c, req, &mut rows, crate::rollup::Sketches::Decode)?;
+            Ok(rows)
+        })?;
         let mut rows = Vec::with_capacity(per_chunk.iter().map(Vec::len).sum());
         for mut part in per_chunk {
             rows.append(&mut part);
@@ -346,25 +355,18 @@ impl Db {
         level: RollupLevel,
         req: &RollupRequest,
     ) -> Result<crate::rollup::RollupParts> {
-        use rayon::prelude::*;
         let sources = self.rollup_sources();
-        let per_chunk: Vec<crate::rollup::RollupParts> = sources
-            .chunks
-            .par_iter()
-            .filter(|c| RollupLevel::of_table(c.entry.table) == Some(level))
-            .map(|c| {
-                let mut rows = Vec::new();
-                let (mut bytes, mut ends) = (Vec::new(), Vec::new());
-                crate::rollup::read_chunk(
-                    c,
-                    req,
-                    &mut rows,
-                    crate::rollup::Sketches::Copy(&mut bytes, &mut ends),
-                )?;
-                Ok(crate::rollup::RollupParts::from_parts(rows, bytes, ends))
-            })
-            .filter(|r| r.as_ref().map_or(true, |p| !p.rows.is_empty()))
-            .collect::<Result<_>>()?;
+        let per_chunk = read_level_chunks(&sources, level, |c| {
+            let mut rows = Vec::new();
+            let (mut bytes, mut ends) = (Vec::new(), Vec::new());
+            crate::rollup::read_chunk(
+                c,
+                req,
+                &mut rows,
+                crate::rollup::Sketches::Copy(&mut bytes, &mut ends),
+            )?;
+            Ok(crate::rollup::RollupParts::from_parts(rows, bytes, ends))
+        })?;
         let mut per_chunk = per_chunk.into_iter();
         let mut out = per_chunk.next().unwrap_or_default();
         for p in per_chunk {

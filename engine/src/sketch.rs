@@ -333,6 +333,32 @@ enum Side {
     Positive,
 }
 
+/// Where a value is counted.
+enum Place {
+    /// The negative store, bucket of the magnitude.
+    Negative(i32),
+    /// The zero count.
+    Zero,
+    /// The positive store.
+    Positive(i32),
+}
+
+/// A value as a sketch counts it (`-0.0` as `0.0`, so min and max, and so
+/// the encoding, do not depend on which zero came first) and where; None
+/// for NaN and infinities, which are not counted.
+fn place_of(x: f64) -> Option<(f64, Place)> {
+    if !x.is_finite() {
+        return None;
+    }
+    let x = if x == 0.0 { 0.0 } else { x };
+    let place = match side_of(x) {
+        Side::Negative => Place::Negative(index_of(-x)),
+        Side::Zero => Place::Zero,
+        Side::Positive => Place::Positive(index_of(x)),
+    };
+    Some((x, place))
+}
+
 fn side_of(x: f64) -> Side {
     if x <= -MIN_INDEXABLE {
         Side::Negative
@@ -365,16 +391,13 @@ impl DdSketch {
     /// Adds `n` copies of a value. Returns `false`, and changes nothing, when
     /// `x` is NaN or infinite or `n` is 0. `-0.0` is counted as `0.0`.
     pub fn add_n(&mut self, x: f64, n: u64) -> bool {
-        if !x.is_finite() || n == 0 {
+        let Some((x, place)) = place_of(x).filter(|_| n > 0) else {
             return false;
-        }
-        // One zero, so that min and max (and so the encoding) do not depend
-        // on whether `0.0` or `-0.0` came first.
-        let x = if x == 0.0 { 0.0 } else { x };
-        match side_of(x) {
-            Side::Negative => self.negative.add(index_of(-x), n),
-            Side::Zero => self.zero = self.zero.saturating_add(n),
-            Side::Positive => self.positive.add(index_of(x), n),
+        };
+        match place {
+            Place::Negative(i) => self.negative.add(i, n),
+            Place::Zero => self.zero = self.zero.saturating_add(n),
+            Place::Positive(i) => self.positive.add(i, n),
         }
         self.count = self.count.saturating_add(n);
         if x < self.min {

@@ -158,25 +158,17 @@ fn a_flipped_byte_in_a_rollup_chunk_is_an_error_naming_the_file() {
     match Db::open(dir.path(), Options::default()) {
         Err(e) => panic!("opening checks no column block, yet: {e}"),
         Ok(db) => {
+            let req = RollupRequest {
+                sketches: true,
+                ..RollupRequest::default()
+            };
             let e = db
-                .rollups(
-                    RollupLevel::Minute,
-                    &RollupRequest {
-                        sketches: true,
-                        ..RollupRequest::default()
-                    },
-                )
+                .rollups(RollupLevel::Minute, &req)
                 .expect_err("a corrupt rollup chunk must not read");
             assert!(e.to_string().contains(&name), "{e}");
             // The same through the encoded-sketch read the planner uses.
             let e = db
-                .rollup_parts(
-                    RollupLevel::Minute,
-                    &RollupRequest {
-                        sketches: true,
-                        ..RollupRequest::default()
-                    },
-                )
+                .rollup_parts(RollupLevel::Minute, &req)
                 .expect_err("a corrupt rollup chunk must not read");
             assert!(e.to_string().contains(&name), "{e}");
         }

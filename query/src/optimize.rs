@@ -82,14 +82,14 @@ fn fold_agg(a: Aggregate) -> Aggregate {
 }
 
 fn fold_plan(p: Plan) -> Plan {
-    let b = |x: Box<Plan>| Box::new(fold_plan(*x));
-    match p {
+    // This node's expressions, then its input.
+    let p = match p {
         Plan::Filter { input, predicate } => Plan::Filter {
-            input: b(input),
+            input,
             predicate: fold_expr(predicate),
         },
         Plan::Project { input, exprs } => Plan::Project {
-            input: b(input),
+            input,
             exprs: exprs.into_iter().map(|(e, n)| (fold_expr(e), n)).collect(),
         },
         Plan::Aggregate {
@@ -97,7 +97,7 @@ fn fold_plan(p: Plan) -> Plan {
             groups,
             aggregates,
         } => Plan::Aggregate {
-            input: b(input),
+            input,
             groups: groups.into_iter().map(|(e, n)| (fold_expr(e), n)).collect(),
             aggregates: aggregates
                 .into_iter()
@@ -105,7 +105,7 @@ fn fold_plan(p: Plan) -> Plan {
                 .collect(),
         },
         Plan::Sort { input, keys, limit } => Plan::Sort {
-            input: b(input),
+            input,
             keys: keys
                 .into_iter()
                 .map(|k| SortKey {
@@ -115,26 +115,9 @@ fn fold_plan(p: Plan) -> Plan {
                 .collect(),
             limit,
         },
-        Plan::Limit {
-            input,
-            limit,
-            offset,
-        } => Plan::Limit {
-            input: b(input),
-            limit,
-            offset,
-        },
-        Plan::Distinct { input } => Plan::Distinct { input: b(input) },
-        Plan::Alias { input, names } => Plan::Alias {
-            input: b(input),
-            names,
-        },
-        p @ (Plan::Scan { .. }
-        | Plan::RollupScan { .. }
-        | Plan::BillingScan { .. }
-        | Plan::RollupAggregate(_)
-        | Plan::OneRow) => p,
-    }
+        other => other,
+    };
+    p.map_input(fold_plan)
 }
 
 // ------------------------------------------------------------ push-down

@@ -11,7 +11,7 @@
 //! add saturating, which is order-independent; empty buckets are dropped,
 //! as a store never holds them).
 
-use super::{decode_with, index_of, side_of, ColdStore, DdSketch, Side, SketchError, Store};
+use super::{decode_with, place_of, ColdStore, DdSketch, Place, SketchError, Store};
 
 /// Counts of the bucket indexes `offset..offset + counts.len()`.
 #[derive(Debug, Clone, Default)]
@@ -129,14 +129,13 @@ impl SketchSum {
     /// Adds `n` copies of a value (nothing when `x` is NaN or infinite or
     /// `n` is 0), as [`DdSketch::add_n`] does.
     pub fn add_n(&mut self, x: f64, n: u64) -> bool {
-        if !x.is_finite() || n == 0 {
+        let Some((x, place)) = place_of(x).filter(|_| n > 0) else {
             return false;
-        }
-        let x = if x == 0.0 { 0.0 } else { x };
-        match side_of(x) {
-            Side::Negative => self.negative.add(index_of(-x), n),
-            Side::Zero => self.zero = self.zero.saturating_add(n),
-            Side::Positive => self.positive.add(index_of(x), n),
+        };
+        match place {
+            Place::Negative(i) => self.negative.add(i, n),
+            Place::Zero => self.zero = self.zero.saturating_add(n),
+            Place::Positive(i) => self.positive.add(i, n),
         }
         self.count = self.count.saturating_add(n);
         self.min = self.min.min(x);
