@@ -216,19 +216,25 @@ fn write_group(
     opts: &ChunkWriteOptions,
     with_rollups: bool,
 ) -> Result<Vec<LiveChunk>> {
-    let mut out = Vec::with_capacity(g.days.len() + 3);
-    let mut rollups = Vec::with_capacity(g.days.len());
-    for (p, rows, id) in g.days {
-        let (raw, r) = write_partition(shards, &rows, dir, fs, opts, p, id, with_rollups)?;
+    // The days in parallel too: a flush has few groups, and the last
+    // one would otherwise run alone.
+    let written: Vec<_> = g
+        .days
+        .into_par_iter()
+        .map(|(p, rows, id)| write_partition(shards, &rows, dir, fs, opts, p, id, with_rollups))
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(written.len() + 3);
+    let mut sorted = Vec::with_capacity(written.len());
+    for (raw, day) in written {
         out.push(raw);
-        rollups.extend(r);
+        sorted.extend(day);
     }
     if !with_rollups {
         return Ok(out);
     }
     let t_rollups = std::time::Instant::now();
     let written =
-        crate::rollup::write_month_rollups(rollups, dir, fs, opts, g.partition, g.rollup_ids)?;
+        crate::rollup::write_month_rollups(&sorted, dir, fs, opts, g.partition, g.rollup_ids)?;
     tracing::debug!(
         "rollups of month partition {:?}: {:.1} ms ({} rows)",
         g.partition,
@@ -245,7 +251,7 @@ type PartitionKey = (i32, u32);
 type RowRef = (u32, u32);
 
 /// Writes one partition's rows (`rows` index `shards`) as chunk `id`, and
-/// rolls them up (the caller writes the rollups of its month).
+/// (`with_rollups`) returns them sorted, for the rollups of its month.
 #[allow(clippy::too_many_arguments, reason = "one call site, all needed")]
 fn write_partition<'a>(
     shards: &[&'a EventBatch],
@@ -256,7 +262,7 @@ fn write_partition<'a>(
     (day, shard): (i32, u32),
     id: u64,
     with_rollups: bool,
-) -> Result<(LiveChunk, Option<crate::rollup::PartitionRollups<'a>>)> {
+) -> Result<(LiveChunk, Option<crate::rollup::SortedDay<'a>>)> {
     let n = rows.len();
     let t_columns = std::time::Instant::now();
     let api_key = text_column(shards, rows, |b| &b.api_key);
@@ -304,11 +310,10 @@ fn write_partition<'a>(
         text_column(shards, rows, |b| &b.geo_country),
         text_column(shards, rows, |b| &b.request_id),
     ];
-    let text_values: Vec<Vec<&[u8]>> = texts
-        .iter()
-        .map(|d| d.values.iter().map(|k| k.0).collect())
-        .collect();
-    let text_codes: Vec<Vec<u32>> = texts.iter().map(|d| d.sorted_codes(&perm)).collect();
+    let text_values: [Vec<&[u8]>; 5] = texts
+        .each_ref()
+        .map(|d| d.values.iter().map(|k| k.0).collect());
+    let text_codes: [Vec<u32>; 5] = texts.each_ref().map(|d| d.sorted_codes(&perm));
     let key_values: Vec<&[u8]> = api_key.values.iter().map(|k| k.0).collect();
     let key_codes = api_key.sorted_codes(&perm);
     // Addresses: a dictionary of IpAddr, its values as 4 or 16 bytes.
@@ -397,26 +402,22 @@ fn write_partition<'a>(
     if !with_rollups {
         return Ok((raw, None));
     }
-    let t_rollups = std::time::Instant::now();
-    let rollups = crate::rollup::roll_up_partition(
-        &crate::rollup::SortedPartition {
-            key_values: &key_values,
-            key_codes: &key_codes,
-            ts: &ts,
-            endpoint_values: text_values.first().map_or(&[], |v| v.as_slice()),
-            endpoint_codes: text_codes.first().map_or(&[], |v| v.as_slice()),
-            method_values: text_values.get(1).map_or(&[], |v| v.as_slice()),
-            method_codes: text_codes.get(1).map_or(&[], |v| v.as_slice()),
-            status: &status,
-            latency: &latency,
-            request_bytes: &req,
-            response_bytes: &resp,
-        },
-        day,
-    )?;
-    tracing::debug!(
-        "chunk {id}: rolled up in {:.1} ms",
-        t_rollups.elapsed().as_secs_f64() * 1e3
-    );
-    Ok((raw, Some(rollups)))
+    let [endpoint_values, method_values, ..] = text_values;
+    let [endpoint_codes, method_codes, ..] = text_codes;
+    Ok((
+        raw,
+        Some(crate::rollup::SortedDay {
+            key_values,
+            key_codes,
+            ts,
+            endpoint_values,
+            endpoint_codes,
+            method_values,
+            method_codes,
+            status,
+            latency,
+            request_bytes: req,
+            response_bytes: resp,
+        }),
+    ))
 }

@@ -29,7 +29,7 @@ use crate::sketch::DdSketch;
 mod read;
 mod write;
 pub(crate) use read::{read_chunk, sort_and_merge, Sketches};
-pub(crate) use write::{roll_up_partition, write_month_rollups, PartitionRollups};
+pub(crate) use write::{write_month_rollups, SortedDay};
 
 /// Microseconds in a minute.
 const MINUTE_US: i64 = 60_000_000;
@@ -100,6 +100,17 @@ const TABLE_ROLLUP_1D: u8 = 3;
 /// The status class of a status code: its hundreds digit (1 to 5).
 pub fn status_class(status_code: u16) -> u8 {
     (status_code / 100) as u8
+}
+
+/// A rollup row's (errors, server_errors) from its status class and
+/// count: every event of the row has that class, so all of them are
+/// errors (status >= 400) when the class is at least 4, and server errors
+/// (>= 500) when it is at least 5. Rollup chunks store neither column.
+pub(crate) fn errors_of_class(status_class: u8, count: u64) -> (u64, u64) {
+    (
+        if status_class >= 4 { count } else { 0 },
+        if status_class >= 5 { count } else { 0 },
+    )
 }
 
 /// A latency in whole nanoseconds (rounded; latencies are finite and
@@ -361,30 +372,12 @@ mod col {
     pub const METHOD: &str = "method";
     pub const STATUS_CLASS: &str = "status_class";
     pub const COUNT: &str = "count";
-    pub const ERRORS: &str = "errors";
-    pub const SERVER_ERRORS: &str = "server_errors";
     pub const LATENCY_SUM_NS: &str = "latency_sum_ns";
     pub const LATENCY_MIN: &str = "latency_min";
     pub const LATENCY_MAX: &str = "latency_max";
     pub const LATENCY_SKETCH: &str = "latency_sketch";
     pub const REQUEST_BYTES: &str = "request_bytes";
     pub const RESPONSE_BYTES: &str = "response_bytes";
-}
-
-/// One raw partition's rows as the flush has them: sorted by (api_key,
-/// ts), text columns as dictionary codes (whose values live for `'v`).
-pub(crate) struct SortedPartition<'a, 'v> {
-    pub(crate) key_values: &'a [&'v [u8]],
-    pub(crate) key_codes: &'a [u32],
-    pub(crate) ts: &'a [i64],
-    pub(crate) endpoint_values: &'a [&'v [u8]],
-    pub(crate) endpoint_codes: &'a [u32],
-    pub(crate) method_values: &'a [&'v [u8]],
-    pub(crate) method_codes: &'a [u32],
-    pub(crate) status: &'a [u64],
-    pub(crate) latency: &'a [f64],
-    pub(crate) request_bytes: &'a [u64],
-    pub(crate) response_bytes: &'a [u64],
 }
 
 #[cfg(test)]

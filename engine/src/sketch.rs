@@ -53,7 +53,9 @@
 //! min and max fall in. Truncation, trailing bytes or any bad field is a
 //! [`SketchError`] naming the field and its byte offset.
 
+mod places;
 mod sum;
+pub(crate) use places::{encode_sorted_places, place_code, PLACE_BITS};
 pub use sum::SketchSum;
 
 /// One sign's buckets: (index, count) pairs in strictly increasing index

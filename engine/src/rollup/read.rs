@@ -145,8 +145,6 @@ struct Columns {
     method: usize,
     class: usize,
     count: usize,
-    errors: usize,
-    server_errors: usize,
     latency_sum: usize,
     latency_min: usize,
     latency_max: usize,
@@ -167,8 +165,6 @@ impl Columns {
             method: index(col::METHOD)?,
             class: index(col::STATUS_CLASS)?,
             count: index(col::COUNT)?,
-            errors: index(col::ERRORS)?,
-            server_errors: index(col::SERVER_ERRORS)?,
             latency_sum: index(col::LATENCY_SUM_NS)?,
             latency_min: index(col::LATENCY_MIN)?,
             latency_max: index(col::LATENCY_MAX)?,
@@ -330,8 +326,7 @@ impl ReadState<'_> {
         let read = |c: usize| r.read_range(c, s, e);
         let c = self.cols;
         let (endpoint_v, method_v, class_v) = (read(c.endpoint)?, read(c.method)?, read(c.class)?);
-        let (count_v, errors_v, server_v) =
-            (read(c.count)?, read(c.errors)?, read(c.server_errors)?);
+        let count_v = read(c.count)?;
         let (sum_v, min_v, max_v) = (
             read(c.latency_sum)?,
             read(c.latency_min)?,
@@ -343,8 +338,6 @@ impl ReadState<'_> {
         let method = text(r, &method_v, col::METHOD, m)?;
         let class = u64s(r, &class_v, col::STATUS_CLASS, m)?;
         let count = u64s(r, &count_v, col::COUNT, m)?;
-        let errors = u64s(r, &errors_v, col::ERRORS, m)?;
-        let server_errors = u64s(r, &server_v, col::SERVER_ERRORS, m)?;
         let latency_sum = u64s(r, &sum_v, col::LATENCY_SUM_NS, m)?;
         let latency_min = f64s(r, &min_v, col::LATENCY_MIN, m)?;
         let latency_max = f64s(r, &max_v, col::LATENCY_MAX, m)?;
@@ -389,8 +382,6 @@ impl ReadState<'_> {
                 Some(&b),
                 Some(&cl),
                 Some(&count),
-                Some(&errors),
-                Some(&server_errors),
                 Some(&latency_sum_ns),
                 Some(&latency_min),
                 Some(&latency_max),
@@ -400,8 +391,6 @@ impl ReadState<'_> {
                 bucket.get(i),
                 class.get(i),
                 count.get(i),
-                errors.get(i),
-                server_errors.get(i),
                 latency_sum.get(i),
                 latency_min.get(i),
                 latency_max.get(i),
@@ -452,6 +441,7 @@ impl ReadState<'_> {
                     .ok_or_else(|| field("method"))?,
                 status_class: u8::try_from(cl).map_err(|_| field("status_class"))?,
             };
+            let (errors, server_errors) = super::errors_of_class(key.status_class, count);
             let agg = RollupAgg {
                 count,
                 errors,

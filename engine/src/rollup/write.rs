@@ -1,23 +1,31 @@
 //! Writing the minute, hour and day rollups of a flush.
 //!
-//! One pass over the partition's rows, which the flush has sorted by
-//! (api_key, ts) with text columns as dictionary codes: the events of one
-//! (key, minute) are contiguous, so each minute's groups (endpoint, method,
-//! status class; integer codes, looked up linearly while few) are complete
-//! when the minute changes. They are then appended, in name order, straight
-//! to the minute level's chunk columns (no row objects are kept) and
-//! folded into the current hour's groups (moved when the hour has no such
-//! group yet, merged otherwise); a finished hour goes the same way into
-//! its day. So hours and days are merges of minutes, no event is looked at
-//! twice, and nothing is re-sorted.
+//! Rollup chunks are partitioned by (UTC month, key shard). The flush
+//! keeps the sorted rows of each day partition it writes ([`SortedDay`]:
+//! sorted by (api_key, ts), text columns as dictionary codes) and hands
+//! the days of one month and shard to [`write_month_rollups`], which rolls
+//! them up in one pass and writes one chunk per level.
 //!
-//! Rollup chunks are partitioned by (UTC month, key shard): the flush
-//! rolls up each of its day partitions so, then [`write_month_rollups`]
-//! writes the days of one month and shard as one chunk per level. Several
-//! days are merged by api_key (each key's rows of each day in day order:
-//! buckets never cross days), with their dictionaries united.
+//! The pass unites the days' dictionaries, sorted by name, so that a
+//! united code is its value's rank and integer order is name order. It
+//! visits the keys in name order and each key's rows day by day, in time
+//! order (buckets never cross days), so every minute, hour and day bucket
+//! of a key is one contiguous run of rows. Each event is counted once into
+//! its row of each level: its group (endpoint, method, status class) gets
+//! a slot in the current key and day through one hash lookup, and each
+//! level keeps the current bucket's rows in an array indexed by slot.
+//! Each event's sketch place (bucket index) is computed once; a finished
+//! bucket sorts its (row, place) pairs and writes each row's sketch bytes
+//! straight from them ([`crate::sketch::encode_sorted_places`]), so no
+//! sketch is built or merged. A finished bucket's rows go, ordered by
+//! group, straight to the level's chunk columns.
+//!
+//! `errors` and `server_errors` are not stored: the status class of a row
+//! decides them (`count` when the class is at least 4, resp. 5, else 0).
 
 use std::path::Path;
+
+use rayon::prelude::*;
 
 use tally_storage::chunk::{
     write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource,
@@ -25,15 +33,28 @@ use tally_storage::chunk::{
 use tally_storage::hash::FxHashMap;
 use tally_storage::io::FileSystem;
 
-use super::{col, status_class, RollupAgg, RollupLevel, SortedPartition};
+use super::{col, latency_ns, status_class, RollupLevel};
 use crate::error::{EngineError, Result};
 use crate::flush::LiveChunk;
 use crate::partition::chunk_path;
+use crate::sketch::{encode_sorted_places, place_code, DdSketch, PLACE_BITS};
 
-/// (endpoint code, method code, status class).
-type GroupKey = (u32, u32, u64);
-/// (api_key code, bucket start).
-type At = (u32, i64);
+/// One day partition's rows as the flush sorted them for its raw chunk:
+/// by (api_key, ts), text columns as dictionary codes whose values live
+/// for `'v`. Kept until the month's rollups are written.
+pub(crate) struct SortedDay<'v> {
+    pub(crate) key_values: Vec<&'v [u8]>,
+    pub(crate) key_codes: Vec<u32>,
+    pub(crate) ts: Vec<i64>,
+    pub(crate) endpoint_values: Vec<&'v [u8]>,
+    pub(crate) endpoint_codes: Vec<u32>,
+    pub(crate) method_values: Vec<&'v [u8]>,
+    pub(crate) method_codes: Vec<u32>,
+    pub(crate) status: Vec<u64>,
+    pub(crate) latency: Vec<f64>,
+    pub(crate) request_bytes: Vec<u64>,
+    pub(crate) response_bytes: Vec<u64>,
+}
 
 /// One level's rows as chunk columns, in chunk order.
 struct LevelColumns {
@@ -43,8 +64,6 @@ struct LevelColumns {
     method_codes: Vec<u32>,
     class: Vec<u64>,
     count: Vec<u64>,
-    errors: Vec<u64>,
-    server_errors: Vec<u64>,
     latency_sum: Vec<u64>,
     latency_min: Vec<f64>,
     latency_max: Vec<f64>,
@@ -63,8 +82,6 @@ impl LevelColumns {
             method_codes: Vec::with_capacity(n),
             class: Vec::with_capacity(n),
             count: Vec::with_capacity(n),
-            errors: Vec::with_capacity(n),
-            server_errors: Vec::with_capacity(n),
             latency_sum: Vec::with_capacity(n),
             latency_min: Vec::with_capacity(n),
             latency_max: Vec::with_capacity(n),
@@ -76,504 +93,438 @@ impl LevelColumns {
         }
     }
 
-    fn push(
-        &mut self,
-        (key, bucket): (u32, i64),
-        (e, m, c): GroupKey,
-        a: &RollupAgg,
-    ) -> Result<()> {
-        self.key_codes.push(key);
-        self.bucket.push(bucket);
-        self.endpoint_codes.push(e);
-        self.method_codes.push(m);
-        self.class.push(c);
-        self.count.push(a.count);
-        self.errors.push(a.errors);
-        self.server_errors.push(a.server_errors);
-        self.latency_sum.push(a.latency_sum_ns);
-        self.latency_min.push(a.latency_min);
-        self.latency_max.push(a.latency_max);
-        self.request_bytes.push(a.request_bytes);
-        self.response_bytes.push(a.response_bytes);
-        // All latencies equal (a single event, mostly): the sketch is
-        // `count` copies of latency_min, and is not stored.
-        if a.latency_min != a.latency_max {
-            a.sketch.encode(&mut self.sketches);
-        }
-        self.sketch_ends
-            .push(u32::try_from(self.sketches.len()).map_err(|_| {
-                EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
-            })?);
-        Ok(())
+    fn rows(&self) -> usize {
+        self.bucket.len()
     }
 }
 
-impl LevelColumns {
-    /// Appends rows `rows` of `from`, their codes mapped into other
-    /// dictionaries by `key`, `endpoint` and `method` (old code → new).
-    fn extend_from(
-        &mut self,
-        from: &LevelColumns,
-        rows: std::ops::Range<usize>,
-        (key, endpoint, method): (&[u32], &[u32], &[u32]),
-    ) -> Result<()> {
-        let bad =
-            || EngineError::InvalidScan(format!("rollup rows {rows:?} outside their columns"));
-        let slice = |v: &'_ [u64]| v.get(rows.clone()).ok_or_else(bad).map(<[u64]>::to_vec);
-        let remap = |codes: &[u32], map: &[u32], out: &mut Vec<u32>| -> Result<()> {
-            for &c in codes.get(rows.clone()).ok_or_else(bad)? {
-                out.push(map.get(c as usize).copied().ok_or_else(|| {
-                    EngineError::InvalidScan(format!("rollup code {c} outside its dictionary"))
-                })?);
-            }
-            Ok(())
-        };
-        remap(&from.key_codes, key, &mut self.key_codes)?;
-        remap(&from.endpoint_codes, endpoint, &mut self.endpoint_codes)?;
-        remap(&from.method_codes, method, &mut self.method_codes)?;
-        self.bucket
-            .extend_from_slice(from.bucket.get(rows.clone()).ok_or_else(bad)?);
-        self.class.extend(slice(&from.class)?);
-        self.count.extend(slice(&from.count)?);
-        self.errors.extend(slice(&from.errors)?);
-        self.server_errors.extend(slice(&from.server_errors)?);
-        self.latency_sum.extend(slice(&from.latency_sum)?);
-        self.request_bytes.extend(slice(&from.request_bytes)?);
-        self.response_bytes.extend(slice(&from.response_bytes)?);
-        self.latency_min
-            .extend_from_slice(from.latency_min.get(rows.clone()).ok_or_else(bad)?);
-        self.latency_max
-            .extend_from_slice(from.latency_max.get(rows.clone()).ok_or_else(bad)?);
-        // The rows' sketches are one contiguous byte range; their ends
-        // shift by where it lands.
-        let start = match rows.start.checked_sub(1) {
-            None => 0,
-            Some(p) => from.sketch_ends.get(p).copied().ok_or_else(bad)?,
-        };
-        let ends = from.sketch_ends.get(rows.clone()).ok_or_else(bad)?;
-        let end = ends.last().copied().unwrap_or(start);
-        let bytes = from
-            .sketches
-            .get(start as usize..end as usize)
-            .ok_or_else(bad)?;
-        let base = self.sketches.len();
-        self.sketches.extend_from_slice(bytes);
-        for &e in ends {
-            let at = base + e.saturating_sub(start) as usize;
-            self.sketch_ends.push(u32::try_from(at).map_err(|_| {
-                EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
-            })?);
-        }
-        Ok(())
-    }
+/// A row's group, packed so that integer order is (endpoint, method,
+/// status class) name order: the united endpoint code (its rank) in the
+/// top bits, then the method's, then the class.
+type Group = u64;
+
+/// Bits of a united endpoint or method code in a [`Group`].
+const CODE_BITS: u32 = 28;
+const CODE_MASK: u64 = (1 << CODE_BITS) - 1;
+
+fn group(endpoint: u32, method: u32, class: u8) -> Group {
+    (u64::from(endpoint) << (CODE_BITS + 8)) | (u64::from(method) << 8) | u64::from(class)
 }
 
-/// The groups of the current (key, bucket) of one level, and the level's
-/// finished rows.
-struct Grouper {
-    current: Option<At>,
-    rows: Vec<(GroupKey, RollupAgg)>,
-    /// Position of each group in `rows`, once there are many.
-    index: FxHashMap<GroupKey, usize>,
+fn group_endpoint(g: Group) -> u32 {
+    (g >> (CODE_BITS + 8)) as u32
+}
+
+fn group_method(g: Group) -> u32 {
+    ((g >> 8) & CODE_MASK) as u32
+}
+
+fn group_class(g: Group) -> u64 {
+    g & 0xff
+}
+
+/// What one row of a level holds while its bucket is open.
+struct Acc {
+    group: Group,
+    slot: u32,
+    count: u64,
+    latency_sum_ns: u64,
+    latency_min: f64,
+    latency_max: f64,
+    request_bytes: u64,
+    response_bytes: u64,
+    /// Some latency was NaN or infinite (validation rejects those): the
+    /// sketch, which does not count them, is built the slow way.
+    uncounted: bool,
+}
+
+/// No row yet for a slot.
+const NO_ROW: u32 = u32::MAX;
+
+/// One event as every level counts it.
+#[derive(Clone, Copy)]
+struct Event {
+    ts: i64,
+    slot: u32,
+    group: Group,
+    /// The latency as a sketch counts it (`-0.0` as `0.0`).
+    latency: f64,
+    latency_ns: u64,
+    /// Where the sketch counts the latency; None if it does not.
+    place: Option<u32>,
+    request_bytes: u64,
+    response_bytes: u64,
+}
+
+/// One level being built: the open bucket's rows and the finished rows.
+struct Level {
+    level: RollupLevel,
+    bucket: Option<i64>,
+    /// Position (in the key and day's events) of the bucket's first event.
+    first: usize,
+    /// Per slot, its row in `rows`, or [`NO_ROW`].
+    row_of_slot: Vec<u32>,
+    rows: Vec<Acc>,
+    /// (row << PLACE_BITS) | place, one per counted latency.
+    pairs: Vec<u64>,
+    /// Scratch: the rows in group order, and one row's places.
+    order: Vec<u32>,
+    places: Vec<u32>,
     out: LevelColumns,
 }
 
-/// Beyond this many groups, lookups go through a hash index.
-const LINEAR_GROUP: usize = 16;
-
-impl Grouper {
-    fn new(rows: usize) -> Grouper {
-        Grouper {
-            current: None,
+impl Level {
+    fn new(level: RollupLevel, capacity: usize) -> Level {
+        Level {
+            level,
+            bucket: None,
+            first: 0,
+            row_of_slot: Vec::new(),
             rows: Vec::new(),
-            index: FxHashMap::default(),
-            out: LevelColumns::with_capacity(rows),
+            pairs: Vec::new(),
+            order: Vec::new(),
+            places: Vec::new(),
+            out: LevelColumns::with_capacity(capacity),
         }
     }
 
-    /// The position of group `k` in `rows`, if there.
-    fn find(&mut self, k: GroupKey) -> Option<usize> {
-        if self.rows.len() <= LINEAR_GROUP {
-            return self.rows.iter().position(|(x, _)| *x == k);
+    /// Counts event `e` (position `at` in its key and day), first ending
+    /// the open bucket if `e` is past it.
+    fn add(&mut self, key: u32, e: &Event, at: usize, events: &KeyDay<'_>) -> Result<()> {
+        let bucket = self.level.bucket_of(e.ts);
+        if self.bucket != Some(bucket) {
+            self.finish(key, events, at)?;
+            self.bucket = Some(bucket);
+            self.first = at;
         }
-        if self.index.is_empty() {
-            for (i, (x, _)) in self.rows.iter().enumerate() {
-                self.index.insert(*x, i);
+        let slot = e.slot as usize;
+        let r = match self.row_of_slot.get(slot).copied() {
+            Some(NO_ROW) | None => {
+                let r = self.rows.len() as u32;
+                self.rows.push(Acc {
+                    group: e.group,
+                    slot: e.slot,
+                    count: 0,
+                    latency_sum_ns: 0,
+                    latency_min: f64::INFINITY,
+                    latency_max: f64::NEG_INFINITY,
+                    request_bytes: 0,
+                    response_bytes: 0,
+                    uncounted: false,
+                });
+                if self.row_of_slot.len() <= slot {
+                    self.row_of_slot.resize(slot + 1, NO_ROW);
+                }
+                if let Some(x) = self.row_of_slot.get_mut(slot) {
+                    *x = r;
+                }
+                r
+            }
+            Some(r) => r,
+        };
+        let Some(a) = self.rows.get_mut(r as usize) else {
+            return Err(EngineError::InvalidScan(format!("rollup row {r} missing")));
+        };
+        a.count += 1;
+        a.latency_sum_ns = a.latency_sum_ns.saturating_add(e.latency_ns);
+        a.latency_min = a.latency_min.min(e.latency);
+        a.latency_max = a.latency_max.max(e.latency);
+        a.request_bytes = a.request_bytes.saturating_add(e.request_bytes);
+        a.response_bytes = a.response_bytes.saturating_add(e.response_bytes);
+        match e.place {
+            Some(p) => self.pairs.push((u64::from(r) << PLACE_BITS) | u64::from(p)),
+            None => a.uncounted = true,
+        }
+        Ok(())
+    }
+
+    /// Ends the open bucket (its events are `events` up to position
+    /// `end`): its rows go, in group order, to the chunk columns.
+    fn finish(&mut self, key: u32, events: &KeyDay<'_>, end: usize) -> Result<()> {
+        let Some(bucket) = self.bucket.take() else {
+            return Ok(());
+        };
+        let rows = &self.rows;
+        self.order.clear();
+        self.order.extend(0..rows.len() as u32);
+        if rows.len() > 1 {
+            self.order
+                .sort_unstable_by_key(|&r| rows.get(r as usize).map_or(0, |a| a.group));
+        }
+        // Each row's places, when some row needs its sketch: the pairs
+        // sorted put each row's places together, ascending.
+        let sketches = rows.iter().any(|a| a.latency_min != a.latency_max);
+        let mut starts: Vec<usize> = Vec::new();
+        if sketches {
+            self.pairs.sort_unstable();
+            starts.reserve(rows.len() + 1);
+            let mut at = 0;
+            for r in 0..=rows.len() as u64 {
+                while self.pairs.get(at).is_some_and(|&p| p >> PLACE_BITS < r) {
+                    at += 1;
+                }
+                starts.push(at);
             }
         }
-        self.index.get(&k).copied()
-    }
-
-    /// Appends a new group.
-    fn insert(&mut self, k: GroupKey, agg: RollupAgg) -> usize {
-        self.rows.push((k, agg));
-        let i = self.rows.len() - 1;
-        if !self.index.is_empty() {
-            self.index.insert(k, i);
-        }
-        i
-    }
-
-    /// Adds `agg` (of a finer level) to group `k`: moved in when new,
-    /// merged otherwise.
-    fn fold(&mut self, k: GroupKey, agg: RollupAgg) {
-        match self.find(k) {
-            Some(i) => {
-                if let Some((_, a)) = self.rows.get_mut(i) {
-                    a.merge(&agg);
+        let out = &mut self.out;
+        for &r in &self.order {
+            let Some(a) = rows.get(r as usize) else {
+                continue;
+            };
+            out.key_codes.push(key);
+            out.bucket.push(bucket);
+            out.endpoint_codes.push(group_endpoint(a.group));
+            out.method_codes.push(group_method(a.group));
+            out.class.push(group_class(a.group));
+            out.count.push(a.count);
+            out.latency_sum.push(a.latency_sum_ns);
+            out.latency_min.push(a.latency_min);
+            out.latency_max.push(a.latency_max);
+            out.request_bytes.push(a.request_bytes);
+            out.response_bytes.push(a.response_bytes);
+            // All latencies equal (a single event, mostly): the sketch is
+            // `count` copies of latency_min, and is not stored.
+            if a.latency_min != a.latency_max {
+                if a.uncounted {
+                    // NaN or infinite latencies: add the row's events one
+                    // by one, as the memtable's rollups do.
+                    let mut s = DdSketch::new();
+                    for i in self.first..end {
+                        if events.slots.get(i) == Some(&a.slot) {
+                            if let Some(&l) = events.latency(i) {
+                                s.add(l);
+                            }
+                        }
+                    }
+                    s.encode(&mut out.sketches);
+                } else {
+                    let (s, e) = (
+                        starts.get(r as usize).copied().unwrap_or(0),
+                        starts.get(r as usize + 1).copied().unwrap_or(0),
+                    );
+                    self.places.clear();
+                    let mask = (1u64 << PLACE_BITS) - 1;
+                    self.places.extend(
+                        self.pairs
+                            .get(s..e)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|&p| (p & mask) as u32),
+                    );
+                    encode_sorted_places(
+                        &self.places,
+                        a.latency_min,
+                        a.latency_max,
+                        &mut out.sketches,
+                    );
                 }
             }
-            None => {
-                self.insert(k, agg);
+            out.sketch_ends
+                .push(u32::try_from(out.sketches.len()).map_err(|_| {
+                    EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
+                })?);
+            if let Some(x) = self.row_of_slot.get_mut(a.slot as usize) {
+                *x = NO_ROW;
             }
         }
-    }
-
-    /// Takes the finished groups, sorted by (endpoint, method, class)
-    /// name order, and the (key, bucket) they belong to.
-    fn take(&mut self, ranks: &Ranks) -> Option<(At, Vec<(GroupKey, RollupAgg)>)> {
-        let at = self.current.take()?;
-        self.index.clear();
-        let mut rows = std::mem::take(&mut self.rows);
-        if rows.len() > 1 {
-            rows.sort_unstable_by_key(|((e, m, c), _)| (ranks.endpoint(*e), ranks.method(*m), *c));
-        }
-        Some((at, rows))
-    }
-}
-
-/// Ranks of the endpoint and method dictionaries' values in byte order
-/// (flush codes are first-seen, chunk rows sort by name).
-struct Ranks {
-    endpoint: Vec<u32>,
-    method: Vec<u32>,
-}
-
-impl Ranks {
-    fn endpoint(&self, c: u32) -> u32 {
-        self.endpoint.get(c as usize).copied().unwrap_or(0)
-    }
-    fn method(&self, c: u32) -> u32 {
-        self.method.get(c as usize).copied().unwrap_or(0)
-    }
-}
-
-/// Ranks of a dictionary's values in byte order.
-fn ranks(values: &[&[u8]]) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..values.len() as u32).collect();
-    order.sort_unstable_by_key(|&c| values.get(c as usize).copied().unwrap_or_default());
-    let mut rank = vec![0u32; values.len()];
-    for (r, &c) in order.iter().enumerate() {
-        if let Some(x) = rank.get_mut(c as usize) {
-            *x = r as u32;
-        }
-    }
-    rank
-}
-
-/// The three levels being built.
-struct Levels {
-    ranks: Ranks,
-    minute: Grouper,
-    hour: Grouper,
-    day: Grouper,
-}
-
-impl Levels {
-    /// Ends the current minute: its rows go to the minute columns and
-    /// into their hour.
-    fn finish_minute(&mut self) -> Result<()> {
-        let Some((at, mut rows)) = self.minute.take(&self.ranks) else {
-            return Ok(());
-        };
-        for (k, agg) in rows.drain(..) {
-            self.minute.out.push(at, k, &agg)?;
-            let hour_at = (at.0, RollupLevel::Hour.bucket_of(at.1));
-            if self.hour.current != Some(hour_at) {
-                self.finish_hour()?;
-                self.hour.current = Some(hour_at);
-            }
-            self.hour.fold(k, agg);
-        }
-        self.minute.rows = rows;
+        self.rows.clear();
+        self.pairs.clear();
         Ok(())
     }
+}
 
-    /// Ends the current hour: its rows go to the hour columns and into
-    /// their day.
-    fn finish_hour(&mut self) -> Result<()> {
-        let Some((at, mut rows)) = self.hour.take(&self.ranks) else {
-            return Ok(());
-        };
-        for (k, agg) in rows.drain(..) {
-            self.hour.out.push(at, k, &agg)?;
-            let day_at = (at.0, RollupLevel::Day.bucket_of(at.1));
-            if self.day.current != Some(day_at) {
-                self.finish_day()?;
-                self.day.current = Some(day_at);
-            }
-            self.day.fold(k, agg);
-        }
-        self.hour.rows = rows;
-        Ok(())
-    }
+/// The events of one key on one day: the day's sorted columns, the
+/// first row, and each event's slot.
+struct KeyDay<'d> {
+    latency: &'d [f64],
+    start: usize,
+    slots: Vec<u32>,
+}
 
-    /// Ends the current day: its rows go to the day columns.
-    fn finish_day(&mut self) -> Result<()> {
-        let Some((at, mut rows)) = self.day.take(&self.ranks) else {
-            return Ok(());
-        };
-        for (k, agg) in rows.drain(..) {
-            self.day.out.push(at, k, &agg)?;
-        }
-        self.day.rows = rows;
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<[Grouper; 3]> {
-        self.finish_minute()?;
-        self.finish_hour()?;
-        self.finish_day()?;
-        Ok([self.minute, self.hour, self.day])
+impl KeyDay<'_> {
+    /// The latency of the key and day's `i`-th event.
+    fn latency(&self, i: usize) -> Option<&f64> {
+        self.latency.get(self.start + i)
     }
 }
 
-/// The minute, hour and day rows of a sorted partition, as chunk columns.
-fn roll_up(p: &SortedPartition<'_, '_>) -> Result<[Grouper; 3]> {
-    let n = p.ts.len();
-    let mut l = Levels {
-        ranks: Ranks {
-            endpoint: ranks(p.endpoint_values),
-            method: ranks(p.method_values),
-        },
-        // Capacity for the most rows each level could have (one per
-        // event): reserved address space is not touched until used, and no
-        // column is copied to grow.
-        minute: Grouper::new(n),
-        hour: Grouper::new(n),
-        day: Grouper::new(n),
-    };
-    for i in 0..n {
-        let (
-            Some(&key),
-            Some(&ts),
-            Some(&e),
-            Some(&m),
-            Some(&st),
-            Some(&lat),
-            Some(&rq),
-            Some(&rs),
-        ) = (
-            p.key_codes.get(i),
-            p.ts.get(i),
-            p.endpoint_codes.get(i),
-            p.method_codes.get(i),
-            p.status.get(i),
-            p.latency.get(i),
-            p.request_bytes.get(i),
-            p.response_bytes.get(i),
-        )
-        else {
-            continue;
-        };
-        let status = u16::try_from(st).unwrap_or(u16::MAX);
-        let at = (key, RollupLevel::Minute.bucket_of(ts));
-        if l.minute.current != Some(at) {
-            l.finish_minute()?;
-            l.minute.current = Some(at);
-        }
-        let k = (e, m, u64::from(status_class(status)));
-        let g = &mut l.minute;
-        let i = match g.find(k) {
-            Some(i) => i,
-            None => g.insert(k, RollupAgg::default()),
-        };
-        if let Some((_, a)) = g.rows.get_mut(i) {
-            a.add(status, lat, rq, rs);
-        }
-    }
-    l.finish()
-}
-
-/// The minute, hour and day rows of one flushed (day, shard) partition,
-/// as chunk columns, with the dictionaries their codes index.
-pub(crate) struct PartitionRollups<'a> {
-    day: i32,
-    keys: Vec<&'a [u8]>,
-    endpoints: Vec<&'a [u8]>,
-    methods: Vec<&'a [u8]>,
-    levels: [LevelColumns; 3],
-}
-
-/// Rolls up a sorted raw partition of UTC day `day`.
-pub(crate) fn roll_up_partition<'v>(
-    p: &SortedPartition<'_, 'v>,
-    day: i32,
-) -> Result<PartitionRollups<'v>> {
-    let [m, h, d] = roll_up(p)?;
-    Ok(PartitionRollups {
-        day,
-        keys: p.key_values.to_vec(),
-        endpoints: p.endpoint_values.to_vec(),
-        methods: p.method_values.to_vec(),
-        levels: [m.out, h.out, d.out],
-    })
-}
-
-/// Writes the rollups of the flushed partitions of one (month, shard)
-/// as three chunks (minute, hour, day) with ids `ids`, in partition
-/// (`month_day`, `shard`).
-pub(crate) fn write_month_rollups(
-    mut parts: Vec<PartitionRollups<'_>>,
-    dir: &Path,
-    fs: &dyn FileSystem,
-    opts: &ChunkWriteOptions,
-    partition: (i32, u32),
-    ids: [u64; 3],
-) -> Result<Vec<LiveChunk>> {
-    parts.sort_by_key(|p| p.day);
-    let merged = if parts.len() == 1 {
-        parts.pop()
-    } else {
-        merge_days(&parts)?
-    };
-    let Some(m) = merged else {
-        return Ok(Vec::new());
-    };
-    let dicts = Dictionaries {
-        keys: &m.keys,
-        endpoints: &m.endpoints,
-        methods: &m.methods,
-    };
-    let mut out = Vec::with_capacity(3);
-    for ((rows, level), id) in m.levels.iter().zip(RollupLevel::ALL).zip(ids) {
-        let t = std::time::Instant::now();
-        out.push(write_level(
-            &dicts, rows, level, dir, fs, opts, partition, id,
-        )?);
-        tracing::debug!(
-            "rollup level {}: {} rows written in {:.1} ms",
-            level.table_name(),
-            rows.bucket.len(),
-            t.elapsed().as_secs_f64() * 1e3
-        );
-    }
-    Ok(out)
-}
-
-/// The union of several dictionaries: its values, and per input the code
-/// of each of its values in the union.
-fn union<'p, 'a: 'p>(
-    inputs: impl Iterator<Item = &'p [&'a [u8]]>,
+/// The union of several dictionaries, sorted by value (so a code is the
+/// value's rank), and per input the united code of each of its codes.
+fn sorted_union<'p, 'a: 'p>(
+    inputs: impl Iterator<Item = &'p [&'a [u8]]> + Clone,
 ) -> (Vec<&'a [u8]>, Vec<Vec<u32>>) {
-    let mut values: Vec<&'a [u8]> = Vec::new();
-    let mut index: FxHashMap<&'a [u8], u32> = FxHashMap::default();
+    let mut values: Vec<&'a [u8]> = inputs.clone().flatten().copied().collect();
+    values.sort_unstable();
+    values.dedup();
     let remaps = inputs
         .map(|dict| {
             dict.iter()
-                .map(|&v| {
-                    *index.entry(v).or_insert_with(|| {
-                        values.push(v);
-                        (values.len() - 1) as u32
-                    })
-                })
+                .map(|v| values.binary_search(v).map_or(0, |c| c as u32))
                 .collect()
         })
         .collect();
     (values, remaps)
 }
 
-/// One partition's rows of one api_key at one level.
-struct KeyRun<'a> {
-    name: &'a [u8],
-    day: i32,
-    part: usize,
-    rows: std::ops::Range<usize>,
+/// The rollups of one (month, shard): its three levels' columns and the
+/// dictionaries their codes index.
+struct MonthRollups<'a> {
+    keys: Vec<&'a [u8]>,
+    endpoints: Vec<&'a [u8]>,
+    methods: Vec<&'a [u8]>,
+    levels: [LevelColumns; 3],
 }
 
-/// The rollups of several days of one (month, shard) as one set of
-/// columns in chunk order: per api_key (in name order) its rows of each
-/// day in day order. Buckets never cross days, so this is (api_key,
-/// bucket, endpoint, method, class) order, as each day's columns are.
-fn merge_days<'p, 'a>(parts: &'p [PartitionRollups<'a>]) -> Result<Option<PartitionRollups<'a>>> {
-    let Some(first) = parts.first() else {
-        return Ok(None);
+/// Rolls up the sorted days of one (month, shard) in day order.
+fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
+    let (keys, key_map) = sorted_union(days.iter().map(|d| d.key_values.as_slice()));
+    let (endpoints, endpoint_map) = sorted_union(days.iter().map(|d| d.endpoint_values.as_slice()));
+    let (methods, method_map) = sorted_union(days.iter().map(|d| d.method_values.as_slice()));
+    if endpoints.len() as u64 > CODE_MASK || methods.len() as u64 > CODE_MASK {
+        return Err(EngineError::InvalidScan(format!(
+            "{} endpoints and {} methods in one flush of a month and shard: at most {CODE_MASK} of each can be rolled up",
+            endpoints.len(),
+            methods.len()
+        )));
+    }
+    // Each day's runs of one key: (united key code, rows), in name order.
+    let runs: Vec<Vec<(u32, std::ops::Range<usize>)>> = days
+        .iter()
+        .zip(&key_map)
+        .map(|(d, map)| {
+            d.key_codes
+                .chunk_by(|a, b| a == b)
+                .scan(0usize, |at, run| {
+                    let start = *at;
+                    *at += run.len();
+                    let code = run.first().and_then(|&c| map.get(c as usize)).copied();
+                    Some((code.unwrap_or(0), start..*at))
+                })
+                .collect()
+        })
+        .collect();
+    let events: usize = days.iter().map(|d| d.ts.len()).sum();
+    let mut levels = RollupLevel::ALL.map(|l| Level::new(l, events));
+    let mut next_run = vec![0usize; days.len()];
+    let mut slot_of: FxHashMap<Group, u32> = FxHashMap::default();
+    let mut key_day = KeyDay {
+        latency: &[],
+        start: 0,
+        slots: Vec::new(),
     };
-    let (keys, key_map) = union(parts.iter().map(|p| p.keys.as_slice()));
-    let (endpoints, endpoint_map) = union(parts.iter().map(|p| p.endpoints.as_slice()));
-    let (methods, method_map) = union(parts.iter().map(|p| p.methods.as_slice()));
-    let mut levels = Vec::with_capacity(3);
-    for level in 0..3 {
-        let mut runs: Vec<KeyRun<'a>> = Vec::new();
-        for (i, p) in parts.iter().enumerate() {
-            let Some(cols) = p.levels.get(level) else {
+    for key in 0..keys.len() as u32 {
+        for (d, day) in days.iter().enumerate() {
+            let (Some(day_runs), Some(next)) = (runs.get(d), next_run.get_mut(d)) else {
                 continue;
             };
-            for run in chunk_runs(&cols.key_codes) {
-                let c = cols.key_codes.get(run.start).copied().unwrap_or(0);
-                let name = p.keys.get(c as usize).copied().unwrap_or_default();
-                runs.push(KeyRun {
-                    name,
-                    day: p.day,
-                    part: i,
-                    rows: run,
-                });
+            let Some((_, rows)) = day_runs.get(*next).filter(|(k, _)| *k == key) else {
+                continue;
+            };
+            *next += 1;
+            let (emap, mmap) = (
+                endpoint_map.get(d).map_or(&[][..], Vec::as_slice),
+                method_map.get(d).map_or(&[][..], Vec::as_slice),
+            );
+            slot_of.clear();
+            key_day.latency = &day.latency;
+            key_day.start = rows.start;
+            key_day.slots.clear();
+            for i in rows.clone() {
+                let (Some(&ts), Some(&e), Some(&m), Some(&st), Some(&lat), Some(&rq), Some(&rs)) = (
+                    day.ts.get(i),
+                    day.endpoint_codes.get(i),
+                    day.method_codes.get(i),
+                    day.status.get(i),
+                    day.latency.get(i),
+                    day.request_bytes.get(i),
+                    day.response_bytes.get(i),
+                ) else {
+                    return Err(EngineError::InvalidScan(format!(
+                        "sorted day partition shorter than its key run at row {i}"
+                    )));
+                };
+                let g = group(
+                    emap.get(e as usize).copied().unwrap_or(0),
+                    mmap.get(m as usize).copied().unwrap_or(0),
+                    status_class(u16::try_from(st).unwrap_or(u16::MAX)),
+                );
+                let next_slot = slot_of.len() as u32;
+                let slot = *slot_of.entry(g).or_insert(next_slot);
+                key_day.slots.push(slot);
+                let placed = place_code(lat);
+                let event = Event {
+                    ts,
+                    slot,
+                    group: g,
+                    // As RollupAgg::add counts it: -0.0 as 0.0.
+                    latency: if lat == 0.0 { 0.0 } else { lat },
+                    latency_ns: latency_ns(lat),
+                    place: placed.map(|(p, _)| p),
+                    request_bytes: rq,
+                    response_bytes: rs,
+                };
+                let at = i - rows.start;
+                for l in &mut levels {
+                    l.add(key, &event, at, &key_day)?;
+                }
+            }
+            // Slots are per key and day: end every level's bucket.
+            let end = rows.len();
+            for l in &mut levels {
+                l.finish(key, &key_day, end)?;
+                l.row_of_slot.clear();
             }
         }
-        runs.sort_by(|a, b| (a.name, a.day).cmp(&(b.name, b.day)));
-        let total = parts
-            .iter()
-            .filter_map(|p| p.levels.get(level))
-            .map(|c| c.key_codes.len())
-            .sum();
-        let mut out = LevelColumns::with_capacity(total);
-        for run in runs {
-            let Some(cols) = parts.get(run.part).and_then(|p| p.levels.get(level)) else {
-                continue;
-            };
-            let part = run.part;
-            out.extend_from(
-                cols,
-                run.rows,
-                (
-                    map_of(&key_map, part),
-                    map_of(&endpoint_map, part),
-                    map_of(&method_map, part),
-                ),
-            )?;
-        }
-        levels.push(out);
     }
-    let levels: [LevelColumns; 3] = levels
-        .try_into()
-        .map_err(|_| EngineError::InvalidScan("rollup levels".into()))?;
-    Ok(Some(PartitionRollups {
-        day: first.day,
+    let [m, h, d] = levels;
+    Ok(MonthRollups {
         keys,
         endpoints,
         methods,
-        levels,
-    }))
+        levels: [m.out, h.out, d.out],
+    })
 }
 
-/// Part `part`'s code map (empty when there is none).
-fn map_of(maps: &[Vec<u32>], part: usize) -> &[u32] {
-    maps.get(part).map_or(&[], Vec::as_slice)
-}
-
-/// The ranges of equal adjacent values of `codes`.
-fn chunk_runs(codes: &[u32]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 1..=codes.len() {
-        if i == codes.len() || codes.get(i) != codes.get(start) {
-            if start < i {
-                out.push(start..i);
-            }
-            start = i;
-        }
+/// Rolls up the sorted days of one (month, shard) (in day order) and
+/// writes the rollups as three chunks (minute, hour, day) with ids
+/// `ids`, in partition (`month_day`, `shard`).
+pub(crate) fn write_month_rollups(
+    days: &[SortedDay<'_>],
+    dir: &Path,
+    fs: &dyn FileSystem,
+    opts: &ChunkWriteOptions,
+    partition: (i32, u32),
+    ids: [u64; 3],
+) -> Result<Vec<LiveChunk>> {
+    if days.iter().all(|d| d.ts.is_empty()) {
+        return Ok(Vec::new());
     }
-    out
+    let t = std::time::Instant::now();
+    let m = roll_up_month(days)?;
+    tracing::debug!(
+        "rollup pass of month partition {partition:?}: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let dicts = Dictionaries {
+        keys: &m.keys,
+        endpoints: &m.endpoints,
+        methods: &m.methods,
+    };
+    // The three chunks in parallel: the minute level is the biggest.
+    let jobs: Vec<_> = m.levels.iter().zip(RollupLevel::ALL).zip(ids).collect();
+    jobs.into_par_iter()
+        .map(|((rows, level), id)| {
+            let t = std::time::Instant::now();
+            let chunk = write_level(&dicts, rows, level, dir, fs, opts, partition, id)?;
+            tracing::debug!(
+                "rollup level {}: {} rows written in {:.1} ms",
+                level.table_name(),
+                rows.rows(),
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            Ok(chunk)
+        })
+        .collect()
 }
 
 /// Rows per column block of a rollup chunk (at most; smaller when the
@@ -621,8 +572,6 @@ fn write_level(
         column(col::METHOD, dict(dicts.methods, &rows.method_codes), false),
         column(col::STATUS_CLASS, u(&rows.class), false),
         column(col::COUNT, u(&rows.count), false),
-        column(col::ERRORS, u(&rows.errors), false),
-        column(col::SERVER_ERRORS, u(&rows.server_errors), false),
         column(col::LATENCY_SUM_NS, u(&rows.latency_sum), false),
         column(
             col::LATENCY_MIN,

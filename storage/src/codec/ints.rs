@@ -44,6 +44,15 @@ fn identity(x: u64) -> u64 {
     x
 }
 
+/// What the encoder maps each value (or delta) through before packing.
+/// An enum rather than a function pointer, so the per-value loops are
+/// specialised instead of calling through a pointer for every value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transform {
+    Identity,
+    Zigzag,
+}
+
 /// Bytes of a bit-packed body's fixed header: base (8) and width (1).
 const BODY_HEADER_LEN: usize = 9;
 
@@ -80,10 +89,10 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
         return;
     }
     let n = values.len();
-    let (width, size) = best_width(&histogram(values, identity, min), n);
+    let (width, size) = best_width(&histogram(values, Transform::Identity, min), n);
     let mut best = Plan {
         codec: INT_BITPACKED,
-        transform: identity,
+        transform: Transform::Identity,
         base: min,
         width,
         size: 1 + size,
@@ -102,7 +111,7 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
         .collect();
     let m = deltas.len();
     let stats = delta_stats(&deltas);
-    let mut consider = |codec: u8, transform: fn(u64) -> u64, base: u64| {
+    let mut consider = |codec: u8, transform: Transform, base: u64| {
         let (width, size) = best_width(&histogram(&deltas, transform, base), m);
         let size = 1 + 8 + size;
         if size < best.size {
@@ -115,13 +124,13 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
             };
         }
     };
-    consider(INT_DELTA_ZIGZAG, zigzag, stats.zigzag_min);
-    consider(INT_DELTA, identity, stats.signed_min);
+    consider(INT_DELTA_ZIGZAG, Transform::Zigzag, stats.zigzag_min);
+    consider(INT_DELTA, Transform::Identity, stats.signed_min);
     if let Some(nonneg_min) = stats.nonneg_min {
         // Rare negative deltas (a key start) become exceptions instead of
         // lowering the base for every value.
         if nonneg_min != stats.signed_min {
-            consider(INT_DELTA, identity, nonneg_min);
+            consider(INT_DELTA, Transform::Identity, nonneg_min);
         }
     }
 
@@ -159,7 +168,7 @@ pub fn decode_i64s(data: &[u8], count: usize, out: &mut Vec<i64>) -> Result<()> 
 /// The chosen candidate.
 struct Plan {
     codec: u8,
-    transform: fn(u64) -> u64,
+    transform: Transform,
     base: u64,
     width: u32,
     size: usize,
@@ -203,7 +212,14 @@ fn delta_stats(deltas: &[u64]) -> DeltaStats {
 
 /// Counts values by the bit length of `f(x) - base` (wrapping): entry `l`
 /// is the number of values needing exactly `l` bits.
-fn histogram(xs: &[u64], f: fn(u64) -> u64, base: u64) -> [usize; 65] {
+fn histogram(xs: &[u64], t: Transform, base: u64) -> [usize; 65] {
+    match t {
+        Transform::Identity => histogram_of(xs, identity, base),
+        Transform::Zigzag => histogram_of(xs, zigzag, base),
+    }
+}
+
+fn histogram_of(xs: &[u64], f: impl Fn(u64) -> u64, base: u64) -> [usize; 65] {
     // Four tables break the store-to-load chain when runs of values fall
     // into the same bucket.
     let mut h = [[0usize; 65]; 4];
@@ -231,6 +247,19 @@ fn best_width(hist: &[usize; 65], n: usize) -> (u32, usize) {
     let max_len = hist.iter().rposition(|&c| c > 0).unwrap_or(0);
     let no_exceptions = packed_len(n, max_len as u32).unwrap_or(usize::MAX);
     let mut best = (max_len as u32, no_exceptions.saturating_add(1));
+    // The bit lengths that occur, with their counts: usually a handful,
+    // so the exception bytes of each width are summed over those only.
+    let mut lengths = [(0usize, 0usize); 65];
+    let mut used = 0;
+    for (len, &c) in hist.iter().enumerate() {
+        if c > 0 {
+            if let Some(slot) = lengths.get_mut(used) {
+                *slot = (len, c);
+                used += 1;
+            }
+        }
+    }
+    let lengths = lengths.get(..used).unwrap_or_default();
     let mut exceptions = 0usize;
     for w in (0..max_len).rev() {
         exceptions += hist[w + 1];
@@ -240,7 +269,7 @@ fn best_width(hist: &[usize; 65], n: usize) -> (u32, usize) {
             break;
         }
         let mut high_bytes = 0usize;
-        for (len, &c) in hist.iter().enumerate().take(max_len + 1).skip(w + 1) {
+        for &(len, c) in lengths.iter().rev().take_while(|&&(len, _)| len > w) {
             high_bytes += c * (len - w).div_ceil(7);
         }
         let gap_bytes = varint_len((n / exceptions.max(1)) as u64);
@@ -257,11 +286,14 @@ fn best_width(hist: &[usize; 65], n: usize) -> (u32, usize) {
 }
 
 /// Writes a bit-packed body of `f(x)` for each `x` of `xs`.
-fn write_body(xs: &[u64], f: fn(u64) -> u64, base: u64, width: u32, out: &mut Vec<u8>) {
+fn write_body(xs: &[u64], t: Transform, base: u64, width: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&base.to_le_bytes());
     out.push(width as u8);
     let mut exceptions = Vec::new();
-    bitpack::pack(xs, f, base, width, out, &mut exceptions);
+    match t {
+        Transform::Identity => bitpack::pack(xs, identity, base, width, out, &mut exceptions),
+        Transform::Zigzag => bitpack::pack(xs, zigzag, base, width, out, &mut exceptions),
+    }
     put_varint(out, exceptions.len() as u64);
     let mut next = 0usize;
     for (index, high) in exceptions {

@@ -1,0 +1,108 @@
+//! Flush benchmark: what one memtable flush costs with the rollups and
+//! without them (`ChunkOptions::bench_skip_rollups`), on the same events.
+//!
+//! Each round opens a fresh directory, ingests `TALLY_BENCH_EVENTS`
+//! (default 1,500,000: about one default memtable) generated events over
+//! `TALLY_BENCH_DAYS` (default 7) days and 1,000 keys with no WAL sync and
+//! no background flush, then times `Db::flush`. Rounds alternate the two
+//! variants (`TALLY_BENCH_ROUNDS`, default 5 each) and the medians are
+//! printed, with their ratio. `TALLY_BENCH_ONLY=rollups|raw` runs one
+//! variant (for a profiler).
+//! `cargo bench -p tally-benches --bench flush`.
+
+use std::time::{Duration, Instant};
+
+use tally_engine::gen::{GenConfig, Generator};
+use tally_engine::{Db, EventBatch, Options, SyncPolicy, WriteOptions};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Generated events, in ingest batches of 10,000.
+fn events(events: u64, days: u32) -> Vec<EventBatch> {
+    let mut g = Generator::new(GenConfig {
+        events,
+        days,
+        keys: 1000,
+        seed: 42,
+        ..GenConfig::default()
+    });
+    let mut out = Vec::new();
+    loop {
+        let mut b = EventBatch::with_capacity(10_000);
+        if g.fill(&mut b, 10_000) == 0 {
+            return out;
+        }
+        out.push(b);
+    }
+}
+
+/// Ingests `batches` into a fresh directory and times the flush; also
+/// returns the bytes of raw chunks and of rollup chunks.
+fn one_flush(batches: &[EventBatch], skip_rollups: bool) -> (Duration, u64, u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = Options::default();
+    o.wal.sync = SyncPolicy::None;
+    o.memtable.memtable_bytes = 16 << 30;
+    o.memtable.flush_interval = Duration::from_secs(3600);
+    o.chunk.bench_skip_rollups = skip_rollups;
+    let db = Db::open(dir.path(), o).expect("open");
+    for b in batches {
+        db.ingest(b, &WriteOptions::default()).expect("ingest");
+    }
+    let t = Instant::now();
+    db.flush().expect("flush");
+    let took = t.elapsed();
+    let stats = db.stats();
+    db.close().expect("close");
+    let rollup_bytes: u64 = stats.rollups.iter().map(|l| l.2).sum();
+    (took, stats.chunk_bytes, rollup_bytes)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn main() {
+    let n = env("TALLY_BENCH_EVENTS", 1_500_000);
+    let days = env("TALLY_BENCH_DAYS", 7) as u32;
+    let rounds = env("TALLY_BENCH_ROUNDS", 5).max(1);
+    let only = std::env::var("TALLY_BENCH_ONLY").unwrap_or_default();
+    let batches = events(n, days);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let mut bytes = (0, 0);
+    for _ in 0..rounds {
+        if only != "raw" {
+            let (t, raw, rollups) = one_flush(&batches, false);
+            with.push(t);
+            bytes = (raw, rollups);
+        }
+        if only != "rollups" {
+            without.push(one_flush(&batches, true).0);
+        }
+    }
+    println!("{n} events over {days} days, 1000 keys, one flush, median of {rounds}:");
+    let (w, wo) = (median(with), median(without));
+    if only != "raw" {
+        println!(
+            "  raw chunks and rollups: {w:.2?} (raw chunks {:.1} MiB, rollup chunks {:.1} MiB)",
+            bytes.0 as f64 / 1048576.0,
+            bytes.1 as f64 / 1048576.0
+        );
+    }
+    if only != "rollups" {
+        println!("  raw chunks only:        {wo:.2?}");
+    }
+    if only.is_empty() {
+        println!(
+            "  rollups add {:.2?} ({:.0}% of the raw flush)",
+            w.saturating_sub(wo),
+            100.0 * w.saturating_sub(wo).as_secs_f64() / wo.as_secs_f64().max(1e-9)
+        );
+    }
+}
