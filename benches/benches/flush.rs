@@ -54,13 +54,36 @@ fn one_flush(batches: &[EventBatch], skip_rollups: bool) -> (Duration, u64, u64)
     for b in batches {
         db.ingest(b, &WriteOptions::default()).expect("ingest");
     }
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds());
     db.flush().expect("flush");
     let took = t.elapsed();
+    if std::env::var("TALLY_BENCH_CPU").is_ok() {
+        println!(
+            "  flush {took:.2?}, {:.2} cores busy",
+            (cpu_seconds() - cpu) / took.as_secs_f64()
+        );
+    }
     let stats = db.stats();
     db.close().expect("close");
     let rollup_bytes: u64 = stats.rollups.iter().map(|l| l.2).sum();
     (took, stats.chunk_bytes, rollup_bytes)
+}
+
+/// User and system CPU seconds of this process so far (Linux; 0
+/// elsewhere), from /proc/self/stat at 100 ticks per second.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime and
+    // stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let field = |i: usize| {
+        after
+            .split_whitespace()
+            .nth(i)
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field(11) + field(12)) / 100.0
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

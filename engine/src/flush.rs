@@ -2,7 +2,9 @@
 //!
 //! Rows are grouped by (UTC day, key shard), sorted by (api_key, ts),
 //! gathered into contiguous columns and written with
-//! [`tally_storage::chunk::write_chunk`] (fsynced). Their rollups are
+//! [`tally_storage::chunk::write_chunk_unsynced`]; a few I/O threads fsync
+//! each written file while the next ones are encoded, and the flush
+//! returns only when every file is synced. Their rollups are
 //! partitioned by (UTC month, key shard): the days of one month and shard
 //! are written by one job, which then writes the month's minute, hour and
 //! day rollup chunks. Jobs run in parallel. The caller then names the chunks in the manifest and only
@@ -14,13 +16,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use tally_storage::chunk::{
-    write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource,
+    write_chunk_unsynced, ChunkColumn, ChunkReader, ChunkSummary, ChunkWriteOptions, ColumnSource,
 };
 use tally_storage::hash::{dictionary_code, BytesKey, FxHashMap};
-use tally_storage::io::FileSystem;
+use tally_storage::io::{FileSystem, WritableFile};
 use tally_storage::manifest::ChunkEntry;
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::event::{EventBatch, StrColumn};
 use crate::memtable::Memtable;
 use crate::options::ChunkOptions;
@@ -59,6 +61,84 @@ impl LiveChunk {
             reader,
         }
     }
+}
+
+/// Where a flush writes its chunks: the directory and file system, and
+/// the threads that fsync each written file while the next ones are
+/// encoded (an fsync waits on the disk, not the CPU).
+pub(crate) struct ChunkSink<'a> {
+    dir: &'a Path,
+    fs: &'a dyn FileSystem,
+    to_sync: crossbeam_channel::Sender<Box<dyn WritableFile>>,
+}
+
+/// Threads fsyncing a flush's chunk files.
+const SYNC_THREADS: usize = 4;
+
+impl ChunkSink<'_> {
+    /// Writes chunk `id` (as [`tally_storage::chunk::write_chunk`] does),
+    /// hands the file to the sync threads and opens it.
+    pub(crate) fn write(
+        &self,
+        id: u64,
+        key_name: &str,
+        keys: ColumnSource<'_>,
+        columns: &[ChunkColumn<'_>],
+        opts: &ChunkWriteOptions,
+    ) -> Result<(ChunkSummary, ChunkReader)> {
+        let path = chunk_path(self.dir, id);
+        let (summary, file) = write_chunk_unsynced(self.fs, &path, key_name, keys, columns, opts)?;
+        self.to_sync.send(file).map_err(|_| {
+            EngineError::Poisoned(format!(
+                "cannot sync {}: the flush's sync threads stopped",
+                path.display()
+            ))
+        })?;
+        Ok((summary, ChunkReader::open(&path)?))
+    }
+}
+
+/// Runs `work` with a [`ChunkSink`] writing into `dir`, and returns its
+/// result once every file it wrote is synced (the first error of either).
+fn with_sink<T>(
+    dir: &Path,
+    fs: &dyn FileSystem,
+    work: impl FnOnce(&ChunkSink<'_>) -> Result<T>,
+) -> Result<T> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn WritableFile>>();
+    std::thread::scope(|scope| {
+        let syncers: Vec<_> = (0..SYNC_THREADS)
+            .map(|_| {
+                let rx = rx.clone();
+                scope.spawn(move || -> Result<()> {
+                    for mut f in rx.iter() {
+                        f.sync_data()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        drop(rx);
+        let sink = ChunkSink {
+            dir,
+            fs,
+            to_sync: tx,
+        };
+        let result = work(&sink);
+        // Closing the channel ends the sync threads once it is drained.
+        drop(sink);
+        let mut synced = Ok(());
+        for s in syncers {
+            let r = s.join().unwrap_or_else(|_| {
+                Err(EngineError::Poisoned("a chunk sync thread panicked".into()))
+            });
+            if synced.is_ok() {
+                synced = r;
+            }
+        }
+        let value = result?;
+        synced.map(|()| value)
+    })
 }
 
 /// One column of a partition, dictionary coded in memtable row order: the
@@ -191,10 +271,12 @@ pub(crate) fn write_memtable(
         block_rows: opts.block_rows,
     };
     let rollups = !opts.bench_skip_rollups;
-    let written: Vec<Vec<LiveChunk>> = groups
-        .into_par_iter()
-        .map(|g| write_group(&shards, g, dir, fs, &write_opts, rollups))
-        .collect::<Result<_>>()?;
+    let written: Vec<Vec<LiveChunk>> = with_sink(dir, fs, |sink| {
+        groups
+            .into_par_iter()
+            .map(|g| write_group(&shards, g, sink, &write_opts, rollups))
+            .collect()
+    })?;
     Ok(written.into_iter().flatten().map(Arc::new).collect())
 }
 
@@ -211,8 +293,7 @@ struct Group {
 fn write_group(
     shards: &[&EventBatch],
     g: Group,
-    dir: &Path,
-    fs: &dyn FileSystem,
+    sink: &ChunkSink<'_>,
     opts: &ChunkWriteOptions,
     with_rollups: bool,
 ) -> Result<Vec<LiveChunk>> {
@@ -221,7 +302,7 @@ fn write_group(
     let written: Vec<_> = g
         .days
         .into_par_iter()
-        .map(|(p, rows, id)| write_partition(shards, &rows, dir, fs, opts, p, id, with_rollups))
+        .map(|(p, rows, id)| write_partition(shards, &rows, sink, opts, p, id, with_rollups))
         .collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(written.len() + 3);
     let mut sorted = Vec::with_capacity(written.len());
@@ -234,7 +315,7 @@ fn write_group(
     }
     let t_rollups = std::time::Instant::now();
     let written =
-        crate::rollup::write_month_rollups(&sorted, dir, fs, opts, g.partition, g.rollup_ids)?;
+        crate::rollup::write_month_rollups(&sorted, sink, opts, g.partition, g.rollup_ids)?;
     tracing::debug!(
         "rollups of month partition {:?}: {:.1} ms ({} rows)",
         g.partition,
@@ -256,8 +337,7 @@ type RowRef = (u32, u32);
 fn write_partition<'a>(
     shards: &[&'a EventBatch],
     rows: &[RowRef],
-    dir: &Path,
-    fs: &dyn FileSystem,
+    sink: &ChunkSink<'_>,
     opts: &ChunkWriteOptions,
     (day, shard): (i32, u32),
     id: u64,
@@ -374,11 +454,9 @@ fn write_partition<'a>(
         col(Column::GeoCountry, dict(3)),
         col(Column::RequestId, dict(4)),
     ];
-    let path = chunk_path(dir, id);
     let t_write = std::time::Instant::now();
-    let summary = write_chunk(
-        fs,
-        &path,
+    let (summary, reader) = sink.write(
+        id,
         Column::ApiKey.name(),
         ColumnSource::Dict {
             values: &key_values,
@@ -391,7 +469,6 @@ fn write_partition<'a>(
         "chunk {id}: {n} rows, columns {columns_ms:.1} ms, sort {sort_ms:.1} ms, gather {gather_ms:.1} ms, encode+write {:.1} ms",
         t_write.elapsed().as_secs_f64() * 1e3
     );
-    let reader = ChunkReader::open(&path)?;
     let raw = LiveChunk::fresh(
         id,
         (day, shard),

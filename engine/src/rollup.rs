@@ -176,6 +176,33 @@ impl RollupAgg {
         self.response_bytes = self.response_bytes.saturating_add(response_bytes);
     }
 
+    /// The latencies of this row when they follow from its count, min
+    /// and max, as (value, copies): `count` copies of `latency_min` when
+    /// min equals max, or min and max once each when the row has two
+    /// events. Rollup chunks store no sketch for such rows (the sketch
+    /// holds exactly these values). None otherwise.
+    pub fn implied_latencies(&self) -> Option<[(f64, u64); 2]> {
+        if self.latency_min == self.latency_max {
+            Some([(self.latency_min, self.count), (self.latency_max, 0)])
+        } else if self.count == 2 {
+            Some([(self.latency_min, 1), (self.latency_max, 1)])
+        } else {
+            None
+        }
+    }
+
+    /// The sketch of [`RollupAgg::implied_latencies`]; None when they are
+    /// not implied, or not finite (no sketch counts those).
+    pub fn implied_sketch(&self) -> Option<DdSketch> {
+        let mut s = DdSketch::new();
+        for (x, n) in self.implied_latencies()? {
+            if n > 0 && !s.add_n(x, n) {
+                return None;
+            }
+        }
+        Some(s)
+    }
+
     /// Adds `other`'s events: the aggregate of the union.
     pub fn merge(&mut self, other: &RollupAgg) {
         self.count = self.count.saturating_add(other.count);
@@ -231,8 +258,8 @@ pub struct RollupParts {
 
 impl RollupParts {
     /// Row `i`'s encoded sketch: empty when the request asked for none,
-    /// or when all its latencies equal `latency_min` (the sketch is then
-    /// `count` copies of it); None past the last row.
+    /// or when the row's count, min and max imply its latencies
+    /// ([`RollupAgg::implied_latencies`]); None past the last row.
     pub fn sketch(&self, i: usize) -> Option<&[u8]> {
         let end = *self.ends.get(i)?;
         let start = match i.checked_sub(1) {

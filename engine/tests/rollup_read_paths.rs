@@ -317,9 +317,7 @@ fn parts_merge_to_the_rollup_rows() {
             let mut agg = row.agg.clone();
             let bytes = parts.sketch(i).unwrap();
             agg.sketch = if bytes.is_empty() {
-                let mut s = DdSketch::new();
-                s.add_n(agg.latency_min, agg.count);
-                s
+                agg.implied_sketch().unwrap()
             } else {
                 DdSketch::decode(bytes).unwrap()
             };

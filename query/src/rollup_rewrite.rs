@@ -1171,8 +1171,10 @@ fn add_rollup(
             }
             Acc::Sketch(s) => {
                 if sketch.is_empty() {
-                    // All latencies equal: `count` copies of the minimum.
-                    s.add_n(agg.latency_min, agg.count);
+                    // Not stored: the count, min and max imply it.
+                    for (x, n) in agg.implied_latencies().unwrap_or_default() {
+                        s.add_n(x, n);
+                    }
                 } else {
                     s.merge_encoded(sketch)?;
                 }

@@ -415,14 +415,18 @@ impl ReadState<'_> {
                 (Some(t), Sketches::Decode) => {
                     let encoded = t.bytes_at(i).ok_or_else(|| field("sketch"))?;
                     if encoded.is_empty() {
-                        // All latencies equal: `count` copies of the minimum.
-                        let mut s = DdSketch::new();
-                        if !s.add_n(latency_min, count) {
-                            return Err(field(&format!(
-                                "latency_min {latency_min} with no sketch"
-                            )));
-                        }
-                        s
+                        // Not stored: the count, min and max imply it.
+                        let implied = RollupAgg {
+                            count,
+                            latency_min,
+                            latency_max,
+                            ..RollupAgg::default()
+                        };
+                        implied.implied_sketch().ok_or_else(|| {
+                            field(&format!(
+                                "no sketch, and latency_min {latency_min}, latency_max {latency_max} and count {count} do not imply one"
+                            ))
+                        })?
                     } else {
                         DdSketch::decode(encoded).map_err(|e| field(&e.to_string()))?
                     }

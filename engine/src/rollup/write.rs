@@ -23,20 +23,14 @@
 //! `errors` and `server_errors` are not stored: the status class of a row
 //! decides them (`count` when the class is at least 4, resp. 5, else 0).
 
-use std::path::Path;
-
 use rayon::prelude::*;
 
-use tally_storage::chunk::{
-    write_chunk, ChunkColumn, ChunkReader, ChunkWriteOptions, ColumnSource,
-};
+use tally_storage::chunk::{ChunkColumn, ChunkWriteOptions, ColumnSource};
 use tally_storage::hash::FxHashMap;
-use tally_storage::io::FileSystem;
 
 use super::{col, latency_ns, status_class, RollupLevel};
 use crate::error::{EngineError, Result};
-use crate::flush::LiveChunk;
-use crate::partition::chunk_path;
+use crate::flush::{ChunkSink, LiveChunk};
 use crate::sketch::{encode_sorted_places, place_code, DdSketch, PLACE_BITS};
 
 /// One day partition's rows as the flush sorted them for its raw chunk:
@@ -138,6 +132,15 @@ struct Acc {
     uncounted: bool,
 }
 
+impl Acc {
+    /// Whether the row's sketch is stored: not when its count, min and
+    /// max imply it ([`super::RollupAgg::implied_latencies`]), unless some
+    /// latency was not counted by the sketch.
+    fn stores_sketch(&self) -> bool {
+        self.uncounted || (self.latency_min != self.latency_max && self.count != 2)
+    }
+}
+
 /// No row yet for a slot.
 const NO_ROW: u32 = u32::MAX;
 
@@ -191,10 +194,13 @@ impl Level {
     /// Counts event `e` (position `at` in its key and day), first ending
     /// the open bucket if `e` is past it.
     fn add(&mut self, key: u32, e: &Event, at: usize, events: &KeyDay<'_>) -> Result<()> {
-        let bucket = self.level.bucket_of(e.ts);
-        if self.bucket != Some(bucket) {
+        // Most events fall in the open bucket: a range check, no division.
+        if !self
+            .bucket
+            .is_some_and(|b| e.ts >= b && e.ts - b < self.level.width_us())
+        {
             self.finish(key, events, at)?;
-            self.bucket = Some(bucket);
+            self.bucket = Some(self.level.bucket_of(e.ts));
             self.first = at;
         }
         let slot = e.slot as usize;
@@ -253,7 +259,7 @@ impl Level {
         }
         // Each row's places, when some row needs its sketch: the pairs
         // sorted put each row's places together, ascending.
-        let sketches = rows.iter().any(|a| a.latency_min != a.latency_max);
+        let sketches = rows.iter().any(Acc::stores_sketch);
         let mut starts: Vec<usize> = Vec::new();
         if sketches {
             self.pairs.sort_unstable();
@@ -282,9 +288,9 @@ impl Level {
             out.latency_max.push(a.latency_max);
             out.request_bytes.push(a.request_bytes);
             out.response_bytes.push(a.response_bytes);
-            // All latencies equal (a single event, mostly): the sketch is
-            // `count` copies of latency_min, and is not stored.
-            if a.latency_min != a.latency_max {
+            // Not stored when the count, min and max imply it (one event,
+            // equal latencies, or two events: RollupAgg::implied_latencies).
+            if a.stores_sketch() {
                 if a.uncounted {
                     // NaN or infinite latencies: add the row's events one
                     // by one, as the memtable's rollups do.
@@ -490,8 +496,7 @@ fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
 /// `ids`, in partition (`month_day`, `shard`).
 pub(crate) fn write_month_rollups(
     days: &[SortedDay<'_>],
-    dir: &Path,
-    fs: &dyn FileSystem,
+    sink: &ChunkSink<'_>,
     opts: &ChunkWriteOptions,
     partition: (i32, u32),
     ids: [u64; 3],
@@ -515,7 +520,7 @@ pub(crate) fn write_month_rollups(
     jobs.into_par_iter()
         .map(|((rows, level), id)| {
             let t = std::time::Instant::now();
-            let chunk = write_level(&dicts, rows, level, dir, fs, opts, partition, id)?;
+            let chunk = write_level(&dicts, rows, level, sink, opts, partition, id)?;
             tracing::debug!(
                 "rollup level {}: {} rows written in {:.1} ms",
                 level.table_name(),
@@ -546,8 +551,7 @@ fn write_level(
     dicts: &Dictionaries<'_, '_>,
     rows: &LevelColumns,
     level: RollupLevel,
-    dir: &Path,
-    fs: &dyn FileSystem,
+    sink: &ChunkSink<'_>,
     opts: &ChunkWriteOptions,
     (day, shard): (i32, u32),
     id: u64,
@@ -595,10 +599,8 @@ fn write_level(
         column(col::REQUEST_BYTES, u(&rows.request_bytes), false),
         column(col::RESPONSE_BYTES, u(&rows.response_bytes), false),
     ];
-    let path = chunk_path(dir, id);
-    let summary = write_chunk(
-        fs,
-        &path,
+    let (summary, reader) = sink.write(
+        id,
         "api_key",
         dict(dicts.keys, &rows.key_codes),
         &columns,
@@ -607,7 +609,6 @@ fn write_level(
             ..*opts
         },
     )?;
-    let reader = ChunkReader::open(&path)?;
     Ok(LiveChunk::fresh(
         id,
         (day, shard),

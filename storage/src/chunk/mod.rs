@@ -25,5 +25,6 @@ pub use format::{
 };
 pub use reader::{BlockMeta, ChunkReader, ColumnMeta, ColumnValues, KeyDirectory};
 pub use writer::{
-    write_chunk, ChunkColumn, ChunkSummary, ChunkWriteOptions, ColumnSource, KEY_COLUMN_NAME,
+    write_chunk, write_chunk_unsynced, ChunkColumn, ChunkSummary, ChunkWriteOptions, ColumnSource,
+    KEY_COLUMN_NAME,
 };

@@ -205,11 +205,27 @@ pub fn write_chunk(
     columns: &[ChunkColumn<'_>],
     opts: &ChunkWriteOptions,
 ) -> Result<ChunkSummary> {
+    let (summary, mut f) = write_chunk_unsynced(fs, path, key_name, keys, columns, opts)?;
+    f.sync_data()?;
+    Ok(summary)
+}
+
+/// [`write_chunk`] without the fsync: returns the written file, which the
+/// caller must `sync_data` before anything durable names the chunk. Lets a
+/// writer of many chunks sync them on other threads while it encodes the
+/// next ones.
+pub fn write_chunk_unsynced(
+    fs: &dyn FileSystem,
+    path: &Path,
+    key_name: &str,
+    keys: ColumnSource<'_>,
+    columns: &[ChunkColumn<'_>],
+    opts: &ChunkWriteOptions,
+) -> Result<(ChunkSummary, Box<dyn crate::io::WritableFile>)> {
     let bytes = encode_chunk(key_name, keys, columns, opts)?;
     let mut f = fs.create(path)?;
     f.write_all(&bytes.0)?;
-    f.sync_data()?;
-    Ok(bytes.1)
+    Ok((bytes.1, f))
 }
 
 /// Encodes a whole chunk file in memory.

@@ -97,7 +97,7 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
         width,
         size: 1 + size,
     };
-    if !try_deltas {
+    if !try_deltas || !deltas_may_win(values, width) {
         out.push(best.codec);
         write_body(values, best.transform, best.base, best.width, out);
         return;
@@ -141,6 +141,31 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
         out.extend_from_slice(&first.to_le_bytes());
         write_body(&deltas, best.transform, best.base, best.width, out);
     }
+}
+
+/// Whether a delta encoding could beat frame of reference at `width` bits:
+/// at least half of up to 64 evenly spaced adjacent differences fit,
+/// zigzag-coded, in `width - 2` bits. Differences of unordered values are
+/// about as wide as the values, so this skips the delta trials (a pass,
+/// an allocation and three histograms) where they cannot win; smooth or
+/// sorted series (timestamps, buckets) still try them. Only the choice
+/// of encoding depends on it, never what decodes.
+fn deltas_may_win(values: &[u64], width: u32) -> bool {
+    let pairs = values.len().saturating_sub(1);
+    if width < 2 || pairs == 0 {
+        return false;
+    }
+    let step = pairs.div_ceil(64).max(1);
+    let (mut sampled, mut narrow) = (0usize, 0usize);
+    for i in (0..pairs).step_by(step) {
+        let (Some(&a), Some(&b)) = (values.get(i), values.get(i + 1)) else {
+            break;
+        };
+        let bits = 64 - zigzag(b.wrapping_sub(a)).leading_zeros();
+        sampled += 1;
+        narrow += usize::from(bits + 2 <= width);
+    }
+    narrow * 2 >= sampled
 }
 
 /// Appends exactly `count` values decoded from `data` (an encoding written
