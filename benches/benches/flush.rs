@@ -7,13 +7,19 @@
 //! no background flush, then times `Db::flush`. Rounds alternate the two
 //! variants (`TALLY_BENCH_ROUNDS`, default 5 each) and the medians are
 //! printed, with their ratio. `TALLY_BENCH_ONLY=rollups|raw` runs one
-//! variant (for a profiler).
+//! variant (for a profiler). CPU times are the process's user and system
+//! time over the flush (Linux; 10 ms resolution).
 //! `cargo bench -p tally-benches --bench flush`.
 
 use std::time::{Duration, Instant};
 
 use tally_engine::gen::{GenConfig, Generator};
 use tally_engine::{Db, EventBatch, Options, SyncPolicy, WriteOptions};
+
+/// The allocator `tally` itself runs with (cli/src/main.rs), so a flush
+/// pays for memory as it does there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -42,8 +48,9 @@ fn events(events: u64, days: u32) -> Vec<EventBatch> {
 }
 
 /// Ingests `batches` into a fresh directory and times the flush; also
-/// returns the bytes of raw chunks and of rollup chunks.
-fn one_flush(batches: &[EventBatch], skip_rollups: bool) -> (Duration, u64, u64) {
+/// returns the CPU seconds it took, and the bytes of raw chunks and of
+/// rollup chunks.
+fn one_flush(batches: &[EventBatch], skip_rollups: bool) -> (Duration, f64, u64, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut o = Options::default();
     o.wal.sync = SyncPolicy::None;
@@ -57,16 +64,11 @@ fn one_flush(batches: &[EventBatch], skip_rollups: bool) -> (Duration, u64, u64)
     let (t, cpu) = (Instant::now(), cpu_seconds());
     db.flush().expect("flush");
     let took = t.elapsed();
-    if std::env::var("TALLY_BENCH_CPU").is_ok() {
-        println!(
-            "  flush {took:.2?}, {:.2} cores busy",
-            (cpu_seconds() - cpu) / took.as_secs_f64()
-        );
-    }
+    let cpu = cpu_seconds() - cpu;
     let stats = db.stats();
     db.close().expect("close");
     let rollup_bytes: u64 = stats.rollups.iter().map(|l| l.2).sum();
-    (took, stats.chunk_bytes, rollup_bytes)
+    (took, cpu, stats.chunk_bytes, rollup_bytes)
 }
 
 /// User and system CPU seconds of this process so far (Linux; 0
@@ -98,34 +100,40 @@ fn main() {
     let only = std::env::var("TALLY_BENCH_ONLY").unwrap_or_default();
     let batches = events(n, days);
     let (mut with, mut without) = (Vec::new(), Vec::new());
+    let (mut cpu_with, mut cpu_without) = (Vec::new(), Vec::new());
     let mut bytes = (0, 0);
     for _ in 0..rounds {
         if only != "raw" {
-            let (t, raw, rollups) = one_flush(&batches, false);
+            let (t, cpu, raw, rollups) = one_flush(&batches, false);
             with.push(t);
+            cpu_with.push(Duration::from_secs_f64(cpu));
             bytes = (raw, rollups);
         }
         if only != "rollups" {
-            without.push(one_flush(&batches, true).0);
+            let (t, cpu, ..) = one_flush(&batches, true);
+            without.push(t);
+            cpu_without.push(Duration::from_secs_f64(cpu));
         }
     }
     println!("{n} events over {days} days, 1000 keys, one flush, median of {rounds}:");
     let (w, wo) = (median(with), median(without));
+    let (cw, cwo) = (median(cpu_with), median(cpu_without));
     if only != "raw" {
         println!(
-            "  raw chunks and rollups: {w:.2?} (raw chunks {:.1} MiB, rollup chunks {:.1} MiB)",
+            "  raw chunks and rollups: {w:.2?}, CPU {cw:.2?} (raw chunks {:.1} MiB, rollup chunks {:.1} MiB)",
             bytes.0 as f64 / 1048576.0,
             bytes.1 as f64 / 1048576.0
         );
     }
     if only != "rollups" {
-        println!("  raw chunks only:        {wo:.2?}");
+        println!("  raw chunks only:        {wo:.2?}, CPU {cwo:.2?}");
     }
     if only.is_empty() {
         println!(
-            "  rollups add {:.2?} ({:.0}% of the raw flush)",
+            "  rollups add {:.2?} ({:.0}% of the raw flush), CPU {:.2?}",
             w.saturating_sub(wo),
-            100.0 * w.saturating_sub(wo).as_secs_f64() / wo.as_secs_f64().max(1e-9)
+            100.0 * w.saturating_sub(wo).as_secs_f64() / wo.as_secs_f64().max(1e-9),
+            cw.saturating_sub(cwo)
         );
     }
 }

@@ -31,7 +31,7 @@ use tally_storage::hash::FxHashMap;
 use super::{col, latency_ns, status_class, RollupLevel};
 use crate::error::{EngineError, Result};
 use crate::flush::{ChunkSink, LiveChunk};
-use crate::sketch::{encode_sorted_places, place_code, DdSketch, PLACE_BITS};
+use crate::sketch::{encode_sorted_places, place_code, DdSketch};
 
 /// One day partition's rows as the flush sorted them for its raw chunk:
 /// by (api_key, ts), text columns as dictionary codes whose values live
@@ -144,6 +144,9 @@ impl Acc {
 /// No row yet for a slot.
 const NO_ROW: u32 = u32::MAX;
 
+/// A latency the sketch does not count (NaN, infinities).
+const NO_PLACE: u32 = u32::MAX;
+
 /// One event as every level counts it.
 #[derive(Clone, Copy)]
 struct Event {
@@ -153,8 +156,8 @@ struct Event {
     /// The latency as a sketch counts it (`-0.0` as `0.0`).
     latency: f64,
     latency_ns: u64,
-    /// Where the sketch counts the latency; None if it does not.
-    place: Option<u32>,
+    /// Where the sketch counts the latency, or [`NO_PLACE`].
+    place: u32,
     request_bytes: u64,
     response_bytes: u64,
 }
@@ -162,17 +165,18 @@ struct Event {
 /// One level being built: the open bucket's rows and the finished rows.
 struct Level {
     level: RollupLevel,
+    /// The open bucket's start, if one is open.
     bucket: Option<i64>,
     /// Position (in the key and day's events) of the bucket's first event.
     first: usize,
     /// Per slot, its row in `rows`, or [`NO_ROW`].
     row_of_slot: Vec<u32>,
     rows: Vec<Acc>,
-    /// (row << PLACE_BITS) | place, one per counted latency.
-    pairs: Vec<u64>,
-    /// Scratch: the rows in group order, and one row's places.
+    /// Scratch: the rows in group order; the bucket's places grouped by
+    /// row, and where each row's start.
     order: Vec<u32>,
     places: Vec<u32>,
+    starts: Vec<usize>,
     out: LevelColumns,
 }
 
@@ -184,9 +188,9 @@ impl Level {
             first: 0,
             row_of_slot: Vec::new(),
             rows: Vec::new(),
-            pairs: Vec::new(),
             order: Vec::new(),
             places: Vec::new(),
+            starts: Vec::new(),
             out: LevelColumns::with_capacity(capacity),
         }
     }
@@ -237,44 +241,71 @@ impl Level {
         a.latency_max = a.latency_max.max(e.latency);
         a.request_bytes = a.request_bytes.saturating_add(e.request_bytes);
         a.response_bytes = a.response_bytes.saturating_add(e.response_bytes);
-        match e.place {
-            Some(p) => self.pairs.push((u64::from(r) << PLACE_BITS) | u64::from(p)),
-            None => a.uncounted = true,
-        }
+        a.uncounted |= e.place == NO_PLACE;
         Ok(())
     }
 
-    /// Ends the open bucket (its events are `events` up to position
-    /// `end`): its rows go, in group order, to the chunk columns.
+    /// Ends the open bucket (its events are `events` from `self.first` up
+    /// to position `end`): its rows go, in group order, to the chunk
+    /// columns.
     fn finish(&mut self, key: u32, events: &KeyDay<'_>, end: usize) -> Result<()> {
         let Some(bucket) = self.bucket.take() else {
             return Ok(());
         };
-        let rows = &self.rows;
+        let n = self.rows.len();
         self.order.clear();
-        self.order.extend(0..rows.len() as u32);
-        if rows.len() > 1 {
+        self.order.extend(0..n as u32);
+        if n > 1 {
+            let rows = &self.rows;
             self.order
                 .sort_unstable_by_key(|&r| rows.get(r as usize).map_or(0, |a| a.group));
         }
-        // Each row's places, when some row needs its sketch: the pairs
-        // sorted put each row's places together, ascending.
-        let sketches = rows.iter().any(Acc::stores_sketch);
-        let mut starts: Vec<usize> = Vec::new();
-        if sketches {
-            self.pairs.sort_unstable();
-            starts.reserve(rows.len() + 1);
-            let mut at = 0;
-            for r in 0..=rows.len() as u64 {
-                while self.pairs.get(at).is_some_and(|&p| p >> PLACE_BITS < r) {
-                    at += 1;
+        // The places of the rows that store a sketch, grouped by row
+        // (a counting sort of the bucket's events by row), each row's
+        // sorted.
+        self.starts.clear();
+        self.places.clear();
+        if self.rows.iter().any(Acc::stores_sketch) {
+            let (slots, places) = events.range(self.first, end);
+            let row_of = |s: u32| self.row_of_slot.get(s as usize).copied().unwrap_or(NO_ROW);
+            if n == 1 {
+                self.places
+                    .extend(places.iter().copied().filter(|&p| p != NO_PLACE));
+                self.starts.extend([0, self.places.len()]);
+            } else {
+                self.starts.resize(n + 1, 0);
+                for (&s, &p) in slots.iter().zip(places) {
+                    if p != NO_PLACE {
+                        if let Some(c) = self.starts.get_mut(row_of(s) as usize + 1) {
+                            *c += 1;
+                        }
+                    }
                 }
-                starts.push(at);
+                for r in 1..=n {
+                    let before = self.starts.get(r - 1).copied().unwrap_or(0);
+                    if let Some(c) = self.starts.get_mut(r) {
+                        *c += before;
+                    }
+                }
+                self.places
+                    .resize(self.starts.get(n).copied().unwrap_or(0), 0);
+                let mut next: Vec<usize> = self.starts.clone();
+                for (&s, &p) in slots.iter().zip(places) {
+                    if p == NO_PLACE {
+                        continue;
+                    }
+                    if let Some(at) = next.get_mut(row_of(s) as usize) {
+                        if let Some(x) = self.places.get_mut(*at) {
+                            *x = p;
+                        }
+                        *at += 1;
+                    }
+                }
             }
         }
         let out = &mut self.out;
         for &r in &self.order {
-            let Some(a) = rows.get(r as usize) else {
+            let Some(a) = self.rows.get(r as usize) else {
                 continue;
             };
             out.key_codes.push(key);
@@ -305,24 +336,18 @@ impl Level {
                     s.encode(&mut out.sketches);
                 } else {
                     let (s, e) = (
-                        starts.get(r as usize).copied().unwrap_or(0),
-                        starts.get(r as usize + 1).copied().unwrap_or(0),
+                        self.starts.get(r as usize).copied().unwrap_or(0),
+                        self.starts.get(r as usize + 1).copied().unwrap_or(0),
                     );
-                    self.places.clear();
-                    let mask = (1u64 << PLACE_BITS) - 1;
-                    self.places.extend(
-                        self.pairs
-                            .get(s..e)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|&p| (p & mask) as u32),
-                    );
-                    encode_sorted_places(
-                        &self.places,
-                        a.latency_min,
-                        a.latency_max,
-                        &mut out.sketches,
-                    );
+                    if let Some(places) = self.places.get_mut(s..e) {
+                        places.sort_unstable();
+                        encode_sorted_places(
+                            places,
+                            a.latency_min,
+                            a.latency_max,
+                            &mut out.sketches,
+                        );
+                    }
                 }
             }
             out.sketch_ends
@@ -334,23 +359,103 @@ impl Level {
             }
         }
         self.rows.clear();
-        self.pairs.clear();
         Ok(())
     }
 }
 
-/// The events of one key on one day: the day's sorted columns, the
-/// first row, and each event's slot.
+/// The events of one key on one day: the day's latencies, the key's
+/// first row, and each event's slot and sketch place.
 struct KeyDay<'d> {
     latency: &'d [f64],
     start: usize,
     slots: Vec<u32>,
+    places: Vec<u32>,
 }
 
 impl KeyDay<'_> {
     /// The latency of the key and day's `i`-th event.
     fn latency(&self, i: usize) -> Option<&f64> {
         self.latency.get(self.start + i)
+    }
+
+    /// The slots and places of events `from..to`.
+    fn range(&self, from: usize, to: usize) -> (&[u32], &[u32]) {
+        (
+            self.slots.get(from..to).unwrap_or_default(),
+            self.places.get(from..to).unwrap_or_default(),
+        )
+    }
+}
+
+/// Each group's slot in the current key and day: a direct table when
+/// the dictionaries are small (the usual case), else a hash map.
+struct Slots {
+    /// (endpoint * methods + method) * 8 + class → slot + 1 (0: none).
+    table: Vec<u32>,
+    methods: u64,
+    map: FxHashMap<Group, u32>,
+    /// The groups given a slot, in slot order.
+    groups: Vec<Group>,
+}
+
+/// Most entries of a direct slot table.
+const MAX_SLOT_TABLE: u64 = 1 << 16;
+
+impl Slots {
+    fn new(endpoints: usize, methods: usize) -> Slots {
+        let entries = (endpoints as u64)
+            .saturating_mul(methods as u64)
+            .saturating_mul(8);
+        Slots {
+            table: if entries <= MAX_SLOT_TABLE {
+                vec![0; entries as usize]
+            } else {
+                Vec::new()
+            },
+            methods: methods as u64,
+            map: FxHashMap::default(),
+            groups: Vec::new(),
+        }
+    }
+
+    fn index(&self, g: Group) -> Option<usize> {
+        let class = group_class(g);
+        if self.table.is_empty() || class >= 8 {
+            return None;
+        }
+        let at =
+            (u64::from(group_endpoint(g)) * self.methods + u64::from(group_method(g))) * 8 + class;
+        Some(at as usize)
+    }
+
+    fn slot(&mut self, g: Group) -> u32 {
+        let next = self.groups.len() as u32;
+        if let Some(entry) = self.index(g).and_then(|i| self.table.get_mut(i)) {
+            if *entry == 0 {
+                *entry = next + 1;
+                self.groups.push(g);
+            }
+            return *entry - 1;
+        }
+        let slot = *self.map.entry(g).or_insert(next);
+        if slot == next {
+            self.groups.push(g);
+        }
+        slot
+    }
+
+    /// Forgets every slot (a new key or day).
+    fn clear(&mut self) {
+        for i in 0..self.groups.len() {
+            let Some(at) = self.groups.get(i).and_then(|&g| self.index(g)) else {
+                continue;
+            };
+            if let Some(entry) = self.table.get_mut(at) {
+                *entry = 0;
+            }
+        }
+        self.groups.clear();
+        self.map.clear();
     }
 }
 
@@ -412,11 +517,12 @@ fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
     let events: usize = days.iter().map(|d| d.ts.len()).sum();
     let mut levels = RollupLevel::ALL.map(|l| Level::new(l, events));
     let mut next_run = vec![0usize; days.len()];
-    let mut slot_of: FxHashMap<Group, u32> = FxHashMap::default();
+    let mut slots = Slots::new(endpoints.len(), methods.len());
     let mut key_day = KeyDay {
         latency: &[],
         start: 0,
         slots: Vec::new(),
+        places: Vec::new(),
     };
     for key in 0..keys.len() as u32 {
         for (d, day) in days.iter().enumerate() {
@@ -431,10 +537,11 @@ fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
                 endpoint_map.get(d).map_or(&[][..], Vec::as_slice),
                 method_map.get(d).map_or(&[][..], Vec::as_slice),
             );
-            slot_of.clear();
+            slots.clear();
             key_day.latency = &day.latency;
             key_day.start = rows.start;
             key_day.slots.clear();
+            key_day.places.clear();
             for i in rows.clone() {
                 let (Some(&ts), Some(&e), Some(&m), Some(&st), Some(&lat), Some(&rq), Some(&rs)) = (
                     day.ts.get(i),
@@ -454,10 +561,10 @@ fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
                     mmap.get(m as usize).copied().unwrap_or(0),
                     status_class(u16::try_from(st).unwrap_or(u16::MAX)),
                 );
-                let next_slot = slot_of.len() as u32;
-                let slot = *slot_of.entry(g).or_insert(next_slot);
+                let slot = slots.slot(g);
+                let place = place_code(lat).map_or(NO_PLACE, |(p, _)| p);
                 key_day.slots.push(slot);
-                let placed = place_code(lat);
+                key_day.places.push(place);
                 let event = Event {
                     ts,
                     slot,
@@ -465,7 +572,7 @@ fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
                     // As RollupAgg::add counts it: -0.0 as 0.0.
                     latency: if lat == 0.0 { 0.0 } else { lat },
                     latency_ns: latency_ns(lat),
-                    place: placed.map(|(p, _)| p),
+                    place,
                     request_bytes: rq,
                     response_bytes: rs,
                 };

@@ -17,8 +17,6 @@ const PART_SHIFT: u32 = 20;
 const NEGATIVE: u32 = 0;
 const ZERO: u32 = 1;
 const POSITIVE: u32 = 2;
-/// Bits a place code takes: two of part, [`PART_SHIFT`] of index.
-pub(crate) const PLACE_BITS: u32 = PART_SHIFT + 2;
 
 /// The place code of `x`, and `x` as the sketch counts it (`-0.0` as
 /// `0.0`); None for NaN and infinities, which a sketch does not count.
@@ -145,6 +143,7 @@ mod tests {
         assert!(codes.is_sorted(), "{codes:?}");
         assert!(place_code(f64::NAN).is_none());
         assert_eq!(place_code(-0.0).unwrap(), (ZERO << PART_SHIFT, 0.0));
-        assert!(codes.iter().all(|&c| c < 1 << PLACE_BITS));
+        // Two bits of part above the index: every code is below 2^22.
+        assert!(codes.iter().all(|&c| c < 1 << (PART_SHIFT + 2)));
     }
 }
