@@ -117,8 +117,23 @@ pub(crate) fn errors_of_class(status_class: u8, count: u64) -> (u64, u64) {
 /// non-negative, huge ones saturate), as `latency_sum_ns` adds them. The
 /// query crate's rewrite rounds its raw edges with this same function.
 pub fn latency_ns(latency_ms: f64) -> u64 {
-    // `as` saturates and maps NaN to 0; validation rejects both anyway.
-    (latency_ms * 1e6).round() as u64
+    // `(latency_ms * 1e6).round() as u64` without the library call of
+    // `f64::round` on baseline x86-64: NaN and negatives give 0 and huge
+    // values saturate, as `as` does; below 2^64 the fraction `y - t` is
+    // exact, and half rounds away from zero.
+    let y = latency_ms * 1e6;
+    if y.is_nan() || y <= 0.0 {
+        return 0;
+    }
+    if y >= 18_446_744_073_709_551_615.0 {
+        return u64::MAX;
+    }
+    let t = y as u64;
+    if y - t as f64 >= 0.5 {
+        t + 1
+    } else {
+        t
+    }
 }
 
 /// What a rollup row holds about its events.
@@ -427,11 +442,27 @@ mod tests {
         assert_eq!(RollupLevel::of_table(TABLE_EVENTS), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn latency_ns_rounds_as_f64_round(
+            x in proptest::prop_oneof![
+                0.0f64..10_000.0,
+                proptest::num::f64::ANY,
+                proptest::strategy::Strategy::prop_map(0u64..1_000_000, |n| n as f64 / 2e6),
+            ]
+        ) {
+            proptest::prop_assert_eq!(latency_ns(x), (x * 1e6).round() as u64);
+        }
+    }
+
     #[test]
     fn latencies_round_to_nanoseconds() {
         assert_eq!(latency_ns(1.5), 1_500_000);
         assert_eq!(latency_ns(0.000_000_4), 0);
         assert_eq!(latency_ns(0.000_000_6), 1);
         assert_eq!(latency_ns(f64::MAX), u64::MAX);
+        assert_eq!(latency_ns(-1.0), 0);
+        assert_eq!(latency_ns(f64::NAN), 0);
+        assert_eq!(latency_ns(f64::INFINITY), u64::MAX);
     }
 }
