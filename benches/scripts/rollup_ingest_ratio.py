@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""What rollups cost on ingest: one `tally` binary with rollups on against
+the hidden `--bench-skip-rollups`, in alternated pairs.
+
+The reference machine is a shared 2-core VM whose speed drifts by 10-30%
+from minute to minute, so only runs taken side by side are compared: each
+pair runs the two variants back to back (alternating which goes first)
+and the script prints every pair's ratio (speed with rollups / speed
+without) and their median. Issue 6's target is a ratio of at least 0.85.
+
+Two workloads:
+  - `bench`: `tally bench ingest --events N --days D` (durable, 4 writers);
+  - `import`: `tally import FILE` of an NDJSON file (`tally gen` makes one).
+
+Use enough events for several flushes (the default 10 M is about seven
+default memtables): with fewer, the ingest ends before the first flush
+and the ratio says nothing. Prints one JSON object. Not part of the test
+suite.
+
+Usage: benches/scripts/rollup_ingest_ratio.py [--workload bench|import]
+       [--pairs 4] [--events 10000000] [--days 7] [--file F] [--tally PATH]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run(cmd):
+    """Runs `cmd`; returns (its stdout + stderr, wall seconds)."""
+    t = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
+    return p.stdout + p.stderr, wall
+
+
+def speed(args, skip, work):
+    """Events per second of one run (with rollups unless `skip`)."""
+    data = os.path.join(work, "data")
+    shutil.rmtree(data, ignore_errors=True)
+    flag = ["--bench-skip-rollups"] if skip else []
+    if args.workload == "bench":
+        out, _ = run([args.tally, "bench", "ingest", "--data-dir", data,
+                      "--events", str(args.events), "--days", str(args.days)] + flag)
+        m = re.search(r"ingested \d+ events in [\d.]+ s: (\d+) events/s", out)
+    else:
+        out, _ = run([args.tally, "import", "--data-dir", data] + flag + [args.file])
+        m = re.search(r"\((\d+) events/s", out)
+    if not m:
+        sys.exit(f"no rate in the output:\n{out}")
+    return int(m.group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workload", choices=["bench", "import"], default="bench")
+    ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--file", help="NDJSON file for --workload import "
+                    "(default: made with `tally gen` in a temporary directory)")
+    ap.add_argument("--tally", default="target/release/tally")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        if args.workload == "import" and not args.file:
+            args.file = os.path.join(work, "events.ndjson")
+            run([args.tally, "gen", "--events", str(args.events),
+                 "--days", str(args.days), "--out", args.file])
+        pairs = []
+        for i in range(args.pairs):
+            order = [False, True] if i % 2 == 0 else [True, False]
+            rates = {skip: speed(args, skip, work) for skip in order}
+            pairs.append({"with_rollups": rates[False], "without": rates[True],
+                          "ratio": round(rates[False] / rates[True], 3)})
+    print(json.dumps({
+        "workload": args.workload,
+        "events": args.events,
+        "days": args.days,
+        "pairs": pairs,
+        "median_ratio": round(statistics.median(p["ratio"] for p in pairs), 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
