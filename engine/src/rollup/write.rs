@@ -12,13 +12,15 @@
 //! order (buckets never cross days), so every minute, hour and day bucket
 //! of a key is one contiguous run of rows. Each event is counted once into
 //! its row of each level: its group (endpoint, method, status class) gets
-//! a slot in the current key and day through one hash lookup, and each
-//! level keeps the current bucket's rows in an array indexed by slot.
-//! Each event's sketch place (bucket index) is computed once; a finished
-//! bucket sorts its (row, place) pairs and writes each row's sketch bytes
-//! straight from them ([`crate::sketch::encode_sorted_places`]), so no
-//! sketch is built or merged. A finished bucket's rows go, ordered by
-//! group, straight to the level's chunk columns.
+//! a slot in the current key and day (a direct table while the
+//! dictionaries are small, else a hash map), and each level keeps the
+//! current bucket's rows in an array indexed by slot. Each event's sketch
+//! place (bucket index) is computed once; a finished bucket groups its
+//! events' places by row (a counting sort), sorts each row's few and
+//! writes the sketch bytes straight from them
+//! ([`crate::sketch::encode_sorted_places`]), so no sketch is built or
+//! merged. A finished bucket's rows go, ordered by group, straight to the
+//! level's chunk columns.
 //!
 //! `errors` and `server_errors` are not stored: the status class of a row
 //! decides them (`count` when the class is at least 4, resp. 5, else 0).
