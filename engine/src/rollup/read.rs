@@ -408,6 +408,11 @@ impl ReadState<'_> {
                 (None, Sketches::Decode) => DdSketch::new(),
                 (Some(t), Sketches::Copy(bytes, ends)) => {
                     let encoded = t.bytes_at(i).ok_or_else(|| field("sketch"))?;
+                    if encoded.is_empty() {
+                        // Checked here as the decoding path does, so a
+                        // caller of the encoded bytes can rebuild it.
+                        implied_sketch(count, latency_min, latency_max).map_err(|e| field(&e))?;
+                    }
                     bytes.extend_from_slice(encoded);
                     ends.push(bytes.len());
                     DdSketch::new()
@@ -415,18 +420,7 @@ impl ReadState<'_> {
                 (Some(t), Sketches::Decode) => {
                     let encoded = t.bytes_at(i).ok_or_else(|| field("sketch"))?;
                     if encoded.is_empty() {
-                        // Not stored: the count, min and max imply it.
-                        let implied = RollupAgg {
-                            count,
-                            latency_min,
-                            latency_max,
-                            ..RollupAgg::default()
-                        };
-                        implied.implied_sketch().ok_or_else(|| {
-                            field(&format!(
-                                "no sketch, and latency_min {latency_min}, latency_max {latency_max} and count {count} do not imply one"
-                            ))
-                        })?
+                        implied_sketch(count, latency_min, latency_max).map_err(|e| field(&e))?
                     } else {
                         DdSketch::decode(encoded).map_err(|e| field(&e.to_string()))?
                     }
@@ -618,11 +612,50 @@ fn permute(rows: &mut [RollupRow], mut order: Vec<u32>) {
     }
 }
 
+/// The sketch of a row stored without one: its count, min and max imply
+/// it ([`RollupAgg::implied_latencies`]); else what is wrong, for an error
+/// naming the row.
+fn implied_sketch(
+    count: u64,
+    latency_min: f64,
+    latency_max: f64,
+) -> std::result::Result<DdSketch, String> {
+    let row = RollupAgg {
+        count,
+        latency_min,
+        latency_max,
+        ..RollupAgg::default()
+    };
+    row.implied_sketch().ok_or_else(|| {
+        format!(
+            "no sketch, and latency_min {latency_min}, latency_max {latency_max} and count {count} do not imply one"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_missing_sketch_must_be_implied_by_the_row() {
+        let equal = implied_sketch(3, 4.0, 4.0).unwrap();
+        assert_eq!(
+            (equal.count(), equal.min(), equal.max()),
+            (3, Some(4.0), Some(4.0))
+        );
+        let two = implied_sketch(2, 1.0, 9.0).unwrap();
+        assert_eq!(
+            (two.count(), two.min(), two.max()),
+            (2, Some(1.0), Some(9.0))
+        );
+        // Three events of different latencies need their sketch stored.
+        let err = implied_sketch(3, 1.0, 9.0).unwrap_err();
+        assert!(err.contains("count 3 do not imply one"), "{err}");
+        assert!(implied_sketch(1, f64::NAN, f64::NAN).is_err());
+    }
 
     fn row(key: &str, bucket: i64, endpoint: &str, count: u64) -> RollupRow {
         let agg = RollupAgg {

@@ -179,6 +179,8 @@ struct Level {
     order: Vec<u32>,
     places: Vec<u32>,
     starts: Vec<usize>,
+    /// Scratch of the counting sort: where each row's next place goes.
+    next: Vec<usize>,
     out: LevelColumns,
 }
 
@@ -193,6 +195,7 @@ impl Level {
             order: Vec::new(),
             places: Vec::new(),
             starts: Vec::new(),
+            next: Vec::new(),
             out: LevelColumns::with_capacity(capacity),
         }
     }
@@ -291,12 +294,13 @@ impl Level {
                 }
                 self.places
                     .resize(self.starts.get(n).copied().unwrap_or(0), 0);
-                let mut next: Vec<usize> = self.starts.clone();
+                self.next.clear();
+                self.next.extend_from_slice(&self.starts);
                 for (&s, &p) in slots.iter().zip(places) {
                     if p == NO_PLACE {
                         continue;
                     }
-                    if let Some(at) = next.get_mut(row_of(s) as usize) {
+                    if let Some(at) = self.next.get_mut(row_of(s) as usize) {
                         if let Some(x) = self.places.get_mut(*at) {
                             *x = p;
                         }
