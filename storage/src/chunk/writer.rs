@@ -7,7 +7,8 @@ use roaring::RoaringBitmap;
 
 use super::format::{
     write_block, BlockRef, ColumnEncoding, ColumnKind, Footer, FooterBlock, FooterColumn,
-    CHUNK_MAGIC, CHUNK_VERSION, HEADER_LEN, MAX_BLOCK_ROWS, MAX_CHUNK_ROWS, TRAILER_MAGIC,
+    BLOCK_HEADER_LEN, CHUNK_MAGIC, CHUNK_VERSION, HEADER_LEN, MAX_BLOCK_ROWS, MAX_CHUNK_ROWS,
+    TRAILER_MAGIC,
 };
 use crate::codec::{
     encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, encode_u64s_packed, put_varint,
@@ -354,6 +355,7 @@ pub(crate) fn encode_chunk(
                     max_ts = values.iter().copied().max().unwrap_or(0);
                 }
                 let mut blocks = Vec::new();
+                let mut trial = CompressionTrial::new(opts.compression);
                 let mut tmp: Vec<u64> = Vec::with_capacity(block_rows);
                 for (b, chunk) in values.chunks(block_rows).enumerate() {
                     raw.clear();
@@ -373,15 +375,8 @@ pub(crate) fn encode_chunk(
                     } else {
                         encode_i64s(chunk, &mut raw);
                     }
-                    let lo = chunk.iter().copied().min().unwrap_or(0);
-                    let hi = chunk.iter().copied().max().unwrap_or(0);
-                    blocks.push(push_block(
-                        &mut file,
-                        &raw,
-                        opts.compression,
-                        i64_key(lo),
-                        i64_key(hi),
-                    )?);
+                    let (lo, hi) = min_max(chunk.iter().map(|&v| i64_key(v)));
+                    blocks.push(trial.push(&mut file, &raw, lo, hi)?);
                 }
                 FooterColumn {
                     name: c.name.to_string(),
@@ -399,6 +394,7 @@ pub(crate) fn encode_chunk(
             ColumnSource::U64(values) | ColumnSource::U64Packed(values) => {
                 let packed_only = matches!(c.source, ColumnSource::U64Packed(_));
                 let mut blocks = Vec::new();
+                let mut trial = CompressionTrial::new(opts.compression);
                 for chunk in values.chunks(block_rows) {
                     raw.clear();
                     if packed_only {
@@ -406,9 +402,8 @@ pub(crate) fn encode_chunk(
                     } else {
                         encode_u64s(chunk, &mut raw);
                     }
-                    let lo = chunk.iter().copied().min().unwrap_or(0);
-                    let hi = chunk.iter().copied().max().unwrap_or(0);
-                    blocks.push(push_block(&mut file, &raw, opts.compression, lo, hi)?);
+                    let (lo, hi) = min_max(chunk.iter().copied());
+                    blocks.push(trial.push(&mut file, &raw, lo, hi)?);
                 }
                 let bitmaps = if c.bitmap_index {
                     let mut distinct: Vec<u64> = values.to_vec();
@@ -444,12 +439,12 @@ pub(crate) fn encode_chunk(
             }
             ColumnSource::F64(values) => {
                 let mut blocks = Vec::new();
+                let mut trial = CompressionTrial::new(opts.compression);
                 for chunk in values.chunks(block_rows) {
                     raw.clear();
                     encode_f64s(chunk, &mut raw);
-                    let lo = chunk.iter().map(|&v| f64_key(v)).min().unwrap_or(0);
-                    let hi = chunk.iter().map(|&v| f64_key(v)).max().unwrap_or(0);
-                    blocks.push(push_block(&mut file, &raw, opts.compression, lo, hi)?);
+                    let (lo, hi) = min_max(chunk.iter().map(|&v| f64_key(v)));
+                    blocks.push(trial.push(&mut file, &raw, lo, hi)?);
                 }
                 FooterColumn {
                     name: c.name.to_string(),
@@ -535,6 +530,66 @@ pub(crate) fn f64_key(v: f64) -> u64 {
     }
 }
 
+/// The smallest and largest of `xs` in one pass; (0, 0) when empty.
+fn min_max(xs: impl Iterator<Item = u64>) -> (u64, u64) {
+    let (lo, hi) = xs.fold((u64::MAX, 0), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    if lo > hi {
+        (0, 0)
+    } else {
+        (lo, hi)
+    }
+}
+
+/// Blocks of a column tried with compression before deciding whether the
+/// rest are worth it.
+const TRIAL_BLOCKS: u64 = 4;
+
+/// A column whose trial blocks shrank by less than 1/MIN_GAIN of their
+/// size stores the rest of its blocks uncompressed.
+const MIN_GAIN: u64 = 32;
+
+/// Whether a column's blocks are worth compressing. Bit-packed integers
+/// and floats rarely shrink under lz4, and every try costs a hash-table
+/// fill and a pass over the block: a column whose first blocks did not
+/// shrink stores the rest raw (as `write_block` stores any block that does
+/// not shrink). Readers see only per-block compression codes.
+struct CompressionTrial {
+    compression: Compression,
+    tried: u64,
+    raw: u64,
+    saved: u64,
+}
+
+impl CompressionTrial {
+    fn new(compression: Compression) -> CompressionTrial {
+        CompressionTrial {
+            compression,
+            tried: 0,
+            raw: 0,
+            saved: 0,
+        }
+    }
+
+    /// Appends `raw` as the column's next block with statistics `min`
+    /// and `max`.
+    fn push(&mut self, file: &mut Vec<u8>, raw: &[u8], min: u64, max: u64) -> Result<FooterBlock> {
+        let worth = self.tried < TRIAL_BLOCKS || self.saved * MIN_GAIN >= self.raw;
+        let compression = if worth {
+            self.compression
+        } else {
+            Compression::None
+        };
+        let block = push_block(file, raw, compression, min, max)?;
+        if self.tried < TRIAL_BLOCKS {
+            self.tried += 1;
+            let stored = block.at.len.saturating_sub(BLOCK_HEADER_LEN as u64);
+            self.raw += raw.len() as u64;
+            self.saved += (raw.len() as u64).saturating_sub(stored);
+        }
+        Ok(block)
+    }
+}
+
 fn push_block(
     file: &mut Vec<u8>,
     raw: &[u8],
@@ -566,12 +621,13 @@ fn write_plain_bytes_column(
 ) -> Result<FooterColumn> {
     let rows = text.len();
     let mut blocks = Vec::new();
+    let mut trial = CompressionTrial::new(opts.compression);
     let mut start = 0;
     while start < rows {
         let end = (start + block_rows).min(rows);
         raw.clear();
         encode_byte_strings((start..end).map(|i| text.get(i)), raw);
-        blocks.push(push_block(file, raw, opts.compression, 0, u64::MAX)?);
+        blocks.push(trial.push(file, raw, 0, u64::MAX)?);
         start = end;
     }
     Ok(FooterColumn {
@@ -650,12 +706,12 @@ fn write_bytes_column(
     ));
 
     let mut blocks = Vec::new();
+    let mut trial = CompressionTrial::new(opts.compression);
     for chunk in codes.chunks(block_rows) {
         raw.clear();
         encode_u64s(chunk, raw);
-        let lo = chunk.iter().copied().min().unwrap_or(0);
-        let hi = chunk.iter().copied().max().unwrap_or(0);
-        blocks.push(push_block(file, raw, opts.compression, lo, hi)?);
+        let (lo, hi) = min_max(chunk.iter().copied());
+        blocks.push(trial.push(file, raw, lo, hi)?);
     }
 
     let bitmaps = if c.bitmap_index {
