@@ -6,7 +6,7 @@
 //! interactive prompt), [`serve`] runs the gRPC server, [`token`] manages
 //! its access tokens, [`keys`] the api key registry, [`billing`] invoices,
 //! reconciliation, tiers and plans, [`usage`] per-key usage and `check`,
-//! [`bench`] runs measured workloads through the embedded engine, and
+//! [`bench`](mod@bench) runs measured workloads through the embedded engine, and
 //! [`demo`] is what the README's run command does.
 
 use std::process::ExitCode;

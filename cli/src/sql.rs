@@ -6,7 +6,7 @@
 //! statement in order, stopping at the first that fails (its error on
 //! stderr, exit status 1). With none of them on a terminal, an interactive
 //! prompt starts (see [`repl`]). Splitting and error positions are in
-//! [`script`], output formats in [`format`].
+//! [`script`], output formats in [`format`](mod@format).
 
 mod format;
 mod remote;

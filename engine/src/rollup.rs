@@ -8,7 +8,7 @@
 //! day rollup chunks (the same chunk format, one table each, partitioned
 //! by UTC month and key shard, where raw chunks are by day), and names
 //! them all in one manifest commit. Events not yet flushed are rolled up
-//! when read, from the memtable ([`memtable_rows`]). So every event is
+//! when read, from the memtable (`memtable_rows`). So every event is
 //! counted once: in chunks of both kinds, or in the memtable (which WAL
 //! replay rebuilds after a crash). Late events of any age land in their
 //! own bucket; a bucket split over several chunks (flushes, late events)

@@ -10,7 +10,7 @@
 //! bitmap per dictionary entry.
 //!
 //! The byte layout is in docs/format.md ("Chunk files"); [`format`] holds
-//! the constants, [`writer`] writes, [`reader`] reads through mmap.
+//! the constants, `writer` writes, `reader` reads through mmap.
 
 mod dictionary;
 mod format;

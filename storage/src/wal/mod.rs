@@ -1,8 +1,8 @@
 //! The write-ahead log: segmented files of length + CRC32C framed records.
 //!
 //! Layout (see docs/format.md, "WAL segments"): a directory of files named
-//! `{segment_id:020}.wal`, each starting with a 32-byte [`segment`] header
-//! followed by [`record`] frames. Payloads are opaque bytes here; the engine
+//! `{segment_id:020}.wal`, each starting with a 32-byte `segment` header
+//! followed by `record` frames. Payloads are opaque bytes here; the engine
 //! decides what a record means.
 //!
 //! [`WalWriter`] appends and syncs; it never syncs on its own, the caller
