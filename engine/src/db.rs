@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use tally_storage::io::{FileSystem, StdFs};
 use tally_storage::manifest::{write_manifest, Manifest};
 
@@ -87,6 +87,9 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// Signalled when a flush finishes (writers waiting on memory).
     room: (Mutex<()>, Condvar),
+    /// Wakes the flush thread when an append makes a flush due (else it
+    /// looks every `poll_interval`).
+    flush_wake: Sender<()>,
     recovery: RecoveryReport,
     /// The key, plan and tier registry (`registry.json`).
     pub(crate) registry: crate::billing::registry::RegistryStore,
@@ -203,6 +206,7 @@ impl Db {
         )?;
         let dir_for_registry = dir.clone();
         let raw_horizon = crate::retention::read_horizon(&dir)?;
+        let (flush_wake, woken) = crossbeam_channel::bounded::<()>(1);
         let inner = Arc::new(Inner {
             dir,
             fs,
@@ -220,13 +224,14 @@ impl Db {
             poisoned: Mutex::new(None),
             closed: AtomicBool::new(false),
             room: (Mutex::new(()), Condvar::new()),
+            flush_wake,
             recovery: recovered.report,
             registry: crate::billing::registry::RegistryStore::new(&dir_for_registry),
             quotas: crate::billing::quota::Quotas::default(),
             raw_horizon: Mutex::new(raw_horizon),
             _lock_file: lock_file,
         });
-        let flusher = start_flusher(&inner)?;
+        let flusher = start_flusher(&inner, woken)?;
         Ok(Db {
             inner,
             flusher: Some(flusher),
@@ -598,18 +603,40 @@ fn check_options(o: &Options) -> Result<()> {
     Ok(())
 }
 
-fn start_flusher(inner: &Arc<Inner>) -> Result<(Sender<()>, JoinHandle<()>)> {
+/// Starts the flush thread. It runs until the returned sender is dropped;
+/// it wakes every `poll_interval`, and at once on `woken` (a writer's
+/// append made a flush due).
+fn start_flusher(
+    inner: &Arc<Inner>,
+    woken: crossbeam_channel::Receiver<()>,
+) -> Result<(Sender<()>, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let weak = Arc::downgrade(inner);
+    let poll = inner.options.memtable.poll_interval;
     let handle = std::thread::Builder::new()
         .name("tally-flush".into())
         .spawn(move || {
             let mut retained = std::time::Instant::now();
-            while !matches!(
-                rx.recv_timeout(Duration::from_millis(200)),
-                Err(RecvTimeoutError::Disconnected)
-            ) {
-                flush_tick(&weak);
+            let mut due = false;
+            loop {
+                if due {
+                    // The writers filled the next memtable during the
+                    // flush: flush again at once, unless stopped.
+                    if rx.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected) {
+                        return;
+                    }
+                } else {
+                    crossbeam_channel::select! {
+                        recv(rx) -> msg => {
+                            if msg.is_err() {
+                                return;
+                            }
+                        }
+                        recv(woken) -> _ => {}
+                        default(poll) => {}
+                    }
+                }
+                due = flush_tick(&weak);
                 retention_tick(&weak, &mut retained);
             }
         })
@@ -617,14 +644,20 @@ fn start_flusher(inner: &Arc<Inner>) -> Result<(Sender<()>, JoinHandle<()>)> {
     Ok((tx, handle))
 }
 
-/// One wake-up of the flush thread: flush if the memtable is due.
-fn flush_tick(weak: &std::sync::Weak<Inner>) {
-    let Some(inner) = weak.upgrade() else { return };
-    if inner.poison_reason().is_none() && inner.flush_due() {
-        if let Err(e) = inner.flush() {
-            tracing::error!("background flush failed: {e}");
-        }
+/// One wake-up of the flush thread: flushes if the memtable is due.
+/// Returns whether it flushed and the next memtable is due already.
+fn flush_tick(weak: &std::sync::Weak<Inner>) -> bool {
+    let Some(inner) = weak.upgrade() else {
+        return false;
+    };
+    if inner.poison_reason().is_some() || !inner.flush_due() {
+        return false;
     }
+    if let Err(e) = inner.flush() {
+        tracing::error!("background flush failed: {e}");
+        return false;
+    }
+    inner.flush_due()
 }
 
 /// Applies retention when its interval has passed since open or the last
@@ -878,6 +911,10 @@ impl Inner {
                 let accepted = good.len();
                 self.quotas.record(&good);
                 self.state().active.append(good);
+                if self.flush_due() {
+                    // Full: the flush thread need not wait for its tick.
+                    let _ = self.flush_wake.try_send(());
+                }
                 Ack {
                     first_seq,
                     accepted,

@@ -70,20 +70,26 @@ impl Default for WalOptions {
 pub struct MemtableOptions {
     /// Memory for memtables. A flush starts when the active memtable holds
     /// half of it; writers wait (backpressure) while active plus flushing
-    /// memtables hold all of it. Default 256 MiB.
+    /// memtables hold all of it. Default 512 MiB.
     pub memtable_bytes: usize,
     /// Flush a memtable older than this even if small. Default 5 minutes.
     pub flush_interval: Duration,
     /// Independent append buffers (writers pick a free one). Default 8.
     pub shards: usize,
+    /// How often the flush thread looks at the memtable's age (and at
+    /// retention). A writer whose append fills the memtable wakes it at
+    /// once, and it flushes again at once when the writers filled the
+    /// next memtable during a flush. Default 200 ms.
+    pub poll_interval: Duration,
 }
 
 impl Default for MemtableOptions {
     fn default() -> Self {
         MemtableOptions {
-            memtable_bytes: 256 << 20,
+            memtable_bytes: 512 << 20,
             flush_interval: Duration::from_secs(300),
             shards: 8,
+            poll_interval: Duration::from_millis(200),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! When flushes happen and what scans see meanwhile: an old memtable is
 //! flushed by the background thread after `flush_interval`; a full one
-//! when it reaches half of `memtable_bytes`; zstd chunks read back like lz4
+//! when it reaches half of `memtable_bytes`, at once (the writer wakes
+//! the flush thread); zstd chunks read back like lz4
 //! ones; and scans running while a flush swaps memtables for chunks see
 //! every event exactly once.
 
@@ -64,6 +65,27 @@ fn full_memtable_is_flushed_in_the_background() {
     db.ingest(&b, &WriteOptions::default()).unwrap();
     assert!(wait_until(Duration::from_secs(10), || db.stats().chunks > 0));
     assert_eq!(db.stats().events, 20_000);
+}
+
+#[test]
+fn a_writer_that_fills_the_memtable_wakes_the_flush_thread() {
+    // The flush thread's own look comes once an hour here: only the
+    // writer's wake-up can start these flushes.
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = Options::default();
+    o.memtable.memtable_bytes = 1 << 20;
+    o.memtable.poll_interval = Duration::from_secs(3600);
+    let db = Db::open(dir.path(), o).unwrap();
+    let b = events(20_000, 4);
+    db.ingest(&b, &WriteOptions::default()).unwrap();
+    assert!(wait_until(Duration::from_secs(30), || db.stats().chunks > 0));
+    // A second fill, after the first flush: woken again.
+    let chunks = db.stats().chunks;
+    db.ingest(&events(20_000, 5), &WriteOptions::default())
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(30), || db.stats().chunks > chunks));
+    assert_eq!(db.stats().events, 40_000);
+    db.close().unwrap();
 }
 
 #[test]
