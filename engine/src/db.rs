@@ -757,7 +757,11 @@ impl Inner {
     }
 
     fn flush_due(&self) -> bool {
-        let st = self.state();
+        self.flush_due_in(&self.state())
+    }
+
+    /// [`Inner::flush_due`] on state the caller has read already.
+    fn flush_due_in(&self, st: &State) -> bool {
         let m = &self.options.memtable;
         st.immutable.is_none()
             && st.active.rows() > 0
@@ -910,8 +914,12 @@ impl Inner {
             } => {
                 let accepted = good.len();
                 self.quotas.record(&good);
-                self.state().active.append(good);
-                if self.flush_due() {
+                let due = {
+                    let st = self.state();
+                    st.active.append(good);
+                    self.flush_due_in(&st)
+                };
+                if due {
                     // Full: the flush thread need not wait for its tick.
                     let _ = self.flush_wake.try_send(());
                 }
