@@ -8,7 +8,9 @@
 //! variants (`TALLY_BENCH_ROUNDS`, default 5 each) and the medians are
 //! printed, with their ratio. `TALLY_BENCH_ONLY=rollups|raw` runs one
 //! variant (for a profiler). CPU times are the process's user and system
-//! time over the flush (Linux; 10 ms resolution).
+//! time over the flush (Linux; 10 ms resolution). `TALLY_LOG=debug`
+//! prints the engine's timings of each flush step (as `tally` does), for
+//! example with `RAYON_NUM_THREADS=1` to see one thread's split.
 //! `cargo bench -p tally-benches --bench flush`.
 
 use std::time::{Duration, Instant};
@@ -94,6 +96,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    if let Some(level) = std::env::var("TALLY_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+    {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(false)
+            .with_max_level(level)
+            .init();
+    }
     let n = env("TALLY_BENCH_EVENTS", 1_500_000);
     let days = env("TALLY_BENCH_DAYS", 7) as u32;
     let rounds = env("TALLY_BENCH_ROUNDS", 5).max(1);

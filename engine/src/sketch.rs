@@ -55,7 +55,7 @@
 
 mod places;
 mod sum;
-pub(crate) use places::{encode_sorted_places, place_code};
+pub(crate) use places::{encode_sorted_places, place_code, PLACE_CODE_BITS};
 pub use sum::SketchSum;
 
 /// One sign's buckets: (index, count) pairs in strictly increasing index

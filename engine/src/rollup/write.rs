@@ -10,17 +10,17 @@
 //! united code is its value's rank and integer order is name order. It
 //! visits the keys in name order and each key's rows day by day, in time
 //! order (buckets never cross days), so every minute, hour and day bucket
-//! of a key is one contiguous run of rows. Each event is counted once into
-//! its row of each level: its group (endpoint, method, status class) gets
-//! a slot in the current key and day (a direct table while the
-//! dictionaries are small, else a hash map), and each level keeps the
-//! current bucket's rows in an array indexed by slot. Each event's sketch
-//! place (bucket index) is computed once; a finished bucket groups its
-//! events' places by row (a counting sort), sorts each row's few and
-//! writes the sketch bytes straight from them
-//! ([`crate::sketch::encode_sorted_places`]), so no sketch is built or
-//! merged. A finished bucket's rows go, ordered by group, straight to the
-//! level's chunk columns.
+//! of a key is one contiguous span of rows. Each group (endpoint, method,
+//! status class) of a key and day gets its rank among the key and day's
+//! groups, and each event one integer sort key: (group rank, sketch place
+//! of its latency, position). Sorting a bucket's span of keys puts each
+//! of its rows' events together, rows in group order and each row's
+//! places in the order the sketch encoding lists them, so a row is one
+//! run of keys: its sums and its sketch bytes
+//! ([`crate::sketch::encode_sorted_places`]) come straight from the run,
+//! and no sketch is built or merged. Minutes nest in hours and hours in
+//! days, so each level sorts the spans of the finer level in place. A
+//! level's rows go, in order, straight to its chunk columns.
 //!
 //! `errors` and `server_errors` are not stored: the status class of a row
 //! decides them (`count` when the class is at least 4, resp. 5, else 0).
@@ -33,7 +33,7 @@ use tally_storage::hash::FxHashMap;
 use super::{col, latency_ns, status_class, RollupLevel};
 use crate::error::{EngineError, Result};
 use crate::flush::{ChunkSink, LiveChunk};
-use crate::sketch::{encode_sorted_places, place_code, DdSketch};
+use crate::sketch::{encode_sorted_places, place_code, DdSketch, PLACE_CODE_BITS};
 
 /// One day partition's rows as the flush sorted them for its raw chunk:
 /// by (api_key, ts), text columns as dictionary codes whose values live
@@ -53,6 +53,7 @@ pub(crate) struct SortedDay<'v> {
 }
 
 /// One level's rows as chunk columns, in chunk order.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct LevelColumns {
     key_codes: Vec<u32>,
     bucket: Vec<i64>,
@@ -119,278 +120,211 @@ fn group_class(g: Group) -> u64 {
     g & 0xff
 }
 
-/// What one row of a level holds while its bucket is open.
-struct Acc {
-    group: Group,
-    slot: u32,
-    count: u64,
-    latency_sum_ns: u64,
-    latency_min: f64,
-    latency_max: f64,
-    request_bytes: u64,
-    response_bytes: u64,
-    /// Some latency was NaN or infinite (validation rejects those): the
-    /// sketch, which does not count them, is built the slow way.
-    uncounted: bool,
+/// A latency's place field when the sketch does not count it (NaN,
+/// infinities; validation rejects those): above every place code, so it
+/// sorts last in its row.
+const UNCOUNTED: u32 = (1 << PLACE_CODE_BITS) - 1;
+
+/// One event of a key and day as a sort key: its group's rank (so that
+/// key order is group order), its latency's place code, and its position
+/// in the key and day, from the top bits down. Sorting a bucket's keys
+/// puts each row's events together, its places in the order the sketch
+/// encoding lists them. `u64` when the rank and position fit beside the
+/// place (the usual case), `u128` otherwise.
+trait SortKey: Copy + Ord {
+    /// The key of (rank, place, position), positions taking `pos_bits`.
+    fn pack(rank: u32, place: u32, pos: u32, pos_bits: u32) -> Self;
+    fn rank(self, pos_bits: u32) -> u32;
+    fn place(self, pos_bits: u32) -> u32;
+    fn pos(self, pos_bits: u32) -> u32;
 }
 
-impl Acc {
-    /// Whether the row's sketch is stored: not when its count, min and
-    /// max imply it ([`super::RollupAgg::implied_latencies`]), unless some
-    /// latency was not counted by the sketch.
-    fn stores_sketch(&self) -> bool {
-        self.uncounted || (self.latency_min != self.latency_max && self.count != 2)
-    }
+macro_rules! sort_key {
+    ($t:ty) => {
+        impl SortKey for $t {
+            fn pack(rank: u32, place: u32, pos: u32, pos_bits: u32) -> $t {
+                (<$t>::from(rank) << (pos_bits + PLACE_CODE_BITS))
+                    | (<$t>::from(place) << pos_bits)
+                    | <$t>::from(pos)
+            }
+            fn rank(self, pos_bits: u32) -> u32 {
+                (self >> (pos_bits + PLACE_CODE_BITS)) as u32
+            }
+            fn place(self, pos_bits: u32) -> u32 {
+                ((self >> pos_bits) as u32) & UNCOUNTED
+            }
+            fn pos(self, pos_bits: u32) -> u32 {
+                (self & ((1 << pos_bits) - 1)) as u32
+            }
+        }
+    };
+}
+sort_key!(u64);
+sort_key!(u128);
+
+/// Bits that hold every value below `n`.
+fn bits_for(n: usize) -> u32 {
+    usize::BITS - n.saturating_sub(1).leading_zeros()
 }
 
-/// No row yet for a slot.
-const NO_ROW: u32 = u32::MAX;
-
-/// A latency the sketch does not count (NaN, infinities).
-const NO_PLACE: u32 = u32::MAX;
-
-/// One event as every level counts it.
+/// What a row sums of one event, gathered in one place since each level
+/// reads them in its own order.
 #[derive(Clone, Copy)]
-struct Event {
-    ts: i64,
-    slot: u32,
-    group: Group,
+struct EventValues {
     /// The latency as a sketch counts it (`-0.0` as `0.0`).
     latency: f64,
     latency_ns: u64,
-    /// Where the sketch counts the latency, or [`NO_PLACE`].
-    place: u32,
     request_bytes: u64,
     response_bytes: u64,
 }
 
-/// One level being built: the open bucket's rows and the finished rows.
-struct Level {
-    level: RollupLevel,
-    /// The open bucket's start, if one is open.
-    bucket: Option<i64>,
-    /// Position (in the key and day's events) of the bucket's first event.
-    first: usize,
-    /// Per slot, its row in `rows`, or [`NO_ROW`].
-    row_of_slot: Vec<u32>,
-    rows: Vec<Acc>,
-    /// Scratch: the rows in group order; the bucket's places grouped by
-    /// row, and where each row's start.
-    order: Vec<u32>,
-    places: Vec<u32>,
-    starts: Vec<usize>,
-    /// Scratch of the counting sort: where each row's next place goes.
-    next: Vec<usize>,
-    out: LevelColumns,
+/// One key and day being rolled up: its groups by rank and its events'
+/// values, by position.
+struct KeyDay<'d> {
+    key: u32,
+    /// The key and day's groups, ascending: a group's rank is its index.
+    groups: &'d [Group],
+    values: &'d [EventValues],
+    /// Bits of an event's position in a sort key.
+    pos_bits: u32,
 }
 
-impl Level {
-    fn new(level: RollupLevel, capacity: usize) -> Level {
-        Level {
-            level,
-            bucket: None,
-            first: 0,
-            row_of_slot: Vec::new(),
-            rows: Vec::new(),
-            order: Vec::new(),
-            places: Vec::new(),
-            starts: Vec::new(),
-            next: Vec::new(),
-            out: LevelColumns::with_capacity(capacity),
-        }
-    }
-
-    /// Counts event `e` (position `at` in its key and day), first ending
-    /// the open bucket if `e` is past it.
-    fn add(&mut self, key: u32, e: &Event, at: usize, events: &KeyDay<'_>) -> Result<()> {
-        // Most events fall in the open bucket: a range check, no division.
-        if !self
-            .bucket
-            .is_some_and(|b| e.ts >= b && e.ts - b < self.level.width_us())
-        {
-            self.finish(key, events, at)?;
-            self.bucket = Some(self.level.bucket_of(e.ts));
-            self.first = at;
-        }
-        let slot = e.slot as usize;
-        let r = match self.row_of_slot.get(slot).copied() {
-            Some(NO_ROW) | None => {
-                let r = self.rows.len() as u32;
-                self.rows.push(Acc {
-                    group: e.group,
-                    slot: e.slot,
-                    count: 0,
-                    latency_sum_ns: 0,
-                    latency_min: f64::INFINITY,
-                    latency_max: f64::NEG_INFINITY,
-                    request_bytes: 0,
-                    response_bytes: 0,
-                    uncounted: false,
-                });
-                if self.row_of_slot.len() <= slot {
-                    self.row_of_slot.resize(slot + 1, NO_ROW);
-                }
-                if let Some(x) = self.row_of_slot.get_mut(slot) {
-                    *x = r;
-                }
-                r
-            }
-            Some(r) => r,
-        };
-        let Some(a) = self.rows.get_mut(r as usize) else {
-            return Err(EngineError::InvalidScan(format!("rollup row {r} missing")));
-        };
-        a.count += 1;
-        a.latency_sum_ns = a.latency_sum_ns.saturating_add(e.latency_ns);
-        a.latency_min = a.latency_min.min(e.latency);
-        a.latency_max = a.latency_max.max(e.latency);
-        a.request_bytes = a.request_bytes.saturating_add(e.request_bytes);
-        a.response_bytes = a.response_bytes.saturating_add(e.response_bytes);
-        a.uncounted |= e.place == NO_PLACE;
-        Ok(())
-    }
-
-    /// Ends the open bucket (its events are `events` from `self.first` up
-    /// to position `end`): its rows go, in group order, to the chunk
-    /// columns.
-    fn finish(&mut self, key: u32, events: &KeyDay<'_>, end: usize) -> Result<()> {
-        let Some(bucket) = self.bucket.take() else {
-            return Ok(());
-        };
-        let n = self.rows.len();
-        self.order.clear();
-        self.order.extend(0..n as u32);
-        if n > 1 {
-            let rows = &self.rows;
-            self.order
-                .sort_unstable_by_key(|&r| rows.get(r as usize).map_or(0, |a| a.group));
-        }
-        // The places of the rows that store a sketch, grouped by row
-        // (a counting sort of the bucket's events by row), each row's
-        // sorted.
-        self.starts.clear();
-        self.places.clear();
-        if self.rows.iter().any(Acc::stores_sketch) {
-            let (slots, places) = events.range(self.first, end);
-            let row_of = |s: u32| self.row_of_slot.get(s as usize).copied().unwrap_or(NO_ROW);
-            if n == 1 {
-                self.places
-                    .extend(places.iter().copied().filter(|&p| p != NO_PLACE));
-                self.starts.extend([0, self.places.len()]);
-            } else {
-                self.starts.resize(n + 1, 0);
-                for (&s, &p) in slots.iter().zip(places) {
-                    if p != NO_PLACE {
-                        if let Some(c) = self.starts.get_mut(row_of(s) as usize + 1) {
-                            *c += 1;
-                        }
-                    }
-                }
-                for r in 1..=n {
-                    let before = self.starts.get(r - 1).copied().unwrap_or(0);
-                    if let Some(c) = self.starts.get_mut(r) {
-                        *c += before;
-                    }
-                }
-                self.places
-                    .resize(self.starts.get(n).copied().unwrap_or(0), 0);
-                self.next.clear();
-                self.next.extend_from_slice(&self.starts);
-                for (&s, &p) in slots.iter().zip(places) {
-                    if p == NO_PLACE {
-                        continue;
-                    }
-                    if let Some(at) = self.next.get_mut(row_of(s) as usize) {
-                        if let Some(x) = self.places.get_mut(*at) {
-                            *x = p;
-                        }
-                        *at += 1;
-                    }
-                }
-            }
-        }
-        let out = &mut self.out;
-        for &r in &self.order {
-            let Some(a) = self.rows.get(r as usize) else {
-                continue;
+impl KeyDay<'_> {
+    /// Appends to `out` one row per group of the events whose sorted keys
+    /// are `keys` (one bucket, starting at `bucket`), in group order.
+    /// `places` is scratch.
+    fn write_rows<K: SortKey>(
+        &self,
+        keys: &[K],
+        bucket: i64,
+        places: &mut Vec<u32>,
+        out: &mut LevelColumns,
+    ) -> Result<()> {
+        let pb = self.pos_bits;
+        for run in keys.chunk_by(|a, b| a.rank(pb) == b.rank(pb)) {
+            let Some(group) = run
+                .first()
+                .and_then(|k| self.groups.get(k.rank(pb) as usize))
+                .copied()
+            else {
+                return Err(EngineError::InvalidScan(
+                    "rollup row of an unknown group".into(),
+                ));
             };
-            out.key_codes.push(key);
+            let (mut sum_ns, mut min, mut max) = (0u64, f64::INFINITY, f64::NEG_INFINITY);
+            let (mut request_bytes, mut response_bytes) = (0u64, 0u64);
+            let mut uncounted = false;
+            for k in run {
+                let Some(v) = self.values.get(k.pos(pb) as usize) else {
+                    return Err(EngineError::InvalidScan(format!(
+                        "rollup event {} outside its key and day",
+                        k.pos(pb)
+                    )));
+                };
+                sum_ns = sum_ns.saturating_add(v.latency_ns);
+                min = min.min(v.latency);
+                max = max.max(v.latency);
+                request_bytes = request_bytes.saturating_add(v.request_bytes);
+                response_bytes = response_bytes.saturating_add(v.response_bytes);
+                uncounted |= k.place(pb) == UNCOUNTED;
+            }
+            let count = run.len() as u64;
+            out.key_codes.push(self.key);
             out.bucket.push(bucket);
-            out.endpoint_codes.push(group_endpoint(a.group));
-            out.method_codes.push(group_method(a.group));
-            out.class.push(group_class(a.group));
-            out.count.push(a.count);
-            out.latency_sum.push(a.latency_sum_ns);
-            out.latency_min.push(a.latency_min);
-            out.latency_max.push(a.latency_max);
-            out.request_bytes.push(a.request_bytes);
-            out.response_bytes.push(a.response_bytes);
+            out.endpoint_codes.push(group_endpoint(group));
+            out.method_codes.push(group_method(group));
+            out.class.push(group_class(group));
+            out.count.push(count);
+            out.latency_sum.push(sum_ns);
+            out.latency_min.push(min);
+            out.latency_max.push(max);
+            out.request_bytes.push(request_bytes);
+            out.response_bytes.push(response_bytes);
             // Not stored when the count, min and max imply it (one event,
-            // equal latencies, or two events: RollupAgg::implied_latencies).
-            if a.stores_sketch() {
-                if a.uncounted {
-                    // NaN or infinite latencies: add the row's events one
-                    // by one, as the memtable's rollups do.
-                    let mut s = DdSketch::new();
-                    for i in self.first..end {
-                        if events.slots.get(i) == Some(&a.slot) {
-                            if let Some(&l) = events.latency(i) {
-                                s.add(l);
-                            }
-                        }
-                    }
-                    s.encode(&mut out.sketches);
-                } else {
-                    let (s, e) = (
-                        self.starts.get(r as usize).copied().unwrap_or(0),
-                        self.starts.get(r as usize + 1).copied().unwrap_or(0),
-                    );
-                    if let Some(places) = self.places.get_mut(s..e) {
-                        places.sort_unstable();
-                        encode_sorted_places(
-                            places,
-                            a.latency_min,
-                            a.latency_max,
-                            &mut out.sketches,
-                        );
+            // equal latencies, or two events: RollupAgg::implied_latencies),
+            // unless some latency was not counted by the sketch.
+            if uncounted {
+                // Add the row's events one by one, as the memtable's
+                // rollups do.
+                let mut s = DdSketch::new();
+                for k in run {
+                    if let Some(v) = self.values.get(k.pos(pb) as usize) {
+                        s.add(v.latency);
                     }
                 }
+                s.encode(&mut out.sketches);
+            } else if min != max && count != 2 {
+                places.clear();
+                places.extend(run.iter().map(|k| k.place(pb)));
+                encode_sorted_places(places, min, max, &mut out.sketches);
             }
             out.sketch_ends
                 .push(u32::try_from(out.sketches.len()).map_err(|_| {
                     EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
                 })?);
-            if let Some(x) = self.row_of_slot.get_mut(a.slot as usize) {
-                *x = NO_ROW;
-            }
         }
-        self.rows.clear();
         Ok(())
     }
+
+    /// Rolls up the key and day's events, whose sort keys are `keys` in
+    /// time order, into the three levels. Sorts `keys` bucket by bucket:
+    /// minutes nest in hours, hours in days, so each level sorts spans
+    /// the finer level left as they were.
+    fn roll_up<K: SortKey>(
+        &self,
+        ts: &[i64],
+        keys: &mut [K],
+        places: &mut Vec<u32>,
+        levels: &mut [LevelColumns; 3],
+    ) -> Result<()> {
+        if ts.len() != keys.len() {
+            return Err(EngineError::InvalidScan(format!(
+                "{} timestamps for {} rollup events",
+                ts.len(),
+                keys.len()
+            )));
+        }
+        let [minutes, hours, days] = levels;
+        for_each_bucket(ts, 0, ts.len(), RollupLevel::Day, |d0, d1, day| {
+            for_each_bucket(ts, d0, d1, RollupLevel::Hour, |h0, h1, hour| {
+                for_each_bucket(ts, h0, h1, RollupLevel::Minute, |m0, m1, minute| {
+                    let span = keys.get_mut(m0..m1).unwrap_or_default();
+                    span.sort_unstable();
+                    self.write_rows(span, minute, places, minutes)
+                })?;
+                let span = keys.get_mut(h0..h1).unwrap_or_default();
+                span.sort_unstable();
+                self.write_rows(span, hour, places, hours)
+            })?;
+            // A day's hours are sorted runs: a merging sort suits it.
+            let span = keys.get_mut(d0..d1).unwrap_or_default();
+            span.sort_unstable();
+            self.write_rows(span, day, places, days)
+        })
+    }
 }
 
-/// The events of one key on one day: the day's latencies, the key's
-/// first row, and each event's slot and sketch place.
-struct KeyDay<'d> {
-    latency: &'d [f64],
-    start: usize,
-    slots: Vec<u32>,
-    places: Vec<u32>,
-}
-
-impl KeyDay<'_> {
-    /// The latency of the key and day's `i`-th event.
-    fn latency(&self, i: usize) -> Option<&f64> {
-        self.latency.get(self.start + i)
+/// Calls `f(start, end, bucket)` for each span of `ts[from..to]` (ascending
+/// timestamps) in one bucket of `level`, in order.
+fn for_each_bucket(
+    ts: &[i64],
+    from: usize,
+    to: usize,
+    level: RollupLevel,
+    mut f: impl FnMut(usize, usize, i64) -> Result<()>,
+) -> Result<()> {
+    let mut at = from;
+    while let Some(&t) = ts.get(at).filter(|_| at < to) {
+        let bucket = level.bucket_of(t);
+        let end = bucket.saturating_add(level.width_us());
+        let mut next = at + 1;
+        while next < to && ts.get(next).is_some_and(|&t| t >= bucket && t < end) {
+            next += 1;
+        }
+        f(at, next, bucket)?;
+        at = next;
     }
-
-    /// The slots and places of events `from..to`.
-    fn range(&self, from: usize, to: usize) -> (&[u32], &[u32]) {
-        (
-            self.slots.get(from..to).unwrap_or_default(),
-            self.places.get(from..to).unwrap_or_default(),
-        )
-    }
+    Ok(())
 }
 
 /// Each group's slot in the current key and day: a direct table when
@@ -521,15 +455,10 @@ fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
         })
         .collect();
     let events: usize = days.iter().map(|d| d.ts.len()).sum();
-    let mut levels = RollupLevel::ALL.map(|l| Level::new(l, events));
+    let mut levels = [0, 1, 2].map(|_| LevelColumns::with_capacity(events));
     let mut next_run = vec![0usize; days.len()];
     let mut slots = Slots::new(endpoints.len(), methods.len());
-    let mut key_day = KeyDay {
-        latency: &[],
-        start: 0,
-        slots: Vec::new(),
-        places: Vec::new(),
-    };
+    let mut s = Scratch::default();
     for key in 0..keys.len() as u32 {
         for (d, day) in days.iter().enumerate() {
             let (Some(day_runs), Some(next)) = (runs.get(d), next_run.get_mut(d)) else {
@@ -539,69 +468,166 @@ fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
                 continue;
             };
             *next += 1;
-            let (emap, mmap) = (
+            let maps = (
                 endpoint_map.get(d).map_or(&[][..], Vec::as_slice),
                 method_map.get(d).map_or(&[][..], Vec::as_slice),
             );
-            slots.clear();
-            key_day.latency = &day.latency;
-            key_day.start = rows.start;
-            key_day.slots.clear();
-            key_day.places.clear();
-            for i in rows.clone() {
-                let (Some(&ts), Some(&e), Some(&m), Some(&st), Some(&lat), Some(&rq), Some(&rs)) = (
-                    day.ts.get(i),
-                    day.endpoint_codes.get(i),
-                    day.method_codes.get(i),
-                    day.status.get(i),
-                    day.latency.get(i),
-                    day.request_bytes.get(i),
-                    day.response_bytes.get(i),
-                ) else {
-                    return Err(EngineError::InvalidScan(format!(
-                        "sorted day partition shorter than its key run at row {i}"
-                    )));
-                };
-                let g = group(
-                    emap.get(e as usize).copied().unwrap_or(0),
-                    mmap.get(m as usize).copied().unwrap_or(0),
-                    status_class(u16::try_from(st).unwrap_or(u16::MAX)),
-                );
-                let slot = slots.slot(g);
-                let place = place_code(lat).map_or(NO_PLACE, |(p, _)| p);
-                key_day.slots.push(slot);
-                key_day.places.push(place);
-                let event = Event {
-                    ts,
-                    slot,
-                    group: g,
-                    // As RollupAgg::add counts it: -0.0 as 0.0.
-                    latency: if lat == 0.0 { 0.0 } else { lat },
-                    latency_ns: latency_ns(lat),
-                    place,
-                    request_bytes: rq,
-                    response_bytes: rs,
-                };
-                let at = i - rows.start;
-                for l in &mut levels {
-                    l.add(key, &event, at, &key_day)?;
-                }
-            }
-            // Slots are per key and day: end every level's bucket.
-            let end = rows.len();
-            for l in &mut levels {
-                l.finish(key, &key_day, end)?;
-                l.row_of_slot.clear();
-            }
+            roll_up_key_day(
+                key,
+                day,
+                rows.clone(),
+                maps,
+                &mut slots,
+                &mut s,
+                &mut levels,
+            )?;
         }
     }
-    let [m, h, d] = levels;
     Ok(MonthRollups {
         keys,
         endpoints,
         methods,
-        levels: [m.out, h.out, d.out],
+        levels,
     })
+}
+
+/// Scratch of [`roll_up_key_day`], kept from one key and day to the next.
+#[derive(Default)]
+struct Scratch {
+    slot_of_event: Vec<u32>,
+    rank_of_slot: Vec<u32>,
+    by_group: Vec<u32>,
+    groups: Vec<Group>,
+    values: Vec<EventValues>,
+    keys: Vec<u64>,
+    wide_keys: Vec<u128>,
+    places: Vec<u32>,
+    /// Tests: use `u128` keys even when `u64` ones fit.
+    #[cfg(test)]
+    always_wide: bool,
+}
+
+/// Rolls up the events of one key (united code `key`) on one day (`rows`
+/// of `day`, whose endpoint and method codes `maps` unite) into
+/// `levels`.
+fn roll_up_key_day(
+    key: u32,
+    day: &SortedDay<'_>,
+    rows: std::ops::Range<usize>,
+    (emap, mmap): (&[u32], &[u32]),
+    slots: &mut Slots,
+    s: &mut Scratch,
+    levels: &mut [LevelColumns; 3],
+) -> Result<()> {
+    let n = rows.len();
+    let too_short = || {
+        EngineError::InvalidScan(format!(
+            "sorted day partition shorter than its key run {rows:?}"
+        ))
+    };
+    let (Some(ts), Some(endpoint), Some(method), Some(status), Some(latency)) = (
+        day.ts.get(rows.clone()),
+        day.endpoint_codes.get(rows.clone()),
+        day.method_codes.get(rows.clone()),
+        day.status.get(rows.clone()),
+        day.latency.get(rows.clone()),
+    ) else {
+        return Err(too_short());
+    };
+    // Each event's group gets a slot, in order of appearance; the slots
+    // then get their groups' ranks.
+    slots.clear();
+    s.slot_of_event.clear();
+    for ((&e, &m), &st) in endpoint.iter().zip(method).zip(status) {
+        let g = group(
+            emap.get(e as usize).copied().unwrap_or(0),
+            mmap.get(m as usize).copied().unwrap_or(0),
+            status_class(u16::try_from(st).unwrap_or(u16::MAX)),
+        );
+        s.slot_of_event.push(slots.slot(g));
+    }
+    s.by_group.clear();
+    s.by_group.extend(0..slots.groups.len() as u32);
+    s.by_group
+        .sort_unstable_by_key(|&slot| slots.groups.get(slot as usize).copied());
+    s.groups.clear();
+    s.rank_of_slot.clear();
+    s.rank_of_slot.resize(slots.groups.len(), 0);
+    for (rank, &slot) in s.by_group.iter().enumerate() {
+        s.groups
+            .push(slots.groups.get(slot as usize).copied().unwrap_or(0));
+        if let Some(r) = s.rank_of_slot.get_mut(slot as usize) {
+            *r = rank as u32;
+        }
+    }
+    let (Some(request_bytes), Some(response_bytes)) = (
+        day.request_bytes.get(rows.clone()),
+        day.response_bytes.get(rows.clone()),
+    ) else {
+        return Err(too_short());
+    };
+    s.values.clear();
+    s.values
+        .extend(
+            latency
+                .iter()
+                .zip(request_bytes)
+                .zip(response_bytes)
+                .map(|((&l, &rq), &rs)| EventValues {
+                    // As RollupAgg::add counts it: -0.0 as 0.0.
+                    latency: if l == 0.0 { 0.0 } else { l },
+                    latency_ns: latency_ns(l),
+                    request_bytes: rq,
+                    response_bytes: rs,
+                }),
+        );
+    let pos_bits = bits_for(n);
+    // At least one bit, so that no shift of a narrow key reaches 64.
+    let rank_bits = bits_for(s.groups.len()).max(1);
+    let place = |l: f64| place_code(l).map_or(UNCOUNTED, |(p, _)| p);
+    let ranks = s
+        .slot_of_event
+        .iter()
+        .map(|&slot| s.rank_of_slot.get(slot as usize).copied().unwrap_or(0));
+    let key_day = KeyDay {
+        key,
+        groups: &s.groups,
+        values: &s.values,
+        pos_bits,
+    };
+    let narrow = rank_bits + PLACE_CODE_BITS + pos_bits <= u64::BITS;
+    #[cfg(test)]
+    let narrow = narrow && !s.always_wide;
+    if narrow {
+        s.keys.clear();
+        s.keys.extend(
+            ranks
+                .zip(latency)
+                .enumerate()
+                .map(|(pos, (rank, &l))| u64::pack(rank, place(l), pos as u32, pos_bits)),
+        );
+        key_day.roll_up(ts, &mut s.keys, &mut s.places, levels)
+    } else {
+        let pos_bits = u32::BITS;
+        if u32::try_from(n).is_err() {
+            return Err(EngineError::InvalidScan(format!(
+                "{n} events of one key and day in one flush: at most {} can be rolled up",
+                u32::MAX
+            )));
+        }
+        s.wide_keys.clear();
+        s.wide_keys.extend(
+            ranks
+                .zip(latency)
+                .enumerate()
+                .map(|(pos, (rank, &l))| u128::pack(rank, place(l), pos as u32, pos_bits)),
+        );
+        KeyDay {
+            pos_bits,
+            ..key_day
+        }
+        .roll_up(ts, &mut s.wide_keys, &mut s.places, levels)
+    }
 }
 
 /// Rolls up the sorted days of one (month, shard) (in day order) and
@@ -729,4 +755,153 @@ fn write_level(
         &summary,
         reader,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::rollup::RollupAgg;
+
+    const HOUR_US: i64 = 3_600_000_000;
+
+    /// One key's events on one day (2026-11-24), in time order: 3 hours,
+    /// bursts in a few minutes, 3 endpoints x 2 methods x 4 status
+    /// classes, and latencies with repeats, zeros of both signs, NaN and
+    /// infinities.
+    fn one_key_day() -> SortedDay<'static> {
+        let day_start = 20_416 * 24 * HOUR_US;
+        let mut d = SortedDay {
+            key_values: vec![b"k".as_slice()],
+            key_codes: Vec::new(),
+            ts: Vec::new(),
+            endpoint_values: vec![b"/a".as_slice(), b"/b", b"/c"],
+            endpoint_codes: Vec::new(),
+            method_values: vec![b"GET".as_slice(), b"POST"],
+            method_codes: Vec::new(),
+            status: Vec::new(),
+            latency: Vec::new(),
+            request_bytes: Vec::new(),
+            response_bytes: Vec::new(),
+        };
+        let latencies = [
+            1.5,
+            1.5,
+            0.0,
+            -0.0,
+            f64::NAN,
+            250.0,
+            3.25,
+            f64::INFINITY,
+            0.001,
+            99.9,
+            12.0,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..600u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Bursts: 600 events in about 40 distinct minutes.
+            let t = day_start + (i as i64 / 15) * 4 * 60_000_000 + (i as i64 % 15) * 1000;
+            d.key_codes.push(0);
+            d.ts.push(t);
+            d.endpoint_codes.push((x % 3) as u32);
+            d.method_codes.push(((x >> 8) % 2) as u32);
+            d.status
+                .push([200, 302, 404, 503][((x >> 16) % 4) as usize]);
+            d.latency.push(
+                latencies
+                    .get(((x >> 24) % 11) as usize)
+                    .copied()
+                    .unwrap_or(1.0),
+            );
+            d.request_bytes.push(x >> 40);
+            d.response_bytes
+                .push(if i == 7 { u64::MAX } else { x >> 33 });
+        }
+        d
+    }
+
+    fn roll_up(d: &SortedDay<'_>, always_wide: bool) -> [LevelColumns; 3] {
+        let mut levels = [0, 1, 2].map(|_| LevelColumns::with_capacity(0));
+        let mut s = Scratch {
+            always_wide,
+            ..Scratch::default()
+        };
+        let mut slots = Slots::new(3, 2);
+        roll_up_key_day(
+            0,
+            d,
+            0..d.ts.len(),
+            (&[0, 1, 2], &[0, 1]),
+            &mut slots,
+            &mut s,
+            &mut levels,
+        )
+        .expect("roll up");
+        levels
+    }
+
+    #[test]
+    fn wide_sort_keys_give_the_same_rows_as_narrow_ones() {
+        let d = one_key_day();
+        let narrow = roll_up(&d, false);
+        assert!(narrow.iter().all(|l| l.rows() > 0));
+        assert_eq!(narrow, roll_up(&d, true));
+    }
+
+    #[test]
+    fn rows_equal_the_aggregates_of_their_events() {
+        let d = one_key_day();
+        let got = roll_up(&d, false);
+        for (level, got) in RollupLevel::ALL.into_iter().zip(&got) {
+            let mut want: BTreeMap<(i64, Group), RollupAgg> = BTreeMap::new();
+            for i in 0..d.ts.len() {
+                let st = d.status[i] as u16;
+                let g = group(d.endpoint_codes[i], d.method_codes[i], status_class(st));
+                want.entry((level.bucket_of(d.ts[i]), g)).or_default().add(
+                    st,
+                    d.latency[i],
+                    d.request_bytes[i],
+                    d.response_bytes[i],
+                );
+            }
+            assert_eq!(got.rows(), want.len(), "{level:?}");
+            let mut sketch_start = 0;
+            for (r, ((bucket, g), agg)) in want.iter().enumerate() {
+                let at = format!("{level:?} row {r}");
+                assert_eq!(got.bucket[r], *bucket, "{at}");
+                assert_eq!(got.key_codes[r], 0, "{at}");
+                assert_eq!(
+                    (got.endpoint_codes[r], got.method_codes[r], got.class[r]),
+                    (group_endpoint(*g), group_method(*g), group_class(*g)),
+                    "{at}"
+                );
+                assert_eq!(got.count[r], agg.count, "{at}");
+                assert_eq!(got.latency_sum[r], agg.latency_sum_ns, "{at}");
+                assert_eq!(
+                    got.latency_min[r].to_bits(),
+                    agg.latency_min.to_bits(),
+                    "{at}"
+                );
+                assert_eq!(
+                    got.latency_max[r].to_bits(),
+                    agg.latency_max.to_bits(),
+                    "{at}"
+                );
+                assert_eq!(got.request_bytes[r], agg.request_bytes, "{at}");
+                assert_eq!(got.response_bytes[r], agg.response_bytes, "{at}");
+                let end = got.sketch_ends[r] as usize;
+                let stored = &got.sketches[sketch_start..end];
+                sketch_start = end;
+                let mut want_sketch = Vec::new();
+                if agg.sketch.count() != agg.count || agg.implied_latencies().is_none() {
+                    agg.sketch.encode(&mut want_sketch);
+                }
+                assert_eq!(stored, want_sketch.as_slice(), "{at}");
+            }
+        }
+    }
 }

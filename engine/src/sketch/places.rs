@@ -18,6 +18,12 @@ const NEGATIVE: u32 = 0;
 const ZERO: u32 = 1;
 const POSITIVE: u32 = 2;
 
+/// Every place code is below `1 << PLACE_CODE_BITS` (three parts of
+/// `2^PART_SHIFT` codes), and `(1 << PLACE_CODE_BITS) - 1` is none.
+pub(crate) const PLACE_CODE_BITS: u32 = PART_SHIFT + 2;
+const _: () =
+    assert!((POSITIVE << PART_SHIFT) | ((1 << PART_SHIFT) - 1) < (1 << PLACE_CODE_BITS) - 1);
+
 /// The place code of `x`, and `x` as the sketch counts it (`-0.0` as
 /// `0.0`); None for NaN and infinities, which a sketch does not count.
 pub(crate) fn place_code(x: f64) -> Option<(u32, f64)> {
