@@ -164,19 +164,27 @@ fn codec_ints_seeds() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         (
             "u64_constant",
-            ints(INTS_U64, constant.len(), |o| encode_u64s(&constant, o)),
+            ints(INTS_U64, constant.len(), |o| {
+                encode_u64s(&constant, o);
+            }),
         ),
         (
             "u64_bitpacked_exceptions",
-            ints(INTS_U64, packed.len(), |o| encode_u64s(&packed, o)),
+            ints(INTS_U64, packed.len(), |o| {
+                encode_u64s(&packed, o);
+            }),
         ),
         (
             "u64_delta",
-            ints(INTS_U64, ramp.len(), |o| encode_u64s(&ramp, o)),
+            ints(INTS_U64, ramp.len(), |o| {
+                encode_u64s(&ramp, o);
+            }),
         ),
         (
             "i64_signed",
-            ints(INTS_I64, signed.len(), |o| encode_i64s(&signed, o)),
+            ints(INTS_I64, signed.len(), |o| {
+                encode_i64s(&signed, o);
+            }),
         ),
         (
             "f64_decimal_exceptions",

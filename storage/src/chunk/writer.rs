@@ -359,7 +359,7 @@ pub(crate) fn encode_chunk(
                 let mut tmp: Vec<u64> = Vec::with_capacity(block_rows);
                 for (b, chunk) in values.chunks(block_rows).enumerate() {
                     raw.clear();
-                    if c.time_column {
+                    let (lo, hi) = if c.time_column {
                         tmp.clear();
                         let base = b * block_rows;
                         for (j, &v) in chunk.iter().enumerate() {
@@ -372,10 +372,11 @@ pub(crate) fn encode_chunk(
                             tmp.push(v.wrapping_sub(prev) as u64);
                         }
                         encode_u64s(&tmp, &mut raw);
+                        min_max(chunk.iter().map(|&v| i64_key(v)))
                     } else {
-                        encode_i64s(chunk, &mut raw);
-                    }
-                    let (lo, hi) = min_max(chunk.iter().map(|&v| i64_key(v)));
+                        // The encoder's min and max are of i64_key images.
+                        encode_i64s(chunk, &mut raw)
+                    };
                     blocks.push(trial.push(&mut file, &raw, lo, hi)?);
                 }
                 FooterColumn {
@@ -397,12 +398,11 @@ pub(crate) fn encode_chunk(
                 let mut trial = CompressionTrial::new(opts.compression);
                 for chunk in values.chunks(block_rows) {
                     raw.clear();
-                    if packed_only {
-                        encode_u64s_packed(chunk, &mut raw);
+                    let (lo, hi) = if packed_only {
+                        encode_u64s_packed(chunk, &mut raw)
                     } else {
-                        encode_u64s(chunk, &mut raw);
-                    }
-                    let (lo, hi) = min_max(chunk.iter().copied());
+                        encode_u64s(chunk, &mut raw)
+                    };
                     blocks.push(trial.push(&mut file, &raw, lo, hi)?);
                 }
                 let bitmaps = if c.bitmap_index {

@@ -64,29 +64,31 @@ const BODY_HEADER_LEN: usize = 9;
 /// bits) so a few outliers do not widen every value; the width minimises
 /// the total size); delta (zigzag, or plain wrapping with a signed base) +
 /// the same bit-packing for smooth or monotone series. The bytes are
-/// described in `docs/codecs.md`.
-pub fn encode_u64s(values: &[u64], out: &mut Vec<u8>) {
-    encode_u64s_choosing(values, out, true);
+/// described in `docs/codecs.md`. Returns the smallest and largest value
+/// ((0, 0) when empty), which the encoder computes anyway.
+pub fn encode_u64s(values: &[u64], out: &mut Vec<u8>) -> (u64, u64) {
+    encode_u64s_choosing(values, out, true)
 }
 
 /// Appends an encoding of `values` that [`decode_u64s`] reads, trying only
 /// a constant or frame-of-reference bit-packing (no delta encodings): for
 /// values with no order to exploit, where the delta trials cost time and
-/// rarely win.
-pub fn encode_u64s_packed(values: &[u64], out: &mut Vec<u8>) {
-    encode_u64s_choosing(values, out, false);
+/// rarely win. Returns the smallest and largest value, as
+/// [`encode_u64s`] does.
+pub fn encode_u64s_packed(values: &[u64], out: &mut Vec<u8>) -> (u64, u64) {
+    encode_u64s_choosing(values, out, false)
 }
 
-fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
+fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) -> (u64, u64) {
     let (Some(&first), Some((min, max))) = (values.first(), min_max(values)) else {
         out.push(INT_CONSTANT);
         out.extend_from_slice(&0u64.to_le_bytes());
-        return;
+        return (0, 0);
     };
     if min == max {
         out.push(INT_CONSTANT);
         out.extend_from_slice(&first.to_le_bytes());
-        return;
+        return (min, max);
     }
     let n = values.len();
     let (width, size) = best_width(&histogram(values, Transform::Identity, min), n);
@@ -100,7 +102,7 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
     if !try_deltas || !deltas_may_win(values, width) {
         out.push(best.codec);
         write_body(values, best.transform, best.base, best.width, out);
-        return;
+        return (min, max);
     }
 
     // min != max, so there are at least two values and one delta.
@@ -141,6 +143,7 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) {
         out.extend_from_slice(&first.to_le_bytes());
         write_body(&deltas, best.transform, best.base, best.width, out);
     }
+    (min, max)
 }
 
 /// Whether a delta encoding could beat frame of reference at `width` bits:
@@ -179,9 +182,11 @@ pub fn decode_u64s(data: &[u8], count: usize, out: &mut Vec<u64>) -> Result<()> 
 /// Appends the encoding of `values` to `out`: the [`encode_u64s`] encoding
 /// of each value with its sign bit flipped (an order-preserving offset,
 /// `i64::MIN` -> 0), so small negative and positive values pack together.
-pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) {
+/// Returns the smallest and largest value in that order-preserving image
+/// ((0, 0) when empty).
+pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> (u64, u64) {
     let mapped: Vec<u64> = values.iter().map(|&v| i64_to_ordered(v)).collect();
-    encode_u64s(&mapped, out);
+    encode_u64s(&mapped, out)
 }
 
 /// Appends exactly `count` values decoded from an [`encode_i64s`] encoding
