@@ -71,4 +71,88 @@ pub enum EngineError {
     /// bad month, a change the registry refuses).
     #[error("{0}")]
     InvalidRequest(String),
+    /// Bytes are not an encoded sketch: they end inside a field.
+    #[error(
+        "the sketch is truncated: {field} starting at byte {offset} runs past \
+         the end of the {len} bytes given"
+    )]
+    SketchTruncated {
+        /// Byte offset at which the incomplete field starts.
+        offset: usize,
+        /// Which field.
+        field: &'static str,
+        /// Number of bytes given.
+        len: usize,
+    },
+    /// Bytes are not an encoded sketch: the first byte is not a version
+    /// this code reads.
+    #[error("the sketch has encoding version {got} at byte 0; expected version {expected}")]
+    SketchVersion {
+        /// The version byte found.
+        got: u8,
+        /// The version this code reads.
+        expected: u8,
+    },
+    /// Bytes are not an encoded sketch: a field holds a value no encoder
+    /// writes.
+    #[error(
+        "the sketch's {field} at byte {offset} is invalid: expected {expected}, found {found}"
+    )]
+    SketchInvalid {
+        /// Byte offset at which the field starts.
+        offset: usize,
+        /// Which field.
+        field: &'static str,
+        /// What a valid encoding holds there.
+        expected: &'static str,
+        /// What the bytes hold.
+        found: String,
+    },
+    /// Bytes are not an encoded sketch: bytes follow a complete one.
+    #[error("the sketch ends at byte {offset} but {extra} more bytes follow")]
+    SketchTrailingBytes {
+        /// Byte offset just past the sketch.
+        offset: usize,
+        /// Number of bytes after it.
+        extra: usize,
+    },
+}
+
+/// What kind of failure an [`EngineError`] is: what a protocol front end
+/// (gRPC, HTTP) maps to its status codes. Every variant is classified by
+/// the one exhaustive match of [`EngineError::kind`], so a new variant
+/// cannot fall into a wrong code unnoticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request or its data is invalid: retried unchanged, it fails
+    /// again.
+    InvalidInput,
+    /// The database is not taking requests (it is closing): retry later
+    /// or elsewhere.
+    Unavailable,
+    /// A file is unreadable or corrupt, or the database is read-only after
+    /// an earlier failure: an operator has to look.
+    Internal,
+}
+
+impl EngineError {
+    /// This error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::InvalidOption { .. }
+            | EngineError::BatchRejected { .. }
+            | EngineError::SequenceTooOld { .. }
+            | EngineError::InvalidScan(_)
+            | EngineError::InvalidRequest(_) => ErrorKind::InvalidInput,
+            EngineError::Closed => ErrorKind::Unavailable,
+            EngineError::Storage(_)
+            | EngineError::BadDataDir { .. }
+            | EngineError::Poisoned(_)
+            | EngineError::BadFile { .. }
+            | EngineError::SketchTruncated { .. }
+            | EngineError::SketchVersion { .. }
+            | EngineError::SketchInvalid { .. }
+            | EngineError::SketchTrailingBytes { .. } => ErrorKind::Internal,
+        }
+    }
 }

@@ -191,7 +191,11 @@ pub fn sketch(data: &[u8]) {
                 }
             }
         }
-        (Err(a), Err(b)) => assert_eq!(a, b, "merge_encoded and decode disagree"),
+        (Err(a), Err(b)) => assert_eq!(
+            a.to_string(),
+            b.to_string(),
+            "merge_encoded and decode disagree"
+        ),
         _ => panic!("decode {decoded:?} but merge_encoded {summed:?}"),
     }
 }

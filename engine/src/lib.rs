@@ -30,7 +30,7 @@ mod walrecord;
 
 pub use ack::{Ack, Durability, Rejected, WriteOptions};
 pub use db::{Db, DbStats, PartitionInfo};
-pub use error::{EngineError, Result};
+pub use error::{EngineError, ErrorKind, Result};
 pub use event::{Event, EventBatch, EventRef, StrColumn};
 pub use options::{
     ChunkOptions, Compression, IngestOptions, MemtableOptions, Options, RetentionOptions,

@@ -51,7 +51,10 @@
 //! on the side of zero (negative, zero count, positive) of the lowest and
 //! highest non-empty part of the sketch. It does not recompute which bucket
 //! min and max fall in. Truncation, trailing bytes or any bad field is a
-//! [`SketchError`] naming the field and its byte offset.
+//! sketch error of [`EngineError`] (`Sketch*`) naming the field and its
+//! byte offset.
+
+use crate::error::EngineError;
 
 mod places;
 mod sum;
@@ -207,55 +210,6 @@ pub const VERSION: u8 = 1;
 
 /// Most buckets one store can hold (and the most a decoder accepts).
 const MAX_BUCKETS: u64 = (MAX_INDEX as i64 - MIN_INDEX as i64 + 1) as u64;
-
-/// Why bytes are not an encoded [`DdSketch`].
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SketchError {
-    /// The bytes end inside a field.
-    #[error(
-        "the sketch is truncated: {field} starting at byte {offset} runs past \
-         the end of the {len} bytes given"
-    )]
-    Truncated {
-        /// Byte offset at which the incomplete field starts.
-        offset: usize,
-        /// Which field.
-        field: &'static str,
-        /// Number of bytes given.
-        len: usize,
-    },
-    /// The first byte is not a version this code reads.
-    #[error("the sketch has encoding version {got} at byte 0; expected version {expected}")]
-    UnsupportedVersion {
-        /// The version byte found.
-        got: u8,
-        /// The version this code reads.
-        expected: u8,
-    },
-    /// A field holds a value no encoder writes.
-    #[error(
-        "the sketch's {field} at byte {offset} is invalid: expected {expected}, found {found}"
-    )]
-    Invalid {
-        /// Byte offset at which the field starts.
-        offset: usize,
-        /// Which field.
-        field: &'static str,
-        /// What a valid encoding holds there.
-        expected: &'static str,
-        /// What the bytes hold.
-        found: String,
-    },
-    /// Bytes follow a complete sketch.
-    #[error("the sketch ends at byte {offset} but {extra} more bytes follow")]
-    TrailingBytes {
-        /// Byte offset just past the sketch.
-        offset: usize,
-        /// Number of bytes after it.
-        extra: usize,
-    },
-}
 
 /// A mergeable quantile sketch with relative accuracy [`ALPHA`].
 ///
@@ -625,7 +579,7 @@ impl DdSketch {
     /// truncation, trailing bytes or invalid field is an error naming the
     /// field and its byte offset. Lengths read from the bytes are bounded by
     /// [`MIN_INDEX`]..=[`MAX_INDEX`] before use.
-    pub fn decode(bytes: &[u8]) -> Result<DdSketch, SketchError> {
+    pub fn decode(bytes: &[u8]) -> Result<DdSketch, EngineError> {
         let mut sketch = DdSketch::new();
         let mut negative = Store::default();
         let mut positive = Store::default();
@@ -662,11 +616,11 @@ fn decode_with(
     bytes: &[u8],
     negative: &mut dyn FnMut(i32, u64),
     positive: &mut dyn FnMut(i32, u64),
-) -> Result<Decoded, SketchError> {
+) -> Result<Decoded, EngineError> {
     let mut r = Reader { bytes, pos: 0 };
     let version = r.byte("version byte")?;
     if version != VERSION {
-        return Err(SketchError::UnsupportedVersion {
+        return Err(EngineError::SketchVersion {
             got: version,
             expected: VERSION,
         });
@@ -701,7 +655,7 @@ fn decode_with(
         let max_at = r.pos;
         d.max = r.bound("max", highest)?;
         if d.min > d.max {
-            return Err(SketchError::Invalid {
+            return Err(EngineError::SketchInvalid {
                 offset: max_at,
                 field: "max",
                 expected: "a value >= min",
@@ -710,7 +664,7 @@ fn decode_with(
         }
     }
     if r.pos < bytes.len() {
-        return Err(SketchError::TrailingBytes {
+        return Err(EngineError::SketchTrailingBytes {
             offset: r.pos,
             extra: bytes.len() - r.pos,
         });
@@ -741,15 +695,15 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn truncated(&self, offset: usize, field: &'static str) -> SketchError {
-        SketchError::Truncated {
+    fn truncated(&self, offset: usize, field: &'static str) -> EngineError {
+        EngineError::SketchTruncated {
             offset,
             field,
             len: self.bytes.len(),
         }
     }
 
-    fn byte(&mut self, field: &'static str) -> Result<u8, SketchError> {
+    fn byte(&mut self, field: &'static str) -> Result<u8, EngineError> {
         let b = *self
             .bytes
             .get(self.pos)
@@ -759,7 +713,7 @@ impl Reader<'_> {
     }
 
     /// A shortest-form LEB128 varint of at most 64 bits.
-    fn varint(&mut self, field: &'static str) -> Result<u64, SketchError> {
+    fn varint(&mut self, field: &'static str) -> Result<u64, EngineError> {
         let start = self.pos;
         // Most varints (bucket deltas and small counts) are one byte.
         if let Some(&b) = self.bytes.get(start) {
@@ -773,7 +727,7 @@ impl Reader<'_> {
         loop {
             let b = self.byte(field).map_err(|_| self.truncated(start, field))?;
             if shift == 63 && b > 1 {
-                return Err(SketchError::Invalid {
+                return Err(EngineError::SketchInvalid {
                     offset: start,
                     field,
                     expected: "a varint of at most 64 bits",
@@ -783,7 +737,7 @@ impl Reader<'_> {
             value |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 if b == 0 && shift > 0 {
-                    return Err(SketchError::Invalid {
+                    return Err(EngineError::SketchInvalid {
                         offset: start,
                         field,
                         expected: "a varint in its shortest form",
@@ -796,7 +750,7 @@ impl Reader<'_> {
         }
     }
 
-    fn f64(&mut self, field: &'static str) -> Result<f64, SketchError> {
+    fn f64(&mut self, field: &'static str) -> Result<f64, EngineError> {
         let start = self.pos;
         let raw = self
             .bytes
@@ -815,11 +769,11 @@ impl Reader<'_> {
         &mut self,
         field: &'static str,
         bucket: &mut dyn FnMut(i32, u64),
-    ) -> Result<(u64, u64), SketchError> {
+    ) -> Result<(u64, u64), EngineError> {
         let at = self.pos;
         let buckets = self.varint(field)?;
         if buckets > MAX_BUCKETS {
-            return Err(SketchError::Invalid {
+            return Err(EngineError::SketchInvalid {
                 offset: at,
                 field,
                 expected: "at most MAX_INDEX - MIN_INDEX + 1 buckets",
@@ -836,7 +790,7 @@ impl Reader<'_> {
                 None => unzigzag(raw),
                 Some(p) => {
                     if raw == 0 {
-                        return Err(SketchError::Invalid {
+                        return Err(EngineError::SketchInvalid {
                             offset: at,
                             field,
                             expected: "a bucket index delta >= 1 (indexes strictly increase)",
@@ -849,7 +803,7 @@ impl Reader<'_> {
             let index = i32::try_from(index)
                 .ok()
                 .filter(|i| (MIN_INDEX..=MAX_INDEX).contains(i))
-                .ok_or_else(|| SketchError::Invalid {
+                .ok_or_else(|| EngineError::SketchInvalid {
                     offset: at,
                     field,
                     expected: "a bucket index in MIN_INDEX..=MAX_INDEX",
@@ -862,7 +816,7 @@ impl Reader<'_> {
             let at = self.pos;
             let n = self.varint(field)?;
             if n == 0 {
-                return Err(SketchError::Invalid {
+                return Err(EngineError::SketchInvalid {
                     offset: at,
                     field,
                     expected: "a bucket count >= 1 (empty buckets are not stored)",
@@ -879,10 +833,10 @@ impl Reader<'_> {
 
     /// The min or max: finite, not `-0.0`, and on the side of zero of the
     /// lowest or highest non-empty part of the sketch.
-    fn bound(&mut self, field: &'static str, side: Side) -> Result<f64, SketchError> {
+    fn bound(&mut self, field: &'static str, side: Side) -> Result<f64, EngineError> {
         let at = self.pos;
         let v = self.f64(field)?;
-        let invalid = |expected: &'static str| SketchError::Invalid {
+        let invalid = |expected: &'static str| EngineError::SketchInvalid {
             offset: at,
             field,
             expected,
@@ -1128,7 +1082,7 @@ mod tests {
             for len in 0..bytes.len() {
                 let err = DdSketch::decode(&bytes[..len]);
                 prop_assert!(
-                    matches!(err, Err(SketchError::Truncated { .. })),
+                    matches!(err, Err(EngineError::SketchTruncated { .. })),
                     "prefix of {} of {} bytes gave {:?}", len, bytes.len(), err
                 );
             }
@@ -1359,36 +1313,42 @@ mod tests {
     #[test]
     fn decode_errors_name_field_and_offset() {
         let bytes = bytes_of(&sketch_of(&[1.0, 2.0]));
-        assert_eq!(
-            DdSketch::decode(&[]),
-            Err(SketchError::Truncated {
-                offset: 0,
-                field: "version byte",
-                len: 0
-            })
+        let err = DdSketch::decode(&[]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::SketchTruncated {
+                    offset: 0,
+                    field: "version byte",
+                    len: 0
+                }
+            ),
+            "{err}"
         );
-        assert_eq!(
-            DdSketch::decode(&[9]),
-            Err(SketchError::UnsupportedVersion {
-                got: 9,
-                expected: VERSION
-            })
+        let err = DdSketch::decode(&[9]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::SketchVersion {
+                    got: 9,
+                    expected: VERSION
+                }
+            ),
+            "{err}"
         );
         let mut trailing = bytes.clone();
         trailing.push(0);
-        assert_eq!(
-            DdSketch::decode(&trailing),
-            Err(SketchError::TrailingBytes {
-                offset: bytes.len(),
-                extra: 1
-            })
+        let err = DdSketch::decode(&trailing).unwrap_err();
+        assert!(
+            matches!(err, EngineError::SketchTrailingBytes { offset, extra: 1 } if offset == bytes.len()),
+            "{err}"
         );
         // An overlong varint for the negative store's bucket count.
         let err = DdSketch::decode(&[VERSION, 0x80, 0x00, 0, 0]).unwrap_err();
         assert!(
             matches!(
                 err,
-                SketchError::Invalid {
+                EngineError::SketchInvalid {
                     offset: 1,
                     field: "negative store",
                     ..
@@ -1401,7 +1361,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                SketchError::Invalid {
+                EngineError::SketchInvalid {
                     offset: 5,
                     field: "positive store",
                     ..
@@ -1412,19 +1372,19 @@ mod tests {
         // A bucket count of 0.
         let err = DdSketch::decode(&[VERSION, 0, 1, 2, 0, 0]).unwrap_err();
         assert!(
-            matches!(err, SketchError::Invalid { offset: 4, .. }),
+            matches!(err, EngineError::SketchInvalid { offset: 4, .. }),
             "{err}"
         );
         // An index past MAX_INDEX: zigzag(35_489) = 70_978 = [0xc2, 0xaa, 0x04].
         let err = DdSketch::decode(&[VERSION, 0, 1, 0xc2, 0xaa, 0x04, 1, 0]).unwrap_err();
         assert!(
-            matches!(err, SketchError::Invalid { offset: 3, .. }),
+            matches!(err, EngineError::SketchInvalid { offset: 3, .. }),
             "{err}"
         );
         // More buckets claimed than can exist.
         let err = DdSketch::decode(&[VERSION, 0xff, 0xff, 0xff, 0x0f]).unwrap_err();
         assert!(
-            matches!(err, SketchError::Invalid { offset: 1, .. }),
+            matches!(err, EngineError::SketchInvalid { offset: 1, .. }),
             "{err}"
         );
         // min > max: a positive sketch whose min and max are swapped.
@@ -1435,7 +1395,7 @@ mod tests {
         swapped[n - 8..].copy_from_slice(&min);
         let err = DdSketch::decode(&swapped).unwrap_err();
         assert!(
-            matches!(err, SketchError::Invalid { field: "max", .. }),
+            matches!(err, EngineError::SketchInvalid { field: "max", .. }),
             "{err}"
         );
         // A NaN min.
@@ -1443,7 +1403,7 @@ mod tests {
         nan[n - 16..n - 8].copy_from_slice(&f64::NAN.to_le_bytes());
         let err = DdSketch::decode(&nan).unwrap_err();
         assert!(
-            matches!(err, SketchError::Invalid { field: "min", .. }),
+            matches!(err, EngineError::SketchInvalid { field: "min", .. }),
             "{err}"
         );
         // The messages are sentences that name the offset.

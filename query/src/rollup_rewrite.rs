@@ -1132,7 +1132,7 @@ fn add_rollup(
     (agg, sketch): (&RollupAgg, &[u8]),
     arg: Option<&Array>,
     row: usize,
-) -> std::result::Result<bool, tally_engine::sketch::SketchError> {
+) -> std::result::Result<bool, tally_engine::EngineError> {
     match m {
         Measure::Rows => acc.add_value(func, &Scalar::Int(1), agg.count),
         Measure::Const(_) => {

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use tally_engine::EngineError;
+use tally_engine::{EngineError, ErrorKind};
 use tally_query::{Phase, QueryError};
 use tonic::{Code, Status};
 
@@ -34,15 +34,14 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// An engine error as a gRPC status: bad input is INVALID_ARGUMENT, a full
-/// write buffer UNAVAILABLE (retry), everything else INTERNAL.
+/// An engine error as a gRPC status, by its kind: bad input is
+/// INVALID_ARGUMENT, a closing database UNAVAILABLE (retry), a corrupt
+/// file or a database read-only after a failure INTERNAL.
 pub(crate) fn engine_status(e: EngineError) -> Status {
-    let code = match &e {
-        EngineError::BatchRejected { .. } | EngineError::SequenceTooOld { .. } => {
-            Code::InvalidArgument
-        }
-        EngineError::InvalidScan(_) => Code::InvalidArgument,
-        _ => Code::Internal,
+    let code = match e.kind() {
+        ErrorKind::InvalidInput => Code::InvalidArgument,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Internal => Code::Internal,
     };
     Status::new(code, e.to_string())
 }
@@ -58,4 +57,42 @@ pub(crate) fn query_status(e: QueryError) -> Status {
         Phase::Execute => Code::Internal,
     };
     Status::new(code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_codes_by_kind() {
+        let cases = [
+            (
+                EngineError::InvalidRequest("unknown plan \"gold\"".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                EngineError::SequenceTooOld {
+                    producer: "p".into(),
+                    sequence: 1,
+                    lowest: 5,
+                },
+                Code::InvalidArgument,
+            ),
+            (EngineError::Closed, Code::Unavailable),
+            (EngineError::Poisoned("disk full".into()), Code::Internal),
+            (
+                EngineError::SketchVersion {
+                    got: 9,
+                    expected: 1,
+                },
+                Code::Internal,
+            ),
+        ];
+        for (e, code) in cases {
+            let message = e.to_string();
+            let status = engine_status(e);
+            assert_eq!(status.code(), code, "{message}");
+            assert_eq!(status.message(), message);
+        }
+    }
 }

@@ -37,16 +37,7 @@ impl UsageService {
         tokio::task::spawn_blocking(move || call(&db))
             .await
             .map_err(|e| Status::internal(format!("usage task failed: {e}")))?
-            .map_err(usage_status)
-    }
-}
-
-/// Engine errors of this service: a bad month or request is
-/// INVALID_ARGUMENT, everything else as elsewhere.
-fn usage_status(e: EngineError) -> Status {
-    match e {
-        EngineError::InvalidRequest(m) => Status::invalid_argument(m),
-        e => engine_status(e),
+            .map_err(engine_status)
     }
 }
 
@@ -131,7 +122,7 @@ impl pb::usage_server::Usage for UsageService {
             req.now_us
         };
         // In memory after the month's first call: no blocking-pool hop.
-        let c = self.db.check(&req.api_key, now).map_err(usage_status)?;
+        let c = self.db.check(&req.api_key, now).map_err(engine_status)?;
         let decision = match c.decision {
             Decision::Allowed => pb::Decision::Allowed,
             Decision::UnknownKey => pb::Decision::UnknownKey,
