@@ -393,9 +393,11 @@ impl Db {
 
     /// Whether the rollups hold every stored event. A flush writes the
     /// minute, hour and day chunks of each (UTC month, key shard) it
-    /// writes raw chunks for, so a month and shard with raw chunks but no
-    /// rollup chunk of some level holds events stored before rollups
-    /// existed (which have no rollup rows). Cheap: reads chunk metadata.
+    /// writes raw chunks for, and opening a directory of manifest format
+    /// v1 (written before rollups existed) rolls up its raw chunks, so a
+    /// month and shard with raw chunks but no rollup chunk of some level
+    /// has lost them (a rollup retention shorter than the raw events'
+    /// drops them first). Cheap: reads chunk metadata.
     pub fn rollups_cover_events(&self) -> bool {
         let st = self.inner.state();
         let mut have: std::collections::HashSet<(i32, u32, u8)> = std::collections::HashSet::new();

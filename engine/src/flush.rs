@@ -100,7 +100,7 @@ impl ChunkSink<'_> {
 
 /// Runs `work` with a [`ChunkSink`] writing into `dir`, and returns its
 /// result once every file it wrote is synced (the first error of either).
-fn with_sink<T>(
+pub(crate) fn with_sink<T>(
     dir: &Path,
     fs: &dyn FileSystem,
     work: impl FnOnce(&ChunkSink<'_>) -> Result<T>,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use tally_storage::chunk::ChunkReader;
 use tally_storage::io::FileSystem;
-use tally_storage::manifest::{read_manifest, write_manifest, Manifest};
+use tally_storage::manifest::{
+    read_manifest_versioned, write_manifest, Manifest, MANIFEST_VERSION,
+};
 use tally_storage::wal::{list_segments, replay, TornTail, WalWriter};
 
 use crate::error::{EngineError, Result};
@@ -36,6 +38,9 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TornTail>,
     /// Chunk files no manifest named, removed.
     pub orphan_files_removed: Vec<String>,
+    /// Raw chunks of a directory written before rollups existed (manifest
+    /// format v1), rolled up at this open.
+    pub raw_chunks_rolled_up: usize,
 }
 
 pub(crate) struct Recovered {
@@ -59,7 +64,7 @@ pub(crate) fn recover(
     let mut report = RecoveryReport::default();
     fs.create_dir_all(&chunk_dir(dir))?;
     fs.create_dir_all(&wal_dir(dir))?;
-    let manifest = match read_manifest(fs, dir)? {
+    let (mut manifest, manifest_version) = match read_manifest_versioned(fs, dir)? {
         Some(m) => m,
         None => {
             if !list_segments(fs, &wal_dir(dir))?.is_empty()
@@ -86,7 +91,7 @@ pub(crate) fn recover(
                 producers: Vec::new(),
             };
             write_manifest(fs, dir, &m)?;
-            m
+            (m, MANIFEST_VERSION)
         }
     };
     let tmp = dir.join("MANIFEST.tmp");
@@ -142,10 +147,29 @@ pub(crate) fn recover(
             }));
         }
     }
-    let (chunks, rollups): (Vec<Arc<LiveChunk>>, Vec<Arc<LiveChunk>>) = all
+    let (chunks, mut rollups): (Vec<Arc<LiveChunk>>, Vec<Arc<LiveChunk>>) = all
         .into_iter()
         .partition(|c| c.entry.table == crate::rollup::TABLE_EVENTS);
     report.chunks = chunks.len();
+    if manifest_version < 2 && !chunks.is_empty() {
+        // Format v1 was written before rollups existed: roll its raw
+        // chunks up once, committed with the manifest that upgrades it.
+        let mut next_id = manifest.next_chunk_id;
+        let made =
+            crate::rollup::rollups_of_raw_chunks(&chunks, dir, fs, &options.chunk, &mut next_id)?;
+        fs.sync_dir(&chunk_dir(dir))?;
+        manifest.generation += 1;
+        manifest.next_chunk_id = next_id;
+        manifest.chunks.extend(made.iter().map(|c| c.entry.clone()));
+        write_manifest(fs, dir, &manifest)?;
+        tracing::info!(
+            "manifest format v{manifest_version} predates rollups: rolled up its {} raw chunks into {} rollup chunks",
+            chunks.len(),
+            made.len()
+        );
+        report.raw_chunks_rolled_up = chunks.len();
+        rollups.extend(made);
+    }
 
     let memtable = Memtable::new(options.memtable.shards);
     let mut producers =

@@ -26,8 +26,10 @@ use tally_storage::hash::FxHashMap;
 use crate::event::EventBatch;
 use crate::sketch::DdSketch;
 
+mod backfill;
 mod read;
 mod write;
+pub(crate) use backfill::rollups_of_raw_chunks;
 pub(crate) use read::{read_chunk, sort_and_merge, Sketches};
 pub(crate) use write::{write_month_rollups, SortedDay};
 

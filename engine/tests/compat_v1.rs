@@ -157,3 +157,47 @@ fn v1_torn_wal_variant_recovers_all_but_the_torn_record() {
     // The only WAL record (the 50-event batch) was torn: 300 remain.
     assert_eq!(db.scan(&ScanRequest::all_columns()).unwrap().rows(), 300);
 }
+
+#[test]
+fn v1_data_directory_gets_the_rollups_of_its_raw_chunks() {
+    use tally_engine::{RollupLevel, RollupRequest};
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), t.path());
+    let db = Db::open(t.path(), Options::default()).unwrap();
+    // Format v1 predates rollups: its raw chunks were rolled up at open.
+    let report = db.recovery_report();
+    assert!(report.chunks > 0);
+    assert_eq!(report.raw_chunks_rolled_up, report.chunks);
+    assert!(db.rollups_cover_events());
+    // The same events in a new directory have the same rollups, at every
+    // level, sketches included.
+    let mut all = EventBatch::new();
+    for l in std::fs::read_to_string(fixture().join("expected.ndjson"))
+        .unwrap()
+        .lines()
+    {
+        parse_ndjson_line(l, &mut all).unwrap();
+    }
+    let fresh = tempfile::tempdir().unwrap();
+    let reference = Db::open(fresh.path(), Options::default()).unwrap();
+    reference.ingest(&all, &WriteOptions::default()).unwrap();
+    reference.flush().unwrap();
+    let req = RollupRequest {
+        sketches: true,
+        ..RollupRequest::default()
+    };
+    for level in RollupLevel::ALL {
+        let got = db.rollups(level, &req).unwrap();
+        assert!(!got.is_empty(), "{level:?}");
+        assert_eq!(got, reference.rollups(level, &req).unwrap(), "{level:?}");
+    }
+    drop(db);
+    // Once only: the manifest now has the current format.
+    let db = Db::open(t.path(), Options::default()).unwrap();
+    assert_eq!(db.recovery_report().raw_chunks_rolled_up, 0);
+    assert!(db.rollups_cover_events());
+    assert_eq!(
+        db.rollups(RollupLevel::Day, &req).unwrap(),
+        reference.rollups(RollupLevel::Day, &req).unwrap()
+    );
+}

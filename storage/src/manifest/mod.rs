@@ -154,6 +154,13 @@ impl Manifest {
 
     /// Decodes a manifest file's bytes; `path` is used in errors.
     pub fn decode(data: &[u8], path: &Path) -> Result<Manifest> {
+        Manifest::decode_versioned(data, path).map(|(m, _)| m)
+    }
+
+    /// Like [`Manifest::decode`], also returning the format version the
+    /// bytes were written in (older versions lack what later ones record,
+    /// which the engine may have to make up for).
+    pub fn decode_versioned(data: &[u8], path: &Path) -> Result<(Manifest, u32)> {
         decode_inner(data, path).map_err(|e| e.located(path, 0))
     }
 }
@@ -171,7 +178,7 @@ fn le_u32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn decode_inner(data: &[u8], path: &Path) -> Result<Manifest> {
+fn decode_inner(data: &[u8], path: &Path) -> Result<(Manifest, u32)> {
     if data.len() < HEADER_LEN + 4 {
         return Err(StorageError::corrupt(
             0,
@@ -301,7 +308,7 @@ fn decode_inner(data: &[u8], path: &Path) -> Result<Manifest> {
             body.len() - c.pos
         )));
     }
-    Ok(m)
+    Ok((m, version))
 }
 
 struct Cursor<'a> {
@@ -329,12 +336,17 @@ impl Cursor<'_> {
 
 /// Reads the manifest of data directory `dir`, or `None` when there is none.
 pub fn read_manifest(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Manifest>> {
+    Ok(read_manifest_versioned(fs, dir)?.map(|(m, _)| m))
+}
+
+/// Like [`read_manifest`], also returning the file's format version.
+pub fn read_manifest_versioned(fs: &dyn FileSystem, dir: &Path) -> Result<Option<(Manifest, u32)>> {
     let path = dir.join(MANIFEST_FILE);
     if !fs.exists(&path) {
         return Ok(None);
     }
     let data = fs.read(&path)?;
-    Manifest::decode(&data, &path).map(Some)
+    Manifest::decode_versioned(&data, &path).map(Some)
 }
 
 /// Atomically replaces the manifest of `dir` with `m`.
@@ -397,6 +409,10 @@ mod tests {
         assert_eq!(v1.get(8..12), Some(1u32.to_le_bytes().as_slice()));
         m.chunks[0].table = 0;
         assert_eq!(Manifest::decode(&v1, Path::new("M")).unwrap(), m);
+        assert_eq!(
+            Manifest::decode_versioned(&v1, Path::new("M")).unwrap().1,
+            1
+        );
         let mut v3 = m.encode();
         v3[8] = 3;
         let e = Manifest::decode(&v3, Path::new("M"))
