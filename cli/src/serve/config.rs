@@ -137,13 +137,20 @@ impl ConfigFile {
                     .map_err(|_| at(format!("{v:?} is not a whole number")))
             };
             let usize_of = |n: u64| usize::try_from(n).map_err(|_| at("too large".into()));
+            // Megabytes as bytes; a count whose bytes overflow is too large
+            // (a shift would drop the high bits silently).
+            let mb = |n: u64| {
+                n.checked_mul(1 << 20)
+                    .ok_or_else(|| at(format!("{n} MiB is too large")))
+                    .and_then(usize_of)
+            };
             match key.as_str() {
                 "durability" => engine.wal.sync = v.parse::<SyncPolicy>().map_err(&at)?,
-                "memtable_mb" => engine.memtable.memtable_bytes = usize_of(num()? << 20)?,
+                "memtable_mb" => engine.memtable.memtable_bytes = mb(num()?)?,
                 "flush_interval_ms" => {
                     engine.memtable.flush_interval = Duration::from_millis(num()?.max(1));
                 }
-                "max_message_mb" => server.max_message_bytes = usize_of(num()?.max(1) << 20)?,
+                "max_message_mb" => server.max_message_bytes = mb(num()?.max(1))?,
                 "max_events_per_batch" => server.max_events_per_batch = usize_of(num()?.max(1))?,
                 "max_concurrent_streams" => {
                     server.max_concurrent_streams = usize_of(num()?.max(1))?;
@@ -161,14 +168,14 @@ impl ConfigFile {
                 }
                 "rate_limit_burst" => server.rate_limit_burst = num()?.max(1) as f64,
                 "max_inflight_ingest_mb" => {
-                    server.max_inflight_ingest_bytes = usize_of(num()?.max(1) << 20)?;
+                    server.max_inflight_ingest_bytes = mb(num()?.max(1))?;
                 }
                 "ingest_wait_ms" => server.ingest_wait = Duration::from_millis(num()?),
                 "query_timeout_ms" => {
                     let ms = num()?;
                     server.query.timeout = (ms > 0).then(|| Duration::from_millis(ms));
                 }
-                "query_memory_mb" => server.query.memory_limit = usize_of(num()?.max(1) << 20)?,
+                "query_memory_mb" => server.query.memory_limit = mb(num()?.max(1))?,
                 "retention_raw_days" => {
                     engine.retention.raw_days = match num()? {
                         0 => None,
@@ -271,5 +278,39 @@ mod tests {
             e.contains(":3: memtable_mb: \"lots\" is not a whole number"),
             "{e}"
         );
+        let c = read("memtable_mb = 17592186044416\n").unwrap();
+        let e = c
+            .apply(&mut Options::default(), &mut ServerOptions::default())
+            .unwrap_err();
+        assert!(
+            e.contains(":1: memtable_mb: 17592186044416 MiB is too large"),
+            "{e}"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Any text, and any value of any setting, is read and applied or
+        /// refused with an error naming the file and line: never a panic.
+        #[test]
+        fn any_file_is_read_or_refused_naming_the_line(
+            text in "(?s).{0,200}",
+            key in 0..KEYS.len(),
+            value in "[0-9a-z=.\"#-]{0,24}",
+        ) {
+            for text in [text, format!("{} = {value}\n", KEYS[key].0)] {
+                match read(&text) {
+                    Ok(c) => {
+                        if let Err(e) =
+                            c.apply(&mut Options::default(), &mut ServerOptions::default())
+                        {
+                            proptest::prop_assert!(e.contains("tally.toml:"), "{e}");
+                        }
+                    }
+                    Err(e) => proptest::prop_assert!(e.contains("tally.toml:"), "{e}"),
+                }
+            }
+        }
     }
 }
