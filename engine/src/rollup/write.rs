@@ -266,17 +266,24 @@ impl KeyDay<'_> {
         Ok(())
     }
 
-    /// Rolls up the key and day's events, whose sort keys are `keys` in
-    /// time order, into the three levels. Sorts `keys` bucket by bucket:
-    /// minutes nest in hours, hours in days, so each level sorts spans
-    /// the finer level left as they were.
-    fn roll_up<K: SortKey>(
+    /// Rolls up the key and day's `events` (group rank and latency, in
+    /// time order; `ts` their timestamps) into the three levels, their
+    /// sort keys made in `keys` (scratch). Sorts the keys bucket by
+    /// bucket: minutes nest in hours, hours in days, so each level sorts
+    /// spans the finer level left as they were.
+    fn roll_up<'l, K: SortKey>(
         &self,
         ts: &[i64],
-        keys: &mut [K],
+        events: impl Iterator<Item = (u32, &'l f64)>,
+        keys: &mut Vec<K>,
         places: &mut Vec<u32>,
         levels: &mut [LevelColumns; 3],
     ) -> Result<()> {
+        keys.clear();
+        keys.extend(events.enumerate().map(|(pos, (rank, &latency))| {
+            let place = place_code(latency).map_or(UNCOUNTED, |(p, _)| p);
+            K::pack(rank, place, pos as u32, self.pos_bits)
+        }));
         if ts.len() != keys.len() {
             return Err(EngineError::InvalidScan(format!(
                 "{} timestamps for {} rollup events",
@@ -581,52 +588,38 @@ fn roll_up_key_day(
                     response_bytes: rs,
                 }),
         );
+    if u32::try_from(n).is_err() {
+        return Err(EngineError::InvalidScan(format!(
+            "{n} events of one key and day in one flush: at most {} can be rolled up",
+            u32::MAX
+        )));
+    }
     let pos_bits = bits_for(n);
     // At least one bit, so that no shift of a narrow key reaches 64.
     let rank_bits = bits_for(s.groups.len()).max(1);
-    let place = |l: f64| place_code(l).map_or(UNCOUNTED, |(p, _)| p);
     let ranks = s
         .slot_of_event
         .iter()
         .map(|&slot| s.rank_of_slot.get(slot as usize).copied().unwrap_or(0));
+    let narrow = rank_bits + PLACE_CODE_BITS + pos_bits <= u64::BITS;
+    #[cfg(test)]
+    let narrow = narrow && !s.always_wide;
     let key_day = KeyDay {
         key,
         groups: &s.groups,
         values: &s.values,
-        pos_bits,
+        pos_bits: if narrow { pos_bits } else { u32::BITS },
     };
-    let narrow = rank_bits + PLACE_CODE_BITS + pos_bits <= u64::BITS;
-    #[cfg(test)]
-    let narrow = narrow && !s.always_wide;
     if narrow {
-        s.keys.clear();
-        s.keys.extend(
-            ranks
-                .zip(latency)
-                .enumerate()
-                .map(|(pos, (rank, &l))| u64::pack(rank, place(l), pos as u32, pos_bits)),
-        );
-        key_day.roll_up(ts, &mut s.keys, &mut s.places, levels)
+        key_day.roll_up(ts, ranks.zip(latency), &mut s.keys, &mut s.places, levels)
     } else {
-        let pos_bits = u32::BITS;
-        if u32::try_from(n).is_err() {
-            return Err(EngineError::InvalidScan(format!(
-                "{n} events of one key and day in one flush: at most {} can be rolled up",
-                u32::MAX
-            )));
-        }
-        s.wide_keys.clear();
-        s.wide_keys.extend(
-            ranks
-                .zip(latency)
-                .enumerate()
-                .map(|(pos, (rank, &l))| u128::pack(rank, place(l), pos as u32, pos_bits)),
-        );
-        KeyDay {
-            pos_bits,
-            ..key_day
-        }
-        .roll_up(ts, &mut s.wide_keys, &mut s.places, levels)
+        key_day.roll_up(
+            ts,
+            ranks.zip(latency),
+            &mut s.wide_keys,
+            &mut s.places,
+            levels,
+        )
     }
 }
 
