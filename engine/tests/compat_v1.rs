@@ -12,9 +12,14 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
 use tally_engine::gen::{GenConfig, Generator};
 use tally_engine::text::{parse_ndjson_line, write_ndjson};
-use tally_engine::{Db, EventBatch, Options, ScanRequest, WriteOptions};
+
+use tally_engine::{
+    Db, EventBatch, Options, RollupLevel, RollupRequest, ScanRequest, WriteOptions,
+};
+use tally_storage::io::FaultyFs;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1")
@@ -158,19 +163,9 @@ fn v1_torn_wal_variant_recovers_all_but_the_torn_record() {
     assert_eq!(db.scan(&ScanRequest::all_columns()).unwrap().rows(), 300);
 }
 
-#[test]
-fn v1_data_directory_gets_the_rollups_of_its_raw_chunks() {
-    use tally_engine::{RollupLevel, RollupRequest};
-    let t = tempfile::tempdir().unwrap();
-    copy_dir(&fixture(), t.path());
-    let db = Db::open(t.path(), Options::default()).unwrap();
-    // Format v1 predates rollups: its raw chunks were rolled up at open.
-    let report = db.recovery_report();
-    assert!(report.chunks > 0);
-    assert_eq!(report.raw_chunks_rolled_up, report.chunks);
-    assert!(db.rollups_cover_events());
-    // The same events in a new directory have the same rollups, at every
-    // level, sketches included.
+/// Every rollup level of the fixture's events, computed in a new
+/// directory (sketches included).
+fn reference_rollups() -> Vec<Vec<tally_engine::RollupRow>> {
     let mut all = EventBatch::new();
     for l in std::fs::read_to_string(fixture().join("expected.ndjson"))
         .unwrap()
@@ -182,22 +177,74 @@ fn v1_data_directory_gets_the_rollups_of_its_raw_chunks() {
     let reference = Db::open(fresh.path(), Options::default()).unwrap();
     reference.ingest(&all, &WriteOptions::default()).unwrap();
     reference.flush().unwrap();
-    let req = RollupRequest {
+    RollupLevel::ALL
+        .iter()
+        .map(|&l| reference.rollups(l, &all_rollups()).unwrap())
+        .collect()
+}
+
+fn all_rollups() -> RollupRequest {
+    RollupRequest {
         sketches: true,
         ..RollupRequest::default()
-    };
-    for level in RollupLevel::ALL {
-        let got = db.rollups(level, &req).unwrap();
-        assert!(!got.is_empty(), "{level:?}");
-        assert_eq!(got, reference.rollups(level, &req).unwrap(), "{level:?}");
     }
+}
+
+fn rollups_of(db: &Db) -> Vec<Vec<tally_engine::RollupRow>> {
+    RollupLevel::ALL
+        .iter()
+        .map(|&l| db.rollups(l, &all_rollups()).unwrap())
+        .collect()
+}
+
+#[test]
+fn v1_data_directory_gets_the_rollups_of_its_raw_chunks() {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), t.path());
+    let db = Db::open(t.path(), Options::default()).unwrap();
+    // Format v1 predates rollups: its raw chunks were rolled up at open.
+    let report = db.recovery_report();
+    assert!(report.chunks > 0);
+    assert_eq!(report.raw_chunks_rolled_up, report.chunks);
+    assert!(db.rollups_cover_events());
+    // The same events in a new directory have the same rollups, at every
+    // level, sketches included.
+    let want = reference_rollups();
+    assert!(want.iter().all(|level| !level.is_empty()));
+    assert_eq!(rollups_of(&db), want);
     drop(db);
     // Once only: the manifest now has the current format.
     let db = Db::open(t.path(), Options::default()).unwrap();
     assert_eq!(db.recovery_report().raw_chunks_rolled_up, 0);
     assert!(db.rollups_cover_events());
-    assert_eq!(
-        db.rollups(RollupLevel::Day, &req).unwrap(),
-        reference.rollups(RollupLevel::Day, &req).unwrap()
-    );
+    assert_eq!(rollups_of(&db), want);
+}
+
+#[test]
+fn a_failure_while_rolling_up_a_v1_directory_is_an_error_and_the_next_open_finishes() {
+    let want = reference_rollups();
+    let mut failed = 0;
+    for fail_after in 0..80 {
+        let t = tempfile::tempdir().unwrap();
+        copy_dir(&fixture(), t.path());
+        let fs = Arc::new(FaultyFs::new());
+        fs.fail_after(fail_after);
+        match Db::open_with_fs(t.path(), Options::default(), fs.clone()) {
+            Ok(db) => assert_eq!(rollups_of(&db), want, "fail_after {fail_after}"),
+            Err(e) => {
+                failed += 1;
+                assert!(!e.to_string().is_empty());
+                let db = Db::open(t.path(), Options::default())
+                    .unwrap_or_else(|e| panic!("fail_after {fail_after}: reopen: {e}"));
+                assert!(db.rollups_cover_events(), "fail_after {fail_after}");
+                assert_eq!(rollups_of(&db), want, "fail_after {fail_after}");
+                assert_eq!(
+                    db.scan(&ScanRequest::all_columns()).unwrap().rows(),
+                    350,
+                    "fail_after {fail_after}"
+                );
+            }
+        }
+    }
+    assert!(failed > 5, "only {failed} opens failed");
 }
