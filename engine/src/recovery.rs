@@ -154,6 +154,11 @@ pub(crate) fn recover(
     if manifest_version < 2 && !chunks.is_empty() {
         // Format v1 was written before rollups existed: roll its raw
         // chunks up once, committed with the manifest that upgrades it.
+        tracing::info!(
+            "manifest format v{manifest_version} predates rollups: rolling up its {} raw chunks ({} events) before opening",
+            chunks.len(),
+            chunks.iter().map(|c| c.entry.rows).sum::<u64>()
+        );
         let mut next_id = manifest.next_chunk_id;
         let made =
             crate::rollup::rollups_of_raw_chunks(&chunks, dir, fs, &options.chunk, &mut next_id)?;
@@ -163,7 +168,7 @@ pub(crate) fn recover(
         manifest.chunks.extend(made.iter().map(|c| c.entry.clone()));
         write_manifest(fs, dir, &manifest)?;
         tracing::info!(
-            "manifest format v{manifest_version} predates rollups: rolled up its {} raw chunks into {} rollup chunks",
+            "rolled up {} raw chunks into {} rollup chunks; the manifest is now format v{MANIFEST_VERSION}",
             chunks.len(),
             made.len()
         );
