@@ -6,7 +6,10 @@
 //! A partition's retention is the default of its class, lengthened by the
 //! override of any registered key of that shard (`raw_retention_days`,
 //! `rollup_retention_days` in the registry): partitions hold many keys, so
-//! an override cannot shorten it. A partition goes once its whole day (or
+//! an override cannot shorten it. A minute or hour rollup partition also
+//! stays while its month and shard have raw events, so that rollups
+//! cover every stored event (the planner reads rollups only then) even
+//! when the rollup retention is the shorter one. A partition goes once its whole day (or
 //! month) is older than `now − retention`. The days dropped per shard are recorded in
 //! `<data-dir>/retention.json` before the manifest changes, so
 //! [`crate::Db::reconcile`] knows which days no longer have raw events to
@@ -134,20 +137,39 @@ pub(crate) fn apply(inner: &Inner, now_us: i64) -> Result<RetentionReport> {
         .collect();
     // A partition goes when the day after its last day is at or before
     // the first kept day: raw partitions are days, rollup ones months.
+    let raw_expired = |e: &tally_storage::manifest::ChunkEntry| -> bool {
+        raw_from
+            .get(e.shard as usize)
+            .copied()
+            .flatten()
+            .is_some_and(|f| e.day.saturating_add(1) <= f)
+    };
+    // Rollups stay while raw events of their month and shard do: the
+    // planner reads rollups only where they cover every stored event.
+    let raw_months_kept: std::collections::HashSet<(i32, u32)> = inner
+        .state()
+        .chunks
+        .iter()
+        .map(|c| &c.entry)
+        .filter(|e| !raw_expired(e))
+        .map(|e| (crate::partition::month_start_day(e.day), e.shard))
+        .collect();
     let expired = |e: &tally_storage::manifest::ChunkEntry| -> bool {
-        let (from, end) = if e.table == TABLE_EVENTS {
-            (raw_from.get(e.shard as usize), e.day.saturating_add(1))
-        } else {
-            match RollupLevel::of_table(e.table) {
-                Some(RollupLevel::Minute | RollupLevel::Hour) => (
-                    rollup_from.get(e.shard as usize),
-                    next_month_start_day(e.day),
-                ),
-                // Day rollups are the billing counters: kept.
-                _ => (None, e.day),
+        if e.table == TABLE_EVENTS {
+            return raw_expired(e);
+        }
+        match RollupLevel::of_table(e.table) {
+            Some(RollupLevel::Minute | RollupLevel::Hour) => {
+                !raw_months_kept.contains(&(e.day, e.shard))
+                    && rollup_from
+                        .get(e.shard as usize)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|f| next_month_start_day(e.day) <= f)
             }
-        };
-        from.copied().flatten().is_some_and(|f| end <= f)
+            // Day rollups are the billing counters: kept.
+            _ => false,
+        }
     };
     // Record the raw horizon first: if the drop then fails or crashes,
     // reconcile only skips days that still have raw events.

@@ -188,6 +188,52 @@ fn expired_partitions_go_billing_stays() {
 }
 
 #[test]
+fn rollups_stay_while_their_month_has_raw_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    db.ingest(
+        &EventBatch::from_events(&events()),
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    db.flush().unwrap();
+    // Raw events of this key's shard are kept longer (all 100 days) than
+    // the rollups (60 days).
+    db.registry()
+        .modify(|r| {
+            let mut k = KeyEntry::new("long_kept");
+            k.raw_retention_days = Some(100);
+            r.keys.push(k);
+            Ok(())
+        })
+        .unwrap();
+    let shards = 4; // Options::default().chunk.key_shards
+    let kept_shard = key_shard("long_kept", shards);
+    let report = db.apply_retention(END + 3_600_000_000).unwrap();
+    assert!(report.rollup_chunks > 0, "{report:?}");
+    // The rollups still cover every stored event, so queries keep reading
+    // them.
+    assert!(db.rollups_cover_events());
+    let end_day = END / DAY;
+    for k in KEYS {
+        let (raw, rollups) = if key_shard(k, shards) == kept_shard {
+            (end_day - 100, end_day - 100)
+        } else {
+            let first_kept = month_start_day((end_day - 60) as i32) as i64;
+            (end_day - 30, first_kept.max(end_day - 100))
+        };
+        assert_eq!(oldest_day(&db, k), Some(raw), "raw of {k}");
+        for level in [RollupLevel::Minute, RollupLevel::Hour] {
+            assert_eq!(
+                oldest_rollup_day(&db, level, k),
+                Some(rollups),
+                "{level:?} of {k}"
+            );
+        }
+    }
+}
+
+#[test]
 fn no_retention_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = options();
