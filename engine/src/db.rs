@@ -396,8 +396,10 @@ impl Db {
     /// writes raw chunks for, and opening a directory of manifest format
     /// v1 (written before rollups existed) rolls up its raw chunks, so a
     /// month and shard with raw chunks but no rollup chunk of some level
-    /// has lost them (a rollup retention shorter than the raw events'
-    /// drops them first). Cheap: reads chunk metadata.
+    /// has lost them: only flushes with rollups turned off for a benchmark
+    /// (`ChunkOptions::bench_skip_rollups`) make such months, since
+    /// retention keeps rollups while their month has raw events. Cheap:
+    /// reads chunk metadata.
     pub fn rollups_cover_events(&self) -> bool {
         let st = self.inner.state();
         let mut have: std::collections::HashSet<(i32, u32, u8)> = std::collections::HashSet::new();
@@ -686,12 +688,14 @@ fn retention_tick(weak: &std::sync::Weak<Inner>, last: &mut std::time::Instant) 
 }
 
 impl Inner {
-    /// Removes the chunks `drop` selects (raw and rollup) in one manifest
-    /// commit, under the flush lock, then deletes their files. Returns the
-    /// removed entries. Scans already running keep their mapped chunks.
+    /// Removes the chunks `select` picks (by id, from the manifest's
+    /// chunks, raw and rollup) in one manifest commit, under the flush
+    /// lock (so no flush changes the chunks between the choice and the
+    /// drop), then deletes their files. Returns the removed entries. Scans
+    /// already running keep their mapped chunks.
     pub(crate) fn drop_chunks(
         &self,
-        drop: impl Fn(&tally_storage::manifest::ChunkEntry) -> bool,
+        select: impl FnOnce(&[tally_storage::manifest::ChunkEntry]) -> std::collections::HashSet<u64>,
     ) -> Result<Vec<tally_storage::manifest::ChunkEntry>> {
         let inner = self;
         let _one = inner.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -699,7 +703,11 @@ impl Inner {
             return Err(EngineError::Poisoned(p));
         }
         let mut manifest = inner.state().manifest.clone();
-        let (dropped, kept): (Vec<_>, Vec<_>) = manifest.chunks.drain(..).partition(|e| drop(e));
+        let drop = select(&manifest.chunks);
+        let (dropped, kept): (Vec<_>, Vec<_>) = manifest
+            .chunks
+            .drain(..)
+            .partition(|e| drop.contains(&e.id));
         if dropped.is_empty() {
             return Ok(dropped);
         }

@@ -71,6 +71,9 @@ pub enum EngineError {
     /// bad month, a change the registry refuses).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The engine broke one of its own invariants: a bug.
+    #[error("internal error (a bug in Tally; please report it): {0}")]
+    Internal(String),
     /// Bytes are not an encoded sketch: they end inside a field.
     #[error(
         "the sketch is truncated: {field} starting at byte {offset} runs past \
@@ -146,6 +149,7 @@ impl EngineError {
             | EngineError::InvalidRequest(_) => ErrorKind::InvalidInput,
             EngineError::Closed => ErrorKind::Unavailable,
             EngineError::Storage(_)
+            | EngineError::Internal(_)
             | EngineError::BadDataDir { .. }
             | EngineError::Poisoned(_)
             | EngineError::BadFile { .. }

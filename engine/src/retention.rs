@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use tally_storage::manifest::ChunkEntry;
+
 use crate::db::Inner;
 use crate::error::Result;
 use crate::partition::next_month_start_day;
@@ -137,39 +139,44 @@ pub(crate) fn apply(inner: &Inner, now_us: i64) -> Result<RetentionReport> {
         .collect();
     // A partition goes when the day after its last day is at or before
     // the first kept day: raw partitions are days, rollup ones months.
-    let raw_expired = |e: &tally_storage::manifest::ChunkEntry| -> bool {
+    let raw_expired = |e: &ChunkEntry| -> bool {
         raw_from
             .get(e.shard as usize)
             .copied()
             .flatten()
             .is_some_and(|f| e.day.saturating_add(1) <= f)
     };
-    // Rollups stay while raw events of their month and shard do: the
-    // planner reads rollups only where they cover every stored event.
-    let raw_months_kept: std::collections::HashSet<(i32, u32)> = inner
-        .state()
-        .chunks
-        .iter()
-        .map(|c| &c.entry)
-        .filter(|e| !raw_expired(e))
-        .map(|e| (crate::partition::month_start_day(e.day), e.shard))
-        .collect();
-    let expired = |e: &tally_storage::manifest::ChunkEntry| -> bool {
-        if e.table == TABLE_EVENTS {
-            return raw_expired(e);
-        }
-        match RollupLevel::of_table(e.table) {
-            Some(RollupLevel::Minute | RollupLevel::Hour) => {
-                !raw_months_kept.contains(&(e.day, e.shard))
-                    && rollup_from
-                        .get(e.shard as usize)
-                        .copied()
-                        .flatten()
-                        .is_some_and(|f| next_month_start_day(e.day) <= f)
-            }
-            // Day rollups are the billing counters: kept.
-            _ => false,
-        }
+    // Which of a manifest's chunks go. Rollups stay while raw events of
+    // their month and shard do: the planner reads rollups only where they
+    // cover every stored event. Run on the manifest under the flush lock
+    // (`Inner::drop_chunks`), so a flush cannot add raw events to a month
+    // between this choice and the drop.
+    let expired = |all: &[ChunkEntry]| -> std::collections::HashSet<u64> {
+        let raw_months_kept: std::collections::HashSet<(i32, u32)> = all
+            .iter()
+            .filter(|e| e.table == TABLE_EVENTS && !raw_expired(e))
+            .map(|e| (crate::partition::month_start_day(e.day), e.shard))
+            .collect();
+        all.iter()
+            .filter(|e| {
+                if e.table == TABLE_EVENTS {
+                    return raw_expired(e);
+                }
+                match RollupLevel::of_table(e.table) {
+                    Some(RollupLevel::Minute | RollupLevel::Hour) => {
+                        !raw_months_kept.contains(&(e.day, e.shard))
+                            && rollup_from
+                                .get(e.shard as usize)
+                                .copied()
+                                .flatten()
+                                .is_some_and(|f| next_month_start_day(e.day) <= f)
+                    }
+                    // Day rollups are the billing counters: kept.
+                    _ => false,
+                }
+            })
+            .map(|e| e.id)
+            .collect()
     };
     // Record the raw horizon first: if the drop then fails or crashes,
     // reconcile only skips days that still have raw events.
@@ -182,7 +189,7 @@ pub(crate) fn apply(inner: &Inner, now_us: i64) -> Result<RetentionReport> {
     {
         let st = inner.state();
         for e in st.chunks.iter().map(|c| &c.entry) {
-            if expired(e) {
+            if raw_expired(e) {
                 if let Some(Some(f)) = raw_from.get(e.shard as usize) {
                     let slot = horizon.raw_kept_from_day.entry(e.shard).or_insert(i32::MIN);
                     if *slot < *f {

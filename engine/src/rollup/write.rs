@@ -207,7 +207,7 @@ impl KeyDay<'_> {
                 .and_then(|k| self.groups.get(k.rank(pb) as usize))
                 .copied()
             else {
-                return Err(EngineError::InvalidScan(
+                return Err(EngineError::Internal(
                     "rollup row of an unknown group".into(),
                 ));
             };
@@ -216,7 +216,7 @@ impl KeyDay<'_> {
             let mut uncounted = false;
             for k in run {
                 let Some(v) = self.values.get(k.pos(pb) as usize) else {
-                    return Err(EngineError::InvalidScan(format!(
+                    return Err(EngineError::Internal(format!(
                         "rollup event {} outside its key and day",
                         k.pos(pb)
                     )));
@@ -285,7 +285,7 @@ impl KeyDay<'_> {
             K::pack(rank, place, pos as u32, self.pos_bits)
         }));
         if ts.len() != keys.len() {
-            return Err(EngineError::InvalidScan(format!(
+            return Err(EngineError::Internal(format!(
                 "{} timestamps for {} rollup events",
                 ts.len(),
                 keys.len()
@@ -303,7 +303,6 @@ impl KeyDay<'_> {
                 span.sort_unstable();
                 self.write_rows(span, hour, places, hours)
             })?;
-            // A day's hours are sorted runs: a merging sort suits it.
             let span = keys.get_mut(d0..d1).unwrap_or_default();
             span.sort_unstable();
             self.write_rows(span, day, places, days)
@@ -323,9 +322,14 @@ fn for_each_bucket(
     let mut at = from;
     while let Some(&t) = ts.get(at).filter(|_| at < to) {
         let bucket = level.bucket_of(t);
-        let end = bucket.saturating_add(level.width_us());
         let mut next = at + 1;
-        while next < to && ts.get(next).is_some_and(|&t| t >= bucket && t < end) {
+        // Once `t >= bucket`, `t - bucket` fits in a u64.
+        let width = level.width_us().unsigned_abs();
+        while next < to
+            && ts
+                .get(next)
+                .is_some_and(|&t| t >= bucket && (t.wrapping_sub(bucket) as u64) < width)
+        {
             next += 1;
         }
         f(at, next, bucket)?;
@@ -528,7 +532,7 @@ fn roll_up_key_day(
 ) -> Result<()> {
     let n = rows.len();
     let too_short = || {
-        EngineError::InvalidScan(format!(
+        EngineError::Internal(format!(
             "sorted day partition shorter than its key run {rows:?}"
         ))
     };
