@@ -93,10 +93,14 @@ fn oldest_rollup_day(db: &Db, level: RollupLevel, key: &str) -> Option<i64> {
     .min()
 }
 
-#[test]
-fn expired_partitions_go_billing_stays() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+/// A database in `dir` holding [`events`], flushed, with retention
+/// overrides (raw days, rollup days) for key `long_kept`.
+fn flushed_events_with_override(
+    dir: &std::path::Path,
+    raw_days: Option<u32>,
+    rollup_days: Option<u32>,
+) -> Db {
+    let db = Db::open(dir, options()).unwrap();
     db.ingest(
         &EventBatch::from_events(&events()),
         &WriteOptions::default(),
@@ -106,12 +110,19 @@ fn expired_partitions_go_billing_stays() {
     db.registry()
         .modify(|r| {
             let mut k = KeyEntry::new("long_kept");
-            k.raw_retention_days = Some(80);
-            k.rollup_retention_days = Some(90);
+            k.raw_retention_days = raw_days;
+            k.rollup_retention_days = rollup_days;
             r.keys.push(k);
             Ok(())
         })
         .unwrap();
+    db
+}
+
+#[test]
+fn expired_partitions_go_billing_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = flushed_events_with_override(dir.path(), Some(80), Some(90));
     let shards = 4; // Options::default().chunk.key_shards
     let kept_shard = key_shard("long_kept", shards);
     let before = billing_totals(&db);
@@ -190,23 +201,9 @@ fn expired_partitions_go_billing_stays() {
 #[test]
 fn rollups_stay_while_their_month_has_raw_events() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
-    db.ingest(
-        &EventBatch::from_events(&events()),
-        &WriteOptions::default(),
-    )
-    .unwrap();
-    db.flush().unwrap();
     // Raw events of this key's shard are kept longer (all 100 days) than
     // the rollups (60 days).
-    db.registry()
-        .modify(|r| {
-            let mut k = KeyEntry::new("long_kept");
-            k.raw_retention_days = Some(100);
-            r.keys.push(k);
-            Ok(())
-        })
-        .unwrap();
+    let db = flushed_events_with_override(dir.path(), Some(100), None);
     let shards = 4; // Options::default().chunk.key_shards
     let kept_shard = key_shard("long_kept", shards);
     let report = db.apply_retention(END + 3_600_000_000).unwrap();
