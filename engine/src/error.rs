@@ -71,6 +71,10 @@ pub enum EngineError {
     /// bad month, a change the registry refuses).
     #[error("{0}")]
     InvalidRequest(String),
+    /// Data exceeds a fixed limit of the engine (for example more
+    /// distinct endpoints in one flush than the rollups can number).
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
     /// The engine broke one of its own invariants: a bug.
     #[error("internal error (a bug in Tally; please report it): {0}")]
     Internal(String),
@@ -133,6 +137,8 @@ pub enum ErrorKind {
     /// The database is not taking requests (it is closing): retry later
     /// or elsewhere.
     Unavailable,
+    /// The data exceeds a fixed limit of the engine.
+    ResourceExhausted,
     /// A file is unreadable or corrupt, or the database is read-only after
     /// an earlier failure: an operator has to look.
     Internal,
@@ -148,6 +154,7 @@ impl EngineError {
             | EngineError::InvalidScan(_)
             | EngineError::InvalidRequest(_) => ErrorKind::InvalidInput,
             EngineError::Closed => ErrorKind::Unavailable,
+            EngineError::LimitExceeded(_) => ErrorKind::ResourceExhausted,
             EngineError::Storage(_)
             | EngineError::Internal(_)
             | EngineError::BadDataDir { .. }

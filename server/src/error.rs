@@ -35,12 +35,14 @@ pub enum ServerError {
 }
 
 /// An engine error as a gRPC status, by its kind: bad input is
-/// INVALID_ARGUMENT, a closing database UNAVAILABLE (retry), a corrupt
-/// file or a database read-only after a failure INTERNAL.
+/// INVALID_ARGUMENT, a closing database UNAVAILABLE (retry), data past an
+/// engine limit RESOURCE_EXHAUSTED, a corrupt file, a bug or a database
+/// read-only after a failure INTERNAL.
 pub(crate) fn engine_status(e: EngineError) -> Status {
     let code = match e.kind() {
         ErrorKind::InvalidInput => Code::InvalidArgument,
         ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
         ErrorKind::Internal => Code::Internal,
     };
     Status::new(code, e.to_string())
@@ -79,6 +81,10 @@ mod tests {
                 Code::InvalidArgument,
             ),
             (EngineError::Closed, Code::Unavailable),
+            (
+                EngineError::LimitExceeded("too many endpoints".into()),
+                Code::ResourceExhausted,
+            ),
             (EngineError::Poisoned("disk full".into()), Code::Internal),
             (
                 EngineError::SketchVersion {

@@ -260,7 +260,7 @@ impl KeyDay<'_> {
             }
             out.sketch_ends
                 .push(u32::try_from(out.sketches.len()).map_err(|_| {
-                    EngineError::InvalidScan("rollup sketches exceed 4 GiB in one chunk".into())
+                    EngineError::LimitExceeded("rollup sketches exceed 4 GiB in one chunk".into())
                 })?);
         }
         Ok(())
@@ -443,7 +443,7 @@ fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
     let (endpoints, endpoint_map) = sorted_union(days.iter().map(|d| d.endpoint_values.as_slice()));
     let (methods, method_map) = sorted_union(days.iter().map(|d| d.method_values.as_slice()));
     if endpoints.len() as u64 > CODE_MASK || methods.len() as u64 > CODE_MASK {
-        return Err(EngineError::InvalidScan(format!(
+        return Err(EngineError::LimitExceeded(format!(
             "{} endpoints and {} methods in one flush of a month and shard: at most {CODE_MASK} of each can be rolled up",
             endpoints.len(),
             methods.len()
@@ -593,7 +593,7 @@ fn roll_up_key_day(
                 }),
         );
     if u32::try_from(n).is_err() {
-        return Err(EngineError::InvalidScan(format!(
+        return Err(EngineError::LimitExceeded(format!(
             "{n} events of one key and day in one flush: at most {} can be rolled up",
             u32::MAX
         )));
