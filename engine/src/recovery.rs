@@ -152,28 +152,15 @@ pub(crate) fn recover(
         .partition(|c| c.entry.table == crate::rollup::TABLE_EVENTS);
     report.chunks = chunks.len();
     if manifest_version < 2 && !chunks.is_empty() {
-        // Format v1 was written before rollups existed: roll its raw
-        // chunks up once, committed with the manifest that upgrades it.
-        tracing::info!(
-            "manifest format v{manifest_version} predates rollups: rolling up its {} raw chunks ({} events) before opening",
-            chunks.len(),
-            chunks.iter().map(|c| c.entry.rows).sum::<u64>()
-        );
-        let mut next_id = manifest.next_chunk_id;
-        let made =
-            crate::rollup::rollups_of_raw_chunks(&chunks, dir, fs, &options.chunk, &mut next_id)?;
-        fs.sync_dir(&chunk_dir(dir))?;
-        manifest.generation += 1;
-        manifest.next_chunk_id = next_id;
-        manifest.chunks.extend(made.iter().map(|c| c.entry.clone()));
-        write_manifest(fs, dir, &manifest)?;
-        tracing::info!(
-            "rolled up {} raw chunks into {} rollup chunks; the manifest is now format v{MANIFEST_VERSION}",
-            chunks.len(),
-            made.len()
-        );
+        // Format v1 was written before rollups existed.
+        rollups.extend(crate::rollup::roll_up_v1_directory(
+            &mut manifest,
+            &chunks,
+            dir,
+            fs,
+            &options.chunk,
+        )?);
         report.raw_chunks_rolled_up = chunks.len();
-        rollups.extend(made);
     }
 
     let memtable = Memtable::new(options.memtable.shards);

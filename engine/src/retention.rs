@@ -9,11 +9,12 @@
 //! an override cannot shorten it. A minute or hour rollup partition also
 //! stays while its month and shard have raw events, so that rollups
 //! cover every stored event (the planner reads rollups only then) even
-//! when the rollup retention is the shorter one. A partition goes once its whole day (or
-//! month) is older than `now − retention`. The days dropped per shard are recorded in
-//! `<data-dir>/retention.json` before the manifest changes, so
-//! [`crate::Db::reconcile`] knows which days no longer have raw events to
-//! compare with (and skips them rather than report them as differences).
+//! when the rollup retention is the shorter one. A partition goes once
+//! its whole day (or month) is older than `now − retention`. The days
+//! dropped per shard are recorded in `<data-dir>/retention.json` before
+//! the manifest changes, so [`crate::Db::reconcile`] knows which days no
+//! longer have raw events to compare with (and skips them rather than
+//! report them as differences).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

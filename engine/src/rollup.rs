@@ -29,7 +29,7 @@ use crate::sketch::DdSketch;
 mod backfill;
 mod read;
 mod write;
-pub(crate) use backfill::rollups_of_raw_chunks;
+pub(crate) use backfill::roll_up_v1_directory;
 pub(crate) use read::{read_chunk, sort_and_merge, Sketches};
 pub(crate) use write::{write_month_rollups, SortedDay};
 

@@ -725,7 +725,8 @@ fn memtable_column(b: &EventBatch, rows: &[u32], c: Column) -> ColumnValues {
     }
 }
 
-fn col_index(reader: &ChunkReader, c: Column) -> Result<usize> {
+/// The index of column `c` in a raw chunk; a chunk without it is corrupt.
+pub(crate) fn col_index(reader: &ChunkReader, c: Column) -> Result<usize> {
     reader.column_index(c.name()).ok_or_else(|| {
         EngineError::Storage(tally_storage::StorageError::Corrupt {
             path: reader.path().to_path_buf(),

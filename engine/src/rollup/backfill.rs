@@ -13,24 +13,57 @@
 //! manifest and orphan files (removed at the next open), and the next
 //! open rolls up again.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use tally_storage::chunk::{ChunkReader, ChunkWriteOptions, ColumnValues, Dictionary};
 use tally_storage::io::FileSystem;
+use tally_storage::manifest::{write_manifest, Manifest, MANIFEST_VERSION};
 
 use super::{write_month_rollups, SortedDay, TABLE_EVENTS};
 use crate::error::{EngineError, Result};
 use crate::flush::{with_sink, LiveChunk};
 use crate::options::ChunkOptions;
-use crate::partition::month_start_day;
+use crate::partition::{chunk_dir, month_start_day};
+use crate::scan::col_index;
 use crate::schema::Column;
+
+/// Rolls up the raw chunks `raw` of a manifest-v1 directory and commits
+/// their rollup chunks with `manifest` (raised to the current format);
+/// returns the rollup chunks.
+pub(crate) fn roll_up_v1_directory(
+    manifest: &mut Manifest,
+    raw: &[Arc<LiveChunk>],
+    dir: &Path,
+    fs: &dyn FileSystem,
+    opts: &ChunkOptions,
+) -> Result<Vec<Arc<LiveChunk>>> {
+    tracing::info!(
+        "manifest format v1 predates rollups: rolling up its {} raw chunks ({} events) before opening",
+        raw.len(),
+        raw.iter().map(|c| c.entry.rows).sum::<u64>()
+    );
+    let mut next_id = manifest.next_chunk_id;
+    let made = rollups_of_raw_chunks(raw, dir, fs, opts, &mut next_id)?;
+    fs.sync_dir(&chunk_dir(dir))?;
+    manifest.generation += 1;
+    manifest.next_chunk_id = next_id;
+    manifest.chunks.extend(made.iter().map(|c| c.entry.clone()));
+    write_manifest(fs, dir, manifest)?;
+    tracing::info!(
+        "rolled up {} raw chunks into {} rollup chunks; the manifest is now format v{MANIFEST_VERSION}",
+        raw.len(),
+        made.len()
+    );
+    Ok(made)
+}
 
 /// Writes the rollups of each of `raw`'s event chunks (three chunks per
 /// raw chunk, ids from `*next_id` on) into `dir`, synced; returns them.
-pub(crate) fn rollups_of_raw_chunks(
+fn rollups_of_raw_chunks(
     raw: &[Arc<LiveChunk>],
-    dir: &std::path::Path,
+    dir: &Path,
     fs: &dyn FileSystem,
     opts: &ChunkOptions,
     next_id: &mut u64,
@@ -88,10 +121,7 @@ pub(crate) fn rollups_of_raw_chunks(
 
 /// All of raw chunk column `c`.
 fn column(r: &ChunkReader, c: Column) -> Result<ColumnValues> {
-    let i = r
-        .column_index(c.name())
-        .ok_or_else(|| bad_column(r, c, "no such column"))?;
-    Ok(r.read_range(i, 0, r.rows())?)
+    Ok(r.read_range(col_index(r, c)?, 0, r.rows())?)
 }
 
 fn u64_column(r: &ChunkReader, c: Column) -> Result<Vec<u64>> {
@@ -108,7 +138,7 @@ fn dict_column(r: &ChunkReader, c: Column) -> Result<(Arc<Dictionary>, Vec<u32>)
     }
 }
 
-/// A raw chunk without a column rollups need, or with one of the wrong type.
+/// A raw chunk column of the wrong type.
 fn bad_column(r: &ChunkReader, c: Column, what: &str) -> EngineError {
     EngineError::Storage(tally_storage::StorageError::Corrupt {
         path: r.path().to_path_buf(),

@@ -33,7 +33,7 @@ use tally_storage::hash::FxHashMap;
 use super::{col, latency_ns, status_class, RollupLevel};
 use crate::error::{EngineError, Result};
 use crate::flush::{ChunkSink, LiveChunk};
-use crate::sketch::{encode_sorted_places, place_code, DdSketch, PLACE_CODE_BITS};
+use crate::sketch::{encode_sorted_places, place_code, DdSketch, NO_PLACE_CODE, PLACE_CODE_BITS};
 
 /// One day partition's rows as the flush sorted them for its raw chunk:
 /// by (api_key, ts), text columns as dictionary codes whose values live
@@ -120,11 +120,6 @@ fn group_class(g: Group) -> u64 {
     g & 0xff
 }
 
-/// A latency's place field when the sketch does not count it (NaN,
-/// infinities; validation rejects those): above every place code, so it
-/// sorts last in its row.
-const UNCOUNTED: u32 = (1 << PLACE_CODE_BITS) - 1;
-
 /// One event of a key and day as a sort key: its group's rank (so that
 /// key order is group order), its latency's place code, and its position
 /// in the key and day, from the top bits down. Sorting a bucket's keys
@@ -151,7 +146,7 @@ macro_rules! sort_key {
                 (self >> (pos_bits + PLACE_CODE_BITS)) as u32
             }
             fn place(self, pos_bits: u32) -> u32 {
-                ((self >> pos_bits) as u32) & UNCOUNTED
+                ((self >> pos_bits) as u32) & NO_PLACE_CODE
             }
             fn pos(self, pos_bits: u32) -> u32 {
                 (self & ((1 << pos_bits) - 1)) as u32
@@ -226,7 +221,8 @@ impl KeyDay<'_> {
                 max = max.max(v.latency);
                 request_bytes = request_bytes.saturating_add(v.request_bytes);
                 response_bytes = response_bytes.saturating_add(v.response_bytes);
-                uncounted |= k.place(pb) == UNCOUNTED;
+                // NaN or infinite (validation rejects those).
+                uncounted |= k.place(pb) == NO_PLACE_CODE;
             }
             let count = run.len() as u64;
             out.key_codes.push(self.key);
@@ -266,22 +262,22 @@ impl KeyDay<'_> {
         Ok(())
     }
 
-    /// Rolls up the key and day's `events` (group rank and latency, in
-    /// time order; `ts` their timestamps) into the three levels, their
-    /// sort keys made in `keys` (scratch). Sorts the keys bucket by
-    /// bucket: minutes nest in hours, hours in days, so each level sorts
-    /// spans the finer level left as they were.
-    fn roll_up<'l, K: SortKey>(
+    /// Rolls up the key and day's events (their group `ranks` in time
+    /// order; `ts` their timestamps) into the three levels, their sort
+    /// keys made in `keys` (scratch). Sorts the keys bucket by bucket:
+    /// minutes nest in hours, hours in days, so each level sorts spans the
+    /// finer level left as they were.
+    fn roll_up<K: SortKey>(
         &self,
         ts: &[i64],
-        events: impl Iterator<Item = (u32, &'l f64)>,
+        ranks: impl Iterator<Item = u32>,
         keys: &mut Vec<K>,
         places: &mut Vec<u32>,
         levels: &mut [LevelColumns; 3],
     ) -> Result<()> {
         keys.clear();
-        keys.extend(events.enumerate().map(|(pos, (rank, &latency))| {
-            let place = place_code(latency).map_or(UNCOUNTED, |(p, _)| p);
+        keys.extend(ranks.zip(self.values).enumerate().map(|(pos, (rank, v))| {
+            let place = place_code(v.latency).map_or(NO_PLACE_CODE, |(p, _)| p);
             K::pack(rank, place, pos as u32, self.pos_bits)
         }));
         if ts.len() != keys.len() {
@@ -531,19 +527,33 @@ fn roll_up_key_day(
     levels: &mut [LevelColumns; 3],
 ) -> Result<()> {
     let n = rows.len();
-    let too_short = || {
-        EngineError::Internal(format!(
-            "sorted day partition shorter than its key run {rows:?}"
-        ))
-    };
-    let (Some(ts), Some(endpoint), Some(method), Some(status), Some(latency)) = (
+    if u32::try_from(n).is_err() {
+        return Err(EngineError::LimitExceeded(format!(
+            "{n} events of one key and day in one flush: at most {} can be rolled up",
+            u32::MAX
+        )));
+    }
+    let (
+        Some(ts),
+        Some(endpoint),
+        Some(method),
+        Some(status),
+        Some(latency),
+        Some(request_bytes),
+        Some(response_bytes),
+    ) = (
         day.ts.get(rows.clone()),
         day.endpoint_codes.get(rows.clone()),
         day.method_codes.get(rows.clone()),
         day.status.get(rows.clone()),
         day.latency.get(rows.clone()),
-    ) else {
-        return Err(too_short());
+        day.request_bytes.get(rows.clone()),
+        day.response_bytes.get(rows.clone()),
+    )
+    else {
+        return Err(EngineError::Internal(format!(
+            "sorted day partition shorter than its key run {rows:?}"
+        )));
     };
     // Each event's group gets a slot, in order of appearance; the slots
     // then get their groups' ranks.
@@ -571,12 +581,6 @@ fn roll_up_key_day(
             *r = rank as u32;
         }
     }
-    let (Some(request_bytes), Some(response_bytes)) = (
-        day.request_bytes.get(rows.clone()),
-        day.response_bytes.get(rows.clone()),
-    ) else {
-        return Err(too_short());
-    };
     s.values.clear();
     s.values
         .extend(
@@ -592,12 +596,6 @@ fn roll_up_key_day(
                     response_bytes: rs,
                 }),
         );
-    if u32::try_from(n).is_err() {
-        return Err(EngineError::LimitExceeded(format!(
-            "{n} events of one key and day in one flush: at most {} can be rolled up",
-            u32::MAX
-        )));
-    }
     let pos_bits = bits_for(n);
     // At least one bit, so that no shift of a narrow key reaches 64.
     let rank_bits = bits_for(s.groups.len()).max(1);
@@ -615,15 +613,9 @@ fn roll_up_key_day(
         pos_bits: if narrow { pos_bits } else { u32::BITS },
     };
     if narrow {
-        key_day.roll_up(ts, ranks.zip(latency), &mut s.keys, &mut s.places, levels)
+        key_day.roll_up(ts, ranks, &mut s.keys, &mut s.places, levels)
     } else {
-        key_day.roll_up(
-            ts,
-            ranks.zip(latency),
-            &mut s.wide_keys,
-            &mut s.places,
-            levels,
-        )
+        key_day.roll_up(ts, ranks, &mut s.wide_keys, &mut s.places, levels)
     }
 }
 

@@ -19,10 +19,14 @@ const ZERO: u32 = 1;
 const POSITIVE: u32 = 2;
 
 /// Every place code is below `1 << PLACE_CODE_BITS` (three parts of
-/// `2^PART_SHIFT` codes), and `(1 << PLACE_CODE_BITS) - 1` is none.
+/// `2^PART_SHIFT` codes).
 pub(crate) const PLACE_CODE_BITS: u32 = PART_SHIFT + 2;
-const _: () =
-    assert!((POSITIVE << PART_SHIFT) | ((1 << PART_SHIFT) - 1) < (1 << PLACE_CODE_BITS) - 1);
+
+/// A value in `PLACE_CODE_BITS` bits that is no place code, above every
+/// one: where a latency the sketch does not count (NaN, infinities)
+/// goes, sorting last.
+pub(crate) const NO_PLACE_CODE: u32 = (1 << PLACE_CODE_BITS) - 1;
+const _: () = assert!((POSITIVE << PART_SHIFT) | ((1 << PART_SHIFT) - 1) < NO_PLACE_CODE);
 
 /// The place code of `x`, and `x` as the sketch counts it (`-0.0` as
 /// `0.0`); None for NaN and infinities, which a sketch does not count.
