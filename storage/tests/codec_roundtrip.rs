@@ -162,6 +162,28 @@ fn u64_column(max_len: usize) -> impl Strategy<Value = Vec<u64>> {
             .into_iter()
             .map(|(x, roll, big)| if roll == 0 { big } else { x })
             .collect()),
+        // On a grid (rollup buckets): multiples of a unit from a start,
+        // sometimes with one value off the grid or on a finer one.
+        (
+            any::<u64>(),
+            prop_oneof![2u64..10, Just(60_000_000u64), any::<u64>()],
+            prop::collection::vec(0u64..50, 0..max_len),
+            0usize..3,
+            any::<u64>()
+        )
+            .prop_map(|(start, unit, steps, odd, stray)| {
+                let mut v: Vec<u64> = steps
+                    .into_iter()
+                    .map(|k| start.wrapping_add(k.wrapping_mul(unit)))
+                    .collect();
+                let n = v.len();
+                if odd == 1 && n > 0 {
+                    v[stray as usize % n] = stray;
+                } else if odd == 2 && n > 0 {
+                    v[stray as usize % n] = start.wrapping_add(unit / 2);
+                }
+                v
+            }),
         // Decreasing series (negative deltas).
         (any::<u64>(), prop::collection::vec(0u64..100, 0..max_len)).prop_map(|(s, d)| {
             let mut t = s;
@@ -258,7 +280,7 @@ fn raw_block() -> impl Strategy<Value = Vec<u8>> {
 /// The codec id bytes, to start random input inside a decoder.
 fn codec_id() -> impl Strategy<Value = u8> {
     prop_oneof![
-        prop::sample::select(vec![0x00u8, 0x01, 0x02, 0x03, 0x10, 0x11, 0x20]),
+        prop::sample::select(vec![0x00u8, 0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x20]),
         any::<u8>()
     ]
 }
@@ -600,7 +622,7 @@ fn every_special_float_comes_back_bit_for_bit() {
 
 #[test]
 fn unknown_codec_ids_are_corrupt_at_offset_zero() {
-    assert_eq!(corrupt_offset(dec_u64(&[0x04, 0, 0], 1)), 0);
+    assert_eq!(corrupt_offset(dec_u64(&[0x05, 0, 0], 1)), 0);
     assert_eq!(corrupt_offset(dec_f64_bits(&[0x01, 0, 0], 1)), 0);
     assert_eq!(corrupt_offset(decode_byte_strings(&[0x00], 0)), 0);
     assert_eq!(corrupt_offset(dec_u64(&[], 0)), 0);

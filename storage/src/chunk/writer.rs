@@ -1,6 +1,7 @@
 //! Writing a chunk file from rows already sorted by (key, ts).
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::path::Path;
 
 use roaring::RoaringBitmap;
@@ -11,8 +12,8 @@ use super::format::{
     TRAILER_MAGIC,
 };
 use crate::codec::{
-    encode_byte_strings, encode_f64s, encode_i64s, encode_u64s, encode_u64s_packed, put_varint,
-    Compression,
+    encode_adjacent_byte_strings, encode_byte_strings, encode_f64s, encode_i64s, encode_u64s,
+    encode_u64s_packed, put_varint, Compression,
 };
 use crate::hash::{dictionary_code, BytesKey};
 use crate::io::FileSystem;
@@ -130,6 +131,27 @@ impl<'a> Text<'a> {
         }
         Ok(())
     }
+}
+
+/// When rows `range` of `text` are plain byte strings lying back to back
+/// (end offsets that never decrease, within the bytes: as writers build
+/// them), their bytes, with their lengths put in `lengths`.
+fn adjacent<'a>(text: Text<'a>, range: Range<usize>, lengths: &mut Vec<u64>) -> Option<&'a [u8]> {
+    let Text::Bytes { bytes, ends } = text else {
+        return None;
+    };
+    let first = match range.start {
+        0 => 0,
+        s => *ends.get(s - 1)?,
+    };
+    let ends = ends.get(range)?;
+    lengths.clear();
+    let mut prev = first;
+    for &e in ends {
+        lengths.push(u64::from(e.checked_sub(prev)?));
+        prev = e;
+    }
+    bytes.get(first as usize..prev as usize)
 }
 
 fn bytes_at<'a>(bytes: &'a [u8], ends: &[u32], i: usize) -> &'a [u8] {
@@ -341,38 +363,46 @@ pub(crate) fn encode_chunk(
         let fc = match c.source {
             ColumnSource::I64(values) => {
                 if c.time_column {
-                    for i in 1..rows {
-                        if !key_starts.get(i).copied().unwrap_or(true)
-                            && values.get(i) < values.get(i - 1)
-                        {
-                            return Err(StorageError::InvalidInput(format!(
-                                "time column {} decreases within a key at row {i}",
-                                c.name
-                            )));
-                        }
+                    let decrease = values
+                        .windows(2)
+                        .zip(key_starts.get(1..).unwrap_or_default())
+                        .position(|(w, &start)| !start && w[1] < w[0]);
+                    if let Some(i) = decrease {
+                        return Err(StorageError::InvalidInput(format!(
+                            "time column {} decreases within a key at row {}",
+                            c.name,
+                            i + 1
+                        )));
                     }
-                    min_ts = values.iter().copied().min().unwrap_or(0);
-                    max_ts = values.iter().copied().max().unwrap_or(0);
+                    (min_ts, max_ts) = values
+                        .iter()
+                        .fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                    if values.is_empty() {
+                        (min_ts, max_ts) = (0, 0);
+                    }
                 }
                 let mut blocks = Vec::new();
                 let mut trial = CompressionTrial::new(opts.compression);
                 let mut tmp: Vec<u64> = Vec::with_capacity(block_rows);
-                for (b, chunk) in values.chunks(block_rows).enumerate() {
+                for (chunk, starts) in values.chunks(block_rows).zip(key_starts.chunks(block_rows))
+                {
                     raw.clear();
                     let (lo, hi) = if c.time_column {
+                        // Each value as the step from the previous one of
+                        // its key in this block, or from the chunk's
+                        // minimum at a key's or the block's first row.
                         tmp.clear();
-                        let base = b * block_rows;
-                        for (j, &v) in chunk.iter().enumerate() {
-                            let reset = j == 0 || key_starts.get(base + j).copied().unwrap_or(true);
-                            let prev = if reset {
-                                min_ts
-                            } else {
-                                chunk.get(j - 1).copied().unwrap_or(min_ts)
-                            };
-                            tmp.push(v.wrapping_sub(prev) as u64);
+                        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+                        let mut prev = min_ts;
+                        for (&v, &start) in chunk.iter().zip(starts) {
+                            let from = if start { min_ts } else { prev };
+                            tmp.push(v.wrapping_sub(from) as u64);
+                            prev = v;
+                            lo = lo.min(v);
+                            hi = hi.max(v);
                         }
                         encode_u64s(&tmp, &mut raw);
-                        min_max(chunk.iter().map(|&v| i64_key(v)))
+                        (i64_key(lo), i64_key(hi))
                     } else {
                         // The encoder's min and max are of i64_key images.
                         encode_i64s(chunk, &mut raw)
@@ -443,7 +473,7 @@ pub(crate) fn encode_chunk(
                 for chunk in values.chunks(block_rows) {
                     raw.clear();
                     encode_f64s(chunk, &mut raw);
-                    let (lo, hi) = min_max(chunk.iter().map(|&v| f64_key(v)));
+                    let (lo, hi) = min_max(chunk, f64_key);
                     blocks.push(trial.push(&mut file, &raw, lo, hi)?);
                 }
                 FooterColumn {
@@ -530,9 +560,28 @@ pub(crate) fn f64_key(v: f64) -> u64 {
     }
 }
 
-/// The smallest and largest of `xs` in one pass; (0, 0) when empty.
-fn min_max(xs: impl Iterator<Item = u64>) -> (u64, u64) {
-    let (lo, hi) = xs.fold((u64::MAX, 0), |(lo, hi), x| (lo.min(x), hi.max(x)));
+/// The smallest and largest of `key(x)` over `xs` in one pass; (0, 0)
+/// when empty.
+fn min_max<T: Copy>(xs: &[T], key: impl Fn(T) -> u64) -> (u64, u64) {
+    // Four independent lanes: one running min and max would make every
+    // value wait for the previous comparison.
+    let (mut lo, mut hi) = ([u64::MAX; 4], [0u64; 4]);
+    let mut chunks = xs.chunks_exact(4);
+    for c in &mut chunks {
+        for k in 0..4 {
+            let x = key(c[k]);
+            lo[k] = lo[k].min(x);
+            hi[k] = hi[k].max(x);
+        }
+    }
+    for &x in chunks.remainder() {
+        lo[0] = lo[0].min(key(x));
+        hi[0] = hi[0].max(key(x));
+    }
+    let (lo, hi) = (
+        lo.into_iter().min().unwrap_or(0),
+        hi.into_iter().max().unwrap_or(0),
+    );
     if lo > hi {
         (0, 0)
     } else {
@@ -622,11 +671,15 @@ fn write_plain_bytes_column(
     let rows = text.len();
     let mut blocks = Vec::new();
     let mut trial = CompressionTrial::new(opts.compression);
+    let mut lengths = Vec::new();
     let mut start = 0;
     while start < rows {
         let end = (start + block_rows).min(rows);
         raw.clear();
-        encode_byte_strings((start..end).map(|i| text.get(i)), raw);
+        match adjacent(text, start..end, &mut lengths) {
+            Some(bytes) => encode_adjacent_byte_strings(&lengths, bytes, raw),
+            None => encode_byte_strings((start..end).map(|i| text.get(i)), raw),
+        }
         blocks.push(trial.push(file, raw, 0, u64::MAX)?);
         start = end;
     }
@@ -682,10 +735,7 @@ fn write_bytes_column(
             *r = new as u32;
         }
     }
-    let codes: Vec<u64> = first_codes
-        .iter()
-        .map(|&c| u64::from(remap.get(c as usize).copied().unwrap_or(0)))
-        .collect();
+    let code = |c: u32| remap.get(c as usize).copied().unwrap_or(0);
 
     // Dictionary block.
     raw.clear();
@@ -707,15 +757,17 @@ fn write_bytes_column(
 
     let mut blocks = Vec::new();
     let mut trial = CompressionTrial::new(opts.compression);
-    for chunk in codes.chunks(block_rows) {
+    let mut codes: Vec<u64> = Vec::with_capacity(block_rows.min(rows));
+    for chunk in first_codes.chunks(block_rows) {
         raw.clear();
-        encode_u64s(chunk, raw);
-        let (lo, hi) = min_max(chunk.iter().copied());
+        codes.clear();
+        codes.extend(chunk.iter().map(|&c| u64::from(code(c))));
+        let (lo, hi) = encode_u64s(&codes, raw);
         blocks.push(trial.push(file, raw, lo, hi)?);
     }
 
     let bitmaps = if c.bitmap_index {
-        let codes32: Vec<u32> = codes.iter().map(|&c| c as u32).collect();
+        let codes32: Vec<u32> = first_codes.iter().map(|&c| code(c)).collect();
         Some(write_bitmap_block(
             file,
             None,

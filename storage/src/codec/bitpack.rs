@@ -4,9 +4,10 @@
 //! high bits of the last byte zero.
 //!
 //! The kernels work on blocks of [`BLOCK_LEN`] = 64 values, which occupy
-//! exactly `w` little-endian `u64` words, so a block is unpacked from whole
-//! words by a loop specialised for each width (one monomorphised function
-//! per width, picked once per column from a table). The last, partial
+//! exactly `w` little-endian `u64` words, so a block is packed into and
+//! unpacked from whole words by loops specialised for each width (one
+//! monomorphised function per width and direction, picked once per column
+//! from a table). The last, partial
 //! block is copied into a zeroed scratch block first. This layout is an
 //! implementation detail: the bytes are the plain bit stream above.
 
@@ -49,25 +50,33 @@ pub(crate) fn pack(
         return;
     }
     let mask = low_mask(width);
+    let Some(&pack_block) = PACKERS.get(w) else {
+        return;
+    };
     out.reserve(packed_len(xs.len(), width).unwrap_or(0));
-    let mut words = [0u64; BLOCK_LEN + 1];
+    let mut values = [0u64; BLOCK_LEN];
+    let mut words = [0u64; BLOCK_LEN];
     for (block, chunk) in xs.chunks(BLOCK_LEN).enumerate() {
-        words.fill(0);
-        for (j, &x) in chunk.iter().enumerate() {
-            let v = f(x).wrapping_sub(base);
-            if v & !mask != 0 {
-                // Only reachable with w < 64, where the shift is in range.
-                exceptions.push((block * BLOCK_LEN + j, v >> w));
-            }
-            let low = v & mask;
-            let bit = j * w;
-            let (wi, sh) = (bit / 64, bit % 64);
-            // `wi + 1 <= w <= 64`, inside the 65-word scratch block.
-            words[wi] |= low << sh;
-            if sh + w > 64 {
-                words[wi + 1] |= low >> (64 - sh);
+        // The high bits of the block's values, ORed: zero unless some value
+        // is an exception, so the common case takes no branch per value.
+        let mut high = 0u64;
+        for (v, &x) in values.iter_mut().zip(chunk) {
+            *v = f(x).wrapping_sub(base);
+            high |= *v & !mask;
+        }
+        if chunk.len() < BLOCK_LEN {
+            values[chunk.len()..].fill(0);
+        }
+        if high != 0 {
+            for (j, v) in values.iter_mut().enumerate() {
+                if *v & !mask != 0 {
+                    // Only reachable with w < 64, where the shift is in range.
+                    exceptions.push((block * BLOCK_LEN + j, *v >> w));
+                    *v &= mask;
+                }
             }
         }
+        pack_block(&values, &mut words);
         let nbytes = (chunk.len() * w).div_ceil(8);
         let full = nbytes / 8;
         for word in &words[..full] {
@@ -78,6 +87,32 @@ pub(crate) fn pack(
             out.extend_from_slice(&words[full].to_le_bytes()[..rest]);
         }
     }
+}
+
+/// Packs one block of 64 values of one width (each below `2^width`) into
+/// the first `width` words of the second argument.
+type PackFn = fn(&[u64; BLOCK_LEN], &mut [u64; BLOCK_LEN]);
+
+/// Packs 64 values of `W` bits (already masked) into `dst[..W]`.
+fn pack_block<const W: usize>(src: &[u64; BLOCK_LEN], dst: &mut [u64; BLOCK_LEN]) {
+    if W == 0 {
+        return;
+    }
+    if W == 64 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let mut words = [0u64; W];
+    // With W constant the compiler resolves every word index and shift.
+    for (i, &v) in src.iter().enumerate() {
+        let bit = i * W;
+        let (wi, sh) = (bit / 64, bit % 64);
+        words[wi] |= v << sh;
+        if sh + W > 64 {
+            words[wi + 1] |= v >> (64 - sh);
+        }
+    }
+    dst[..W].copy_from_slice(&words);
 }
 
 /// Unpacks one block of 64 values of one width from `8 * width` bytes.
@@ -121,6 +156,16 @@ fn unpack<const W: usize>(src: &[u8], dst: &mut [u64; BLOCK_LEN]) {
 macro_rules! unpackers {
     ($($w:literal)*) => { [$(unpack::<$w> as UnpackFn),*] };
 }
+
+macro_rules! packers {
+    ($($w:literal)*) => { [$(pack_block::<$w> as PackFn),*] };
+}
+
+static PACKERS: [PackFn; 65] = packers!(
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+    33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63
+    64
+);
 
 static UNPACKERS: [UnpackFn; 65] = unpackers!(
     0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32

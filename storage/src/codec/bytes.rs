@@ -14,15 +14,29 @@ use crate::{Result, StorageError};
 pub fn encode_byte_strings<'a>(values: impl ExactSizeIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
     let values: Vec<&[u8]> = values.collect();
     let lengths: Vec<u64> = values.iter().map(|v| v.len() as u64).collect();
-    let mut lengths_encoded = Vec::new();
-    encode_u64s(&lengths, &mut lengths_encoded);
-    out.push(BYTES_LENGTHS);
-    put_varint(out, lengths_encoded.len() as u64);
-    out.extend_from_slice(&lengths_encoded);
+    put_lengths(&lengths, out);
     out.reserve(lengths.iter().sum::<u64>() as usize);
     for v in values {
         out.extend_from_slice(v);
     }
+}
+
+/// [`encode_byte_strings`] of strings that lie back to back in `bytes`,
+/// string `i` taking the next `lengths[i]` bytes (which must add up to
+/// `bytes.len()`): the same bytes, without gathering the strings.
+pub(crate) fn encode_adjacent_byte_strings(lengths: &[u64], bytes: &[u8], out: &mut Vec<u8>) {
+    debug_assert_eq!(lengths.iter().sum::<u64>(), bytes.len() as u64);
+    put_lengths(lengths, out);
+    out.extend_from_slice(bytes);
+}
+
+/// The codec id and the length section.
+fn put_lengths(lengths: &[u64], out: &mut Vec<u8>) {
+    let mut lengths_encoded = Vec::new();
+    encode_u64s(lengths, &mut lengths_encoded);
+    out.push(BYTES_LENGTHS);
+    put_varint(out, lengths_encoded.len() as u64);
+    out.extend_from_slice(&lengths_encoded);
 }
 
 /// Decodes `count` strings from an [`encode_byte_strings`] encoding,

@@ -15,6 +15,7 @@ use super::bitpack::{self, packed_len, BLOCK_LEN};
 use super::varint::{get_varint, put_varint, varint_len};
 use super::{
     expect_end, read_u64, read_u8, INT_BITPACKED, INT_CONSTANT, INT_DELTA, INT_DELTA_ZIGZAG,
+    INT_SCALED,
 };
 use crate::{Result, StorageError};
 
@@ -99,6 +100,22 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) -> 
         width,
         size: 1 + size,
     };
+    // Values on a grid (rollup buckets: multiples of a minute) pack as
+    // their steps from the minimum.
+    if let Some(unit) = common_unit(values, min) {
+        let steps: Vec<u64> = values
+            .iter()
+            .map(|&v| unit.steps(v.wrapping_sub(min)))
+            .collect();
+        let (width, size) = best_width(&histogram(&steps, Transform::Identity, 0), n);
+        if 1 + 16 + size < best.size {
+            out.push(INT_SCALED);
+            out.extend_from_slice(&min.to_le_bytes());
+            out.extend_from_slice(&unit.unit.to_le_bytes());
+            write_body(&steps, Transform::Identity, 0, width, out);
+            return (min, max);
+        }
+    }
     if !try_deltas || !deltas_may_win(values, width) {
         out.push(best.codec);
         write_body(values, best.transform, best.base, best.width, out);
@@ -144,6 +161,118 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) -> 
         write_body(&deltas, best.transform, best.base, best.width, out);
     }
     (min, max)
+}
+
+/// Values looked at for a candidate unit before checking all of them.
+const UNIT_PROBES: usize = 8;
+
+/// A unit `u >= 2` and what dividing by it takes: `u = 2^shift * odd`,
+/// and `inverse` is `odd`'s inverse modulo 2^64, so an exact quotient is a
+/// shift and a multiplication (no division per value).
+#[derive(Clone, Copy)]
+struct Unit {
+    unit: u64,
+    shift: u32,
+    inverse: u64,
+    /// Largest quotient by `odd`: `(d >> shift) * inverse` is at most this
+    /// exactly when `odd` divides `d >> shift`.
+    limit: u64,
+}
+
+impl Unit {
+    fn new(unit: u64) -> Unit {
+        let shift = unit.trailing_zeros();
+        let odd = unit >> shift;
+        // Newton's iteration doubles the correct low bits of an inverse:
+        // `odd` itself is right in 3 bits, five steps make 96 >= 64.
+        let mut inverse = odd;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+        }
+        Unit {
+            unit,
+            shift,
+            inverse,
+            limit: u64::MAX / odd,
+        }
+    }
+
+    /// Whether `d` is a multiple of the unit.
+    #[inline]
+    fn divides(self, d: u64) -> bool {
+        d.trailing_zeros() >= self.shift
+            && (d >> self.shift).wrapping_mul(self.inverse) <= self.limit
+    }
+
+    /// `d / unit` for a multiple `d` of the unit.
+    #[inline]
+    fn steps(self, d: u64) -> u64 {
+        (d >> self.shift).wrapping_mul(self.inverse)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    if a == 0 {
+        return b;
+    }
+    if b == 0 {
+        return a;
+    }
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
+}
+
+/// The greatest common divisor of every `v - min` when it is at least 2
+/// and the first [`UNIT_PROBES`] non-zero distances already share it
+/// (values on a grid: rollup buckets, timestamps in whole seconds), else
+/// `None`. Unordered values give up after a few gcds, so other columns
+/// pay almost nothing.
+fn common_unit(values: &[u64], min: u64) -> Option<Unit> {
+    let mut g = 0u64;
+    let mut probed = 0;
+    for &v in values {
+        let d = v.wrapping_sub(min);
+        if d != 0 {
+            g = gcd(g, d);
+            probed += 1;
+            if g < 2 || probed == UNIT_PROBES {
+                break;
+            }
+        }
+    }
+    if g < 2 {
+        return None;
+    }
+    let mut unit = Unit::new(g);
+    for chunk in values.chunks(BLOCK_LEN) {
+        let all = chunk
+            .iter()
+            .fold(true, |all, &v| all & unit.divides(v.wrapping_sub(min)));
+        if all {
+            continue;
+        }
+        for &v in chunk {
+            let d = v.wrapping_sub(min);
+            if !unit.divides(d) {
+                g = gcd(g, d);
+                if g < 2 {
+                    return None;
+                }
+                unit = Unit::new(g);
+            }
+        }
+    }
+    Some(unit)
 }
 
 /// Whether a delta encoding could beat frame of reference at `width` bits:
@@ -204,14 +333,27 @@ struct Plan {
     size: usize,
 }
 
-fn min_max(values: &[u64]) -> Option<(u64, u64)> {
+/// The smallest and largest value, `None` when empty.
+pub(crate) fn min_max(values: &[u64]) -> Option<(u64, u64)> {
     let first = *values.first()?;
-    let (mut min, mut max) = (first, first);
-    for &v in values {
-        min = min.min(v);
-        max = max.max(v);
+    // Eight independent lanes: one running min and max would make every
+    // value wait for the previous comparison.
+    let (mut lo, mut hi) = ([first; 8], [first; 8]);
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            lo[k] = lo[k].min(c[k]);
+            hi[k] = hi[k].max(c[k]);
+        }
     }
-    Some((min, max))
+    for &v in chunks.remainder() {
+        lo[0] = lo[0].min(v);
+        hi[0] = hi[0].max(v);
+    }
+    Some((
+        lo.iter().copied().min().unwrap_or(first),
+        hi.iter().copied().max().unwrap_or(first),
+    ))
 }
 
 struct DeltaStats {
@@ -409,10 +551,24 @@ fn decode_ints_inner<T: Clone>(
             };
             expect_end(data, end, "delta integer")
         }
+        INT_SCALED => {
+            let min = read_u64(data, &mut pos, "the minimum of a scaled encoding")?;
+            let unit = read_u64(data, &mut pos, "the unit of a scaled encoding")?;
+            let body = Body::read(data, &mut pos, count)?;
+            out.reserve(count);
+            let base = body.base;
+            let end = body.decode(|xs| {
+                out.extend(
+                    xs.iter()
+                        .map(|&x| map(min.wrapping_add(unit.wrapping_mul(x.wrapping_add(base))))),
+                )
+            })?;
+            expect_end(data, end, "scaled integer")
+        }
         other => Err(StorageError::corrupt(
             id_pos,
             format!(
-                "expected an integer codec id ({INT_CONSTANT:#04x}..={INT_DELTA:#04x}), found {other:#04x}"
+                "expected an integer codec id ({INT_CONSTANT:#04x}..={INT_SCALED:#04x}), found {other:#04x}"
             ),
         )),
     }
@@ -654,6 +810,77 @@ mod tests {
         for v in [i64::MIN, -1, 0, 1, i64::MAX] {
             assert_eq!(ordered_to_i64(i64_to_ordered(v)), v);
         }
+    }
+
+    #[test]
+    fn units_divide_exactly_their_multiples() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for unit in [
+            2u64,
+            3,
+            12,
+            60_000_000,
+            86_400_000_000,
+            1 << 40,
+            1 << 63,
+            u64::MAX,
+        ] {
+            let u = Unit::new(unit);
+            for _ in 0..2000 {
+                let q = next() % (u64::MAX / unit + 1);
+                let d = q * unit;
+                assert!(u.divides(d), "{d} is {q} x {unit}");
+                assert_eq!(u.steps(d), q);
+                for off in [1u64, unit / 2, unit - 1] {
+                    if off != 0 && off < unit {
+                        if let Some(e) = d.checked_add(off) {
+                            assert!(!u.divides(e), "{e} is no multiple of {unit}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn common_unit_is_the_gcd_of_all_distances() {
+        let minute = 60_000_000u64;
+        let grid: Vec<u64> = (0..1000u64).map(|i| 7 + (i * i % 97) * minute).collect();
+        assert_eq!(common_unit(&grid, 7).map(|u| u.unit), Some(minute));
+        // One value off the minute grid but on the second grid, late.
+        let mut late = grid.clone();
+        late[900] = 7 + 1_000_000 * 31;
+        assert_eq!(common_unit(&late, 7).map(|u| u.unit), Some(1_000_000));
+        // Off every grid: no unit.
+        late[950] = 8;
+        assert!(common_unit(&late, 7).is_none());
+        assert!(common_unit(&[5, 6, 7], 5).is_none());
+        assert!(common_unit(&[5, 5, 5], 5).is_none());
+        assert_eq!(gcd(0, 12), 12);
+        assert_eq!(gcd(18, 12), 6);
+        assert_eq!(gcd(u64::MAX, 3), 3);
+    }
+
+    #[test]
+    fn grid_values_are_stored_scaled_in_a_few_bits_each() {
+        let minute = 60_000_000u64;
+        let values: Vec<u64> = (0..1024u64)
+            .map(|i| 1_764_000_000_000_000 + (i % 5) * minute)
+            .collect();
+        let mut out = Vec::new();
+        encode_u64s(&values, &mut out);
+        assert_eq!(out[0], INT_SCALED);
+        // Header (1 + 8 + 8), body header (9), 3 bits per value, no exceptions.
+        assert_eq!(out.len(), 17 + 9 + 3 * 1024 / 8 + 1);
+        let mut back = Vec::new();
+        decode_u64s(&out, values.len(), &mut back).unwrap();
+        assert_eq!(back, values);
     }
 
     #[test]

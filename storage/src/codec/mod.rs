@@ -23,6 +23,7 @@ mod floats;
 mod ints;
 mod varint;
 
+pub(crate) use bytes::encode_adjacent_byte_strings;
 pub use bytes::{decode_byte_strings, encode_byte_strings};
 pub use compress::{compress, decompress, Compression};
 pub use floats::{decode_f64s, encode_f64s};
@@ -39,6 +40,9 @@ pub(crate) const INT_BITPACKED: u8 = 0x01;
 pub(crate) const INT_DELTA_ZIGZAG: u8 = 0x02;
 /// Integer codec: first value, then wrapping deltas as a bit-packed body.
 pub(crate) const INT_DELTA: u8 = 0x03;
+/// Integer codec: minimum, a unit every value's distance from it is a
+/// multiple of, then those multiples as a bit-packed body.
+pub(crate) const INT_SCALED: u8 = 0x04;
 /// Float codec: raw little-endian IEEE 754 bits.
 pub(crate) const FLOAT_RAW: u8 = 0x10;
 /// Float codec: decimal scaled integers with exceptions (ALP-style).
