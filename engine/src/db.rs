@@ -958,6 +958,7 @@ impl Inner {
         if !self.memory_full() {
             return Ok(());
         }
+        let waited = std::time::Instant::now();
         let (lock, cv) = &self.room;
         let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         while self.memory_full() {
@@ -978,6 +979,10 @@ impl Inner {
                 guard = lock.lock().unwrap_or_else(|p| p.into_inner());
             }
         }
+        tracing::debug!(
+            "ingest waited {:.1} ms for a flush to free memtable memory",
+            waited.elapsed().as_secs_f64() * 1e3
+        );
         Ok(())
     }
 

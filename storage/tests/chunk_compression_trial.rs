@@ -1,7 +1,8 @@
 //! A column's first blocks decide whether the rest are compressed: a
 //! column whose trial blocks did not shrink stores its later blocks raw,
 //! one whose trial blocks shrank keeps compressing, and either way every
-//! value reads back.
+//! value reads back. Plain byte-string columns (sketches) are never
+//! compressed.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use tally_storage::chunk::{
@@ -112,5 +113,58 @@ fn a_column_whose_first_blocks_do_not_shrink_stores_the_rest_raw() {
             ColumnValues::U64(got) => assert_eq!(&got, want, "{name}"),
             other => panic!("{name}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn plain_byte_string_blocks_are_never_compressed() {
+    let n = BLOCK_ROWS * 2;
+    let keys: Vec<u8> = b"k".repeat(n);
+    let ends: Vec<u32> = (1..=n as u32).collect();
+    // Every value the same 40 bytes: lz4 would shrink a block to a sliver.
+    let value = [7u8; 40];
+    let blob: Vec<u8> = value.repeat(n);
+    let blob_ends: Vec<u32> = (1..=n as u32).map(|i| i * 40).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.tch");
+    write_chunk(
+        &StdFs,
+        &path,
+        "api_key",
+        ColumnSource::Bytes {
+            bytes: &keys,
+            ends: &ends,
+        },
+        &[ChunkColumn {
+            name: "plain",
+            source: ColumnSource::PlainBytes {
+                bytes: &blob,
+                ends: &blob_ends,
+            },
+            bitmap_index: false,
+            time_column: false,
+        }],
+        &ChunkWriteOptions {
+            compression: Compression::Lz4,
+            block_rows: BLOCK_ROWS,
+        },
+    )
+    .unwrap();
+    let r = ChunkReader::open(&path).unwrap();
+    let col = r.column_index("plain").unwrap();
+    for (i, b) in r.columns()[col].blocks.iter().enumerate() {
+        // 40 bytes a value, plus the lengths and headers.
+        assert!(
+            b.stored_bytes > 40 * BLOCK_ROWS as u64,
+            "block {i}: {} bytes",
+            b.stored_bytes
+        );
+    }
+    match r.read_range(col, 0, n as u32).unwrap() {
+        ColumnValues::Bytes { bytes, ends } => {
+            assert_eq!(bytes, blob);
+            assert_eq!(ends, blob_ends);
+        }
+        other => panic!("{other:?}"),
     }
 }
