@@ -55,47 +55,50 @@ fn block_sizes(r: &ChunkReader, name: &str, values: &[u64]) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Writes `columns` as an lz4 chunk of `n` rows of one key, in blocks of
+/// [`BLOCK_ROWS`], and opens it.
+fn write_lz4(dir: &tempfile::TempDir, n: usize, columns: &[ChunkColumn<'_>]) -> ChunkReader {
+    let keys: Vec<u8> = b"k".repeat(n);
+    let ends: Vec<u32> = (1..=n as u32).collect();
+    let path = dir.path().join("c.tch");
+    let keys = ColumnSource::Bytes {
+        bytes: &keys,
+        ends: &ends,
+    };
+    let opts = ChunkWriteOptions {
+        compression: Compression::Lz4,
+        block_rows: BLOCK_ROWS,
+    };
+    write_chunk(&StdFs, &path, "api_key", keys, columns, &opts).unwrap();
+    ChunkReader::open(&path).unwrap()
+}
+
+fn column<'a>(name: &'a str, source: ColumnSource<'a>) -> ChunkColumn<'a> {
+    ChunkColumn {
+        name,
+        source,
+        bitmap_index: false,
+        time_column: false,
+    }
+}
+
 #[test]
 fn a_column_whose_first_blocks_do_not_shrink_stores_the_rest_raw() {
     let n = BLOCK_ROWS * BLOCKS;
-    let keys: Vec<u8> = b"k".repeat(n);
-    let ends: Vec<u32> = (1..=n as u32).collect();
     // Noise in the trial blocks, then values lz4 would shrink.
     let mut late = noise(7, TRIAL_BLOCKS * BLOCK_ROWS);
     late.extend(repeating(n - late.len()));
     // Shrinkable from the start.
     let early = repeating(n);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.tch");
-    write_chunk(
-        &StdFs,
-        &path,
-        "api_key",
-        ColumnSource::Bytes {
-            bytes: &keys,
-            ends: &ends,
-        },
+    let r = write_lz4(
+        &dir,
+        n,
         &[
-            ChunkColumn {
-                name: "late",
-                source: ColumnSource::U64Packed(&late),
-                bitmap_index: false,
-                time_column: false,
-            },
-            ChunkColumn {
-                name: "early",
-                source: ColumnSource::U64Packed(&early),
-                bitmap_index: false,
-                time_column: false,
-            },
+            column("late", ColumnSource::U64Packed(&late)),
+            column("early", ColumnSource::U64Packed(&early)),
         ],
-        &ChunkWriteOptions {
-            compression: Compression::Lz4,
-            block_rows: BLOCK_ROWS,
-        },
-    )
-    .unwrap();
-    let r = ChunkReader::open(&path).unwrap();
+    );
 
     let late_sizes = block_sizes(&r, "late", &late);
     assert_eq!(late_sizes.len(), BLOCKS);
@@ -119,38 +122,16 @@ fn a_column_whose_first_blocks_do_not_shrink_stores_the_rest_raw() {
 #[test]
 fn plain_byte_string_blocks_are_never_compressed() {
     let n = BLOCK_ROWS * 2;
-    let keys: Vec<u8> = b"k".repeat(n);
-    let ends: Vec<u32> = (1..=n as u32).collect();
     // Every value the same 40 bytes: lz4 would shrink a block to a sliver.
     let value = [7u8; 40];
     let blob: Vec<u8> = value.repeat(n);
     let blob_ends: Vec<u32> = (1..=n as u32).map(|i| i * 40).collect();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.tch");
-    write_chunk(
-        &StdFs,
-        &path,
-        "api_key",
-        ColumnSource::Bytes {
-            bytes: &keys,
-            ends: &ends,
-        },
-        &[ChunkColumn {
-            name: "plain",
-            source: ColumnSource::PlainBytes {
-                bytes: &blob,
-                ends: &blob_ends,
-            },
-            bitmap_index: false,
-            time_column: false,
-        }],
-        &ChunkWriteOptions {
-            compression: Compression::Lz4,
-            block_rows: BLOCK_ROWS,
-        },
-    )
-    .unwrap();
-    let r = ChunkReader::open(&path).unwrap();
+    let plain = ColumnSource::PlainBytes {
+        bytes: &blob,
+        ends: &blob_ends,
+    };
+    let r = write_lz4(&dir, n, &[column("plain", plain)]);
     let col = r.column_index("plain").unwrap();
     for (i, b) in r.columns()[col].blocks.iter().enumerate() {
         // 40 bytes a value, plus the lengths and headers.
