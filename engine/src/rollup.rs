@@ -115,6 +115,32 @@ pub(crate) fn errors_of_class(status_class: u8, count: u64) -> (u64, u64) {
     )
 }
 
+/// How a row stores its `latency_max` and `latency_sum_ns`: a
+/// single-event row whose maximum equals its minimum and whose sum is
+/// that latency in nanoseconds (every single-event row of a counted
+/// latency) stores 0.0 and 0, which pack into no bits; rows of one event
+/// are most minute rows. [`restored_single`] undoes it.
+pub(crate) fn stored_single(count: u64, min: f64, max: f64, sum_ns: u64) -> (f64, u64) {
+    if count == 1 && max.to_bits() == min.to_bits() && sum_ns == latency_ns(min) {
+        (0.0, 0)
+    } else {
+        (max, sum_ns)
+    }
+}
+
+/// A row's `latency_max` and `latency_sum_ns` from what its chunk holds
+/// ([`stored_single`]). Unambiguous, and right for chunks written before
+/// the rule too: a single-event row holding a maximum of +0.0 and a sum
+/// of 0 had the latency 0 (a NaN latency gives a maximum of -inf), so its
+/// minimum is 0.0 and its sum 0 either way.
+pub(crate) fn restored_single(count: u64, min: f64, max: f64, sum_ns: u64) -> (f64, u64) {
+    if count == 1 && max.to_bits() == 0 && sum_ns == 0 {
+        (min, latency_ns(min))
+    } else {
+        (max, sum_ns)
+    }
+}
+
 /// A latency in whole nanoseconds (rounded; latencies are finite and
 /// non-negative, huge ones saturate), as `latency_sum_ns` adds them. The
 /// query crate's rewrite rounds its raw edges with this same function.
@@ -454,6 +480,43 @@ mod tests {
             ]
         ) {
             proptest::prop_assert_eq!(latency_ns(x), (x * 1e6).round() as u64);
+        }
+    }
+
+    #[test]
+    fn single_event_rows_store_their_max_and_sum_in_no_bits_and_read_back() {
+        // (count, min, max, sum) as the rollup pass makes them.
+        let single = |l: f64| (1, l, l, latency_ns(l));
+        let rows = [
+            single(0.0),
+            single(12.345),
+            single(1e-9),
+            single(-5.0),
+            single(1e300),
+            single(f64::INFINITY),
+            // A NaN latency: counted by no sketch, min and max untouched.
+            (1, f64::INFINITY, f64::NEG_INFINITY, 0),
+            (2, 1.0, 3.0, 4_000_000),
+            (2, 0.0, 0.0, 0),
+            (3, 0.0, 5.0, 0),
+        ];
+        for (count, min, max, sum) in rows {
+            let (m, s) = stored_single(count, min, max, sum);
+            if count == 1 && max == min {
+                assert_eq!((m.to_bits(), s), (0, 0), "{min}");
+            } else {
+                assert_eq!(
+                    (m.to_bits(), s),
+                    (max.to_bits(), sum),
+                    "{count} {min} {max}"
+                );
+            }
+            let (m, s) = restored_single(count, min, m, s);
+            assert_eq!(
+                (m.to_bits(), s),
+                (max.to_bits(), sum),
+                "{count} {min} {max}"
+            );
         }
     }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tally_storage::chunk::{ChunkReader, ColumnValues};
 
-use super::{col, RollupAgg, RollupKey, RollupRequest, RollupRow};
+use super::{col, restored_single, RollupAgg, RollupKey, RollupRequest, RollupRow};
 use crate::error::{EngineError, Result};
 use crate::flush::LiveChunk;
 use crate::sketch::DdSketch;
@@ -400,6 +400,8 @@ impl ReadState<'_> {
             else {
                 return Err(field("columns shorter than the block"));
             };
+            let (latency_max, latency_sum_ns) =
+                restored_single(count, latency_min, latency_max, latency_sum_ns);
             let sketch = match (sketch, &mut self.sketches) {
                 (None, Sketches::Copy(bytes, ends)) => {
                     ends.push(bytes.len());

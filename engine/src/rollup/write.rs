@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use tally_storage::chunk::{ChunkColumn, ChunkWriteOptions, ColumnSource};
 use tally_storage::hash::FxHashMap;
 
-use super::{col, latency_ns, status_class, RollupLevel};
+use super::{col, latency_ns, status_class, stored_single, RollupLevel};
 use crate::error::{EngineError, Result};
 use crate::flush::{ChunkSink, LiveChunk};
 use crate::sketch::{encode_sorted_places, place_code, DdSketch, NO_PLACE_CODE, PLACE_CODE_BITS};
@@ -231,9 +231,10 @@ impl KeyDay<'_> {
             out.method_codes.push(group_method(group));
             out.class.push(group_class(group));
             out.count.push(count);
-            out.latency_sum.push(sum_ns);
+            let (stored_max, stored_sum) = stored_single(count, min, max, sum_ns);
+            out.latency_sum.push(stored_sum);
             out.latency_min.push(min);
-            out.latency_max.push(max);
+            out.latency_max.push(stored_max);
             out.request_bytes.push(request_bytes);
             out.response_bytes.push(response_bytes);
             // Not stored when the count, min and max imply it (one event,
@@ -859,6 +860,7 @@ mod tests {
             }
             assert_eq!(got.rows(), want.len(), "{level:?}");
             let mut sketch_start = 0;
+            let mut singles = 0;
             for (r, ((bucket, g), agg)) in want.iter().enumerate() {
                 let at = format!("{level:?} row {r}");
                 assert_eq!(got.bucket[r], *bucket, "{at}");
@@ -869,17 +871,24 @@ mod tests {
                     "{at}"
                 );
                 assert_eq!(got.count[r], agg.count, "{at}");
-                assert_eq!(got.latency_sum[r], agg.latency_sum_ns, "{at}");
+                // Stored as the read path restores them.
+                let (max, sum) = crate::rollup::restored_single(
+                    got.count[r],
+                    got.latency_min[r],
+                    got.latency_max[r],
+                    got.latency_sum[r],
+                );
+                assert_eq!(sum, agg.latency_sum_ns, "{at}");
                 assert_eq!(
                     got.latency_min[r].to_bits(),
                     agg.latency_min.to_bits(),
                     "{at}"
                 );
-                assert_eq!(
-                    got.latency_max[r].to_bits(),
-                    agg.latency_max.to_bits(),
-                    "{at}"
-                );
+                assert_eq!(max.to_bits(), agg.latency_max.to_bits(), "{at}");
+                if agg.count == 1 && agg.latency_min == agg.latency_max {
+                    assert_eq!((got.latency_max[r], got.latency_sum[r]), (0.0, 0), "{at}");
+                    singles += 1;
+                }
                 assert_eq!(got.request_bytes[r], agg.request_bytes, "{at}");
                 assert_eq!(got.response_bytes[r], agg.response_bytes, "{at}");
                 let end = got.sketch_ends[r] as usize;
@@ -890,6 +899,9 @@ mod tests {
                     agg.sketch.encode(&mut want_sketch);
                 }
                 assert_eq!(stored, want_sketch.as_slice(), "{at}");
+            }
+            if level == RollupLevel::Minute {
+                assert!(singles > 0, "the data has single-event minutes");
             }
         }
     }
