@@ -58,7 +58,9 @@ use crate::error::EngineError;
 
 mod places;
 mod sum;
-pub(crate) use places::{encode_sorted_places, place_code, NO_PLACE_CODE, PLACE_CODE_BITS};
+pub(crate) use places::{
+    drop_range, encode_sorted_places, place_code, with_row_range, NO_PLACE_CODE, PLACE_CODE_BITS,
+};
 pub use sum::SketchSum;
 
 /// One sign's buckets: (index, count) pairs in strictly increasing index

@@ -25,7 +25,7 @@ use tally_storage::chunk::{ChunkReader, ColumnValues};
 use super::{col, restored_single, RollupAgg, RollupKey, RollupRequest, RollupRow};
 use crate::error::{EngineError, Result};
 use crate::flush::LiveChunk;
-use crate::sketch::DdSketch;
+use crate::sketch::{with_row_range, DdSketch};
 
 /// A corrupt-chunk error naming the chunk file and what was wrong.
 fn bad(r: &ChunkReader, what: &str) -> EngineError {
@@ -248,6 +248,7 @@ pub(crate) fn read_chunk(
         key_index: 0,
         selected: Vec::new(),
         sketches,
+        sketch_buf: Vec::new(),
     };
     let mut next_range = 0;
     for b in blocks {
@@ -288,6 +289,8 @@ struct ReadState<'a> {
     /// Rows of the current block to emit (chunk row numbers).
     selected: Vec<u32>,
     sketches: Sketches<'a>,
+    /// A stored sketch with its row's min and max put back.
+    sketch_buf: Vec<u8>,
 }
 
 impl ReadState<'_> {
@@ -415,7 +418,7 @@ impl ReadState<'_> {
                         // caller of the encoded bytes can rebuild it.
                         implied_sketch(count, latency_min, latency_max).map_err(|e| field(&e))?;
                     }
-                    bytes.extend_from_slice(encoded);
+                    with_row_range(encoded, latency_min, latency_max, bytes);
                     ends.push(bytes.len());
                     DdSketch::new()
                 }
@@ -424,7 +427,9 @@ impl ReadState<'_> {
                     if encoded.is_empty() {
                         implied_sketch(count, latency_min, latency_max).map_err(|e| field(&e))?
                     } else {
-                        DdSketch::decode(encoded).map_err(|e| field(&e.to_string()))?
+                        self.sketch_buf.clear();
+                        with_row_range(encoded, latency_min, latency_max, &mut self.sketch_buf);
+                        DdSketch::decode(&self.sketch_buf).map_err(|e| field(&e.to_string()))?
                     }
                 }
             };

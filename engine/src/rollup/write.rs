@@ -33,7 +33,9 @@ use tally_storage::hash::FxHashMap;
 use super::{col, latency_ns, status_class, stored_single, RollupLevel};
 use crate::error::{EngineError, Result};
 use crate::flush::{ChunkSink, LiveChunk};
-use crate::sketch::{encode_sorted_places, place_code, DdSketch, NO_PLACE_CODE, PLACE_CODE_BITS};
+use crate::sketch::{
+    drop_range, encode_sorted_places, place_code, DdSketch, NO_PLACE_CODE, PLACE_CODE_BITS,
+};
 
 /// One day partition's rows as the flush sorted them for its raw chunk:
 /// by (api_key, ts), text columns as dictionary codes whose values live
@@ -253,7 +255,10 @@ impl KeyDay<'_> {
             } else if min != max && count != 2 {
                 places.clear();
                 places.extend(run.iter().map(|k| k.place(pb)));
+                let start = out.sketches.len();
                 encode_sorted_places(places, min, max, &mut out.sketches);
+                // The row holds the min and max.
+                drop_range(&mut out.sketches, start);
             }
             out.sketch_ends
                 .push(u32::try_from(out.sketches.len()).map_err(|_| {
@@ -892,7 +897,14 @@ mod tests {
                 assert_eq!(got.request_bytes[r], agg.request_bytes, "{at}");
                 assert_eq!(got.response_bytes[r], agg.response_bytes, "{at}");
                 let end = got.sketch_ends[r] as usize;
-                let stored = &got.sketches[sketch_start..end];
+                // As the read path puts the row's min and max back.
+                let mut stored = Vec::new();
+                crate::sketch::with_row_range(
+                    &got.sketches[sketch_start..end],
+                    got.latency_min[r],
+                    max,
+                    &mut stored,
+                );
                 sketch_start = end;
                 let mut want_sketch = Vec::new();
                 if agg.sketch.count() != agg.count || agg.implied_latencies().is_none() {

@@ -70,6 +70,43 @@ pub(crate) fn encode_sorted_places(codes: &[u32], min: f64, max: f64, out: &mut 
     }
 }
 
+/// Version byte of a sketch stored in a rollup row without its trailing
+/// min and max, which are the row's `latency_min` and `latency_max`
+/// (docs/format.md).
+pub(crate) const VERSION_RANGE_IN_ROW: u8 = 2;
+
+/// Bytes of the min and max that end a non-empty sketch's encoding.
+const RANGE_BYTES: usize = 16;
+
+/// Stores the sketch encoded at `out[start..]` (by
+/// [`encode_sorted_places`], with the row's min and max, and not empty)
+/// without its min and max: drops them and marks it
+/// [`VERSION_RANGE_IN_ROW`].
+pub(crate) fn drop_range(out: &mut Vec<u8>, start: usize) {
+    if out.len() >= start + 1 + RANGE_BYTES && out.get(start) == Some(&VERSION) {
+        if let Some(v) = out.get_mut(start) {
+            *v = VERSION_RANGE_IN_ROW;
+        }
+        out.truncate(out.len() - RANGE_BYTES);
+    }
+}
+
+/// Appends the full encoding (as [`DdSketch::encode`] writes it) of the
+/// sketch `stored` in a row whose latencies range over `min..=max`:
+/// with that min and max put back if it was stored without them, else
+/// as it is.
+pub(crate) fn with_row_range(stored: &[u8], min: f64, max: f64, out: &mut Vec<u8>) {
+    match stored.split_first() {
+        Some((&VERSION_RANGE_IN_ROW, body)) => {
+            out.push(VERSION);
+            out.extend_from_slice(body);
+            out.extend_from_slice(&min.to_le_bytes());
+            out.extend_from_slice(&max.to_le_bytes());
+        }
+        _ => out.extend_from_slice(stored),
+    }
+}
+
 /// One store's encoding from its sorted codes (all of one part): the
 /// number of distinct buckets, then each bucket's index (the first
 /// zigzag-coded, later ones as the increase) and count.
@@ -111,6 +148,28 @@ mod tests {
         let mut out = Vec::new();
         encode_sorted_places(&codes, min, max, &mut out);
         out
+    }
+
+    #[test]
+    fn a_sketch_stored_without_its_range_reads_back_whole() {
+        let full = via_places(&[1.0, 2.5, 2.5, 7.0, 1e-3]);
+        let mut stored = vec![9u8];
+        stored.extend_from_slice(&full);
+        drop_range(&mut stored, 1);
+        assert_eq!(stored.len(), 1 + full.len() - RANGE_BYTES);
+        assert_eq!(stored[1], VERSION_RANGE_IN_ROW);
+        let mut back = Vec::new();
+        with_row_range(&stored[1..], 1e-3, 7.0, &mut back);
+        assert_eq!(back, full);
+        // A sketch stored whole (version 1) is left as it is.
+        let mut same = Vec::new();
+        with_row_range(&full, 0.0, 0.0, &mut same);
+        assert_eq!(same, full);
+        // An empty sketch has no range to drop.
+        let mut empty = via_places(&[]);
+        let before = empty.clone();
+        drop_range(&mut empty, 0);
+        assert_eq!(empty, before);
     }
 
     fn via_sketch(xs: &[f64]) -> Vec<u8> {
