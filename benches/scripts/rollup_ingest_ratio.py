@@ -24,6 +24,9 @@ Besides the speed ratio, each pair reports the CPU ratio: the CPU seconds
 them, for the same events. The machine is saturated during these runs, so
 the CPU ratio predicts the speed ratio, and it drifts far less with the
 VM's speed. (For `bench`, both runs include generating the events.)
+`cores_busy_*` is each run's CPU time over its wall time: where the run
+with rollups keeps fewer cores busy, its wall ratio falls under its CPU
+ratio.
 
 Prints one JSON object. Not part of the test suite.
 
@@ -40,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 
 def children_cpu():
@@ -49,31 +53,32 @@ def children_cpu():
 
 
 def run(cmd):
-    """Runs `cmd`; returns (its stdout + stderr, CPU seconds)."""
-    cpu = children_cpu()
+    """Runs `cmd`; returns (its stdout + stderr, CPU seconds, wall
+    seconds)."""
+    cpu, wall = children_cpu(), time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True)
-    cpu = children_cpu() - cpu
+    cpu, wall = children_cpu() - cpu, time.monotonic() - wall
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
-    return p.stdout + p.stderr, cpu
+    return p.stdout + p.stderr, cpu, wall
 
 
 def speed(args, skip, work):
-    """Events per second and CPU seconds of one run (with rollups unless
-    `skip`)."""
+    """Events per second, CPU seconds and cores busy (CPU over wall time
+    of the whole process) of one run (with rollups unless `skip`)."""
     data = os.path.join(work, "data")
     shutil.rmtree(data, ignore_errors=True)
     flag = ["--bench-skip-rollups"] if skip else []
     if args.workload == "bench":
-        out, cpu = run([args.tally, "bench", "ingest", "--data-dir", data,
-                      "--events", str(args.events), "--days", str(args.days)] + flag)
+        out, cpu, wall = run([args.tally, "bench", "ingest", "--data-dir", data,
+                              "--events", str(args.events), "--days", str(args.days)] + flag)
         m = re.search(r"ingested \d+ events in [\d.]+ s: (\d+) events/s", out)
     else:
-        out, cpu = run([args.tally, "import", "--data-dir", data] + flag + [args.file])
+        out, cpu, wall = run([args.tally, "import", "--data-dir", data] + flag + [args.file])
         m = re.search(r"\((\d+) events/s", out)
     if not m:
         sys.exit(f"no rate in the output:\n{out}")
-    return int(m.group(1)), cpu
+    return int(m.group(1)), cpu, cpu / wall
 
 
 def main():
@@ -95,12 +100,15 @@ def main():
         for i in range(args.pairs):
             order = [False, True] if i % 2 == 0 else [True, False]
             runs = {skip: speed(args, skip, work) for skip in order}
-            (rate_with, cpu_with), (rate_without, cpu_without) = runs[False], runs[True]
+            (rate_with, cpu_with, busy_with) = runs[False]
+            (rate_without, cpu_without, busy_without) = runs[True]
             pairs.append({"with_rollups": rate_with, "without": rate_without,
                           "ratio": round(rate_with / rate_without, 3),
                           "cpu_s_with": round(cpu_with, 2),
                           "cpu_s_without": round(cpu_without, 2),
-                          "cpu_ratio": round(cpu_without / cpu_with, 3)})
+                          "cpu_ratio": round(cpu_without / cpu_with, 3),
+                          "cores_busy_with": round(busy_with, 2),
+                          "cores_busy_without": round(busy_without, 2)})
     print(json.dumps({
         "workload": args.workload,
         "events": args.events,
