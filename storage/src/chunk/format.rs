@@ -18,8 +18,14 @@ use crate::{Result, StorageError};
 pub const CHUNK_MAGIC: &[u8; 8] = b"TALLYCHK";
 /// Magic at the very end of a chunk file.
 pub const TRAILER_MAGIC: &[u8; 8] = b"TALLYEND";
-/// Current chunk format version.
-pub const CHUNK_VERSION: u32 = 1;
+/// Current chunk format version: the one written. Version 2 chunks may
+/// hold integer codec 0x04 (Scaled) and, in rollup chunks, single-event
+/// rows and sketches stored without what their row implies
+/// (docs/format.md); a build that reads only version 1 refuses them
+/// instead of misreading them.
+pub const CHUNK_VERSION: u32 = 2;
+/// Oldest chunk format version still read.
+pub const OLDEST_CHUNK_VERSION: u32 = 1;
 /// Bytes of the file header.
 pub(crate) const HEADER_LEN: usize = 16;
 /// Bytes of the trailer.

@@ -21,7 +21,7 @@ mod writer;
 pub use dictionary::Dictionary;
 pub use format::{
     ColumnKind, BLOCK_HEADER_LEN, CHUNK_MAGIC, CHUNK_VERSION, DEFAULT_BLOCK_ROWS, MAX_BLOCK_ROWS,
-    TRAILER_LEN, TRAILER_MAGIC,
+    OLDEST_CHUNK_VERSION, TRAILER_LEN, TRAILER_MAGIC,
 };
 pub use reader::{BlockMeta, ChunkReader, ColumnMeta, ColumnValues, KeyDirectory};
 pub use writer::{

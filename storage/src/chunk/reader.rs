@@ -10,7 +10,7 @@ use roaring::RoaringBitmap;
 use super::dictionary::Dictionary;
 use super::format::{
     block_bytes, read_block, BlockRef, ColumnEncoding, ColumnKind, Footer, CHUNK_MAGIC,
-    CHUNK_VERSION, HEADER_LEN, TRAILER_LEN, TRAILER_MAGIC,
+    CHUNK_VERSION, HEADER_LEN, OLDEST_CHUNK_VERSION, TRAILER_LEN, TRAILER_MAGIC,
 };
 use super::mmap::MappedFile;
 use crate::codec::{decode_byte_strings, decode_f64s, decode_i64s, decode_u64s, get_varint};
@@ -205,7 +205,7 @@ impl ChunkReader {
             return Err(StorageError::corrupt(0, "expected magic \"TALLYCHK\""));
         }
         let version = le_u32(data, 8);
-        if version != CHUNK_VERSION {
+        if !(OLDEST_CHUNK_VERSION..=CHUNK_VERSION).contains(&version) {
             return Err(StorageError::UnsupportedVersion {
                 path: path.to_path_buf(),
                 found: version,
