@@ -355,8 +355,9 @@ impl ReadState<'_> {
         if let (Some(Text::Plain(all, _)), Sketches::Copy(bytes, ends)) =
             (&sketch, &mut self.sketches)
         {
-            // At most the span's sketch bytes are copied: one allocation.
-            bytes.reserve(all.len());
+            // At most the span's sketch bytes are copied, with 16 bytes
+            // put back per row at most: one allocation.
+            bytes.reserve(all.len() + 16 * self.selected.len());
             ends.reserve(self.selected.len());
         }
         let mut key: Option<(usize, Arc<str>)> = None;

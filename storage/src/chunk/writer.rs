@@ -39,8 +39,8 @@ pub enum ColumnSource<'a> {
         ends: &'a [u32],
     },
     /// Unsigned integers with no order to exploit (counts, sums): stored
-    /// as [`ColumnSource::U64`] is, but only bit-packing is tried (no
-    /// delta encodings), which is cheaper to choose. Reads the same.
+    /// as [`ColumnSource::U64`] is, but without trying the delta
+    /// encodings, which is cheaper to choose. Reads the same.
     U64Packed(&'a [u64]),
     /// Byte strings that rarely repeat and compress little (sketches):
     /// stored plain, without first trying a dictionary, and with

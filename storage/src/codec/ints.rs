@@ -72,7 +72,8 @@ pub fn encode_u64s(values: &[u64], out: &mut Vec<u8>) -> (u64, u64) {
 }
 
 /// Appends an encoding of `values` that [`decode_u64s`] reads, trying only
-/// a constant or frame-of-reference bit-packing (no delta encodings): for
+/// a constant, frame-of-reference bit-packing or the scaled encoding (no
+/// delta encodings): for
 /// values with no order to exploit, where the delta trials cost time and
 /// rarely win. Returns the smallest and largest value, as
 /// [`encode_u64s`] does.
@@ -102,6 +103,7 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) -> 
     };
     // Values on a grid (rollup buckets: multiples of a minute) pack as
     // their steps from the minimum.
+    let mut scaled = None;
     if let Some(unit) = common_unit(values, min) {
         let steps: Vec<u64> = values
             .iter()
@@ -109,16 +111,18 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) -> 
             .collect();
         let (width, size) = best_width(&histogram(&steps, Transform::Identity, 0), n);
         if 1 + 16 + size < best.size {
-            out.push(INT_SCALED);
-            out.extend_from_slice(&min.to_le_bytes());
-            out.extend_from_slice(&unit.unit.to_le_bytes());
-            write_body(&steps, Transform::Identity, 0, width, out);
-            return (min, max);
+            best = Plan {
+                codec: INT_SCALED,
+                transform: Transform::Identity,
+                base: 0,
+                width,
+                size: 1 + 16 + size,
+            };
+            scaled = Some((unit, steps));
         }
     }
     if !try_deltas || !deltas_may_win(values, width) {
-        out.push(best.codec);
-        write_body(values, best.transform, best.base, best.width, out);
+        write_plan(&best, values, scaled, min, out);
         return (min, max);
     }
 
@@ -153,14 +157,37 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) -> 
         }
     }
 
-    out.push(best.codec);
-    if best.codec == INT_BITPACKED {
-        write_body(values, best.transform, best.base, best.width, out);
-    } else {
+    if best.codec == INT_DELTA || best.codec == INT_DELTA_ZIGZAG {
+        out.push(best.codec);
         out.extend_from_slice(&first.to_le_bytes());
         write_body(&deltas, best.transform, best.base, best.width, out);
+    } else {
+        write_plan(&best, values, scaled, min, out);
     }
     (min, max)
+}
+
+/// Writes `values` by a BitPacked or Scaled `plan` (`scaled`: the unit
+/// and steps the Scaled plan was estimated from).
+fn write_plan(
+    plan: &Plan,
+    values: &[u64],
+    scaled: Option<(Unit, Vec<u64>)>,
+    min: u64,
+    out: &mut Vec<u8>,
+) {
+    match scaled {
+        Some((unit, steps)) if plan.codec == INT_SCALED => {
+            out.push(INT_SCALED);
+            out.extend_from_slice(&min.to_le_bytes());
+            out.extend_from_slice(&unit.unit.to_le_bytes());
+            write_body(&steps, Transform::Identity, 0, plan.width, out);
+        }
+        _ => {
+            out.push(INT_BITPACKED);
+            write_body(values, plan.transform, plan.base, plan.width, out);
+        }
+    }
 }
 
 /// Values looked at for a candidate unit before checking all of them.
@@ -881,6 +908,27 @@ mod tests {
         let mut back = Vec::new();
         decode_u64s(&out, values.len(), &mut back).unwrap();
         assert_eq!(back, values);
+    }
+
+    #[test]
+    fn sorted_grid_values_still_take_a_delta_encoding() {
+        // Evenly spaced: Scaled would need 10 bits a value, deltas none.
+        let values: Vec<u64> = (0..1024u64).map(|i| i * 2).collect();
+        let mut out = Vec::new();
+        encode_u64s(&values, &mut out);
+        assert!(
+            matches!(out[0], INT_DELTA | INT_DELTA_ZIGZAG),
+            "codec {:#x}",
+            out[0]
+        );
+        assert!(out.len() < 40, "{} bytes", out.len());
+        let mut back = Vec::new();
+        decode_u64s(&out, values.len(), &mut back).unwrap();
+        assert_eq!(back, values);
+        // Without delta trials, Scaled beats plain bit-packing.
+        let mut packed = Vec::new();
+        encode_u64s_packed(&values, &mut packed);
+        assert_eq!(packed[0], INT_SCALED);
     }
 
     #[test]
