@@ -270,18 +270,19 @@ mod tests {
         assert!(e.contains(":1: expected true or false"), "{e}");
         let e = read("data_dir = \"open\n").unwrap_err();
         assert!(e.contains("unterminated string"), "{e}");
-        let c = read("\n\nmemtable_mb = lots\n").unwrap();
-        let e = c
-            .apply(&mut Options::default(), &mut ServerOptions::default())
-            .unwrap_err();
+        // Read, but refused when applied.
+        let apply_err = |text: &str| {
+            read(text)
+                .unwrap()
+                .apply(&mut Options::default(), &mut ServerOptions::default())
+                .unwrap_err()
+        };
+        let e = apply_err("\n\nmemtable_mb = lots\n");
         assert!(
             e.contains(":3: memtable_mb: \"lots\" is not a whole number"),
             "{e}"
         );
-        let c = read("memtable_mb = 17592186044416\n").unwrap();
-        let e = c
-            .apply(&mut Options::default(), &mut ServerOptions::default())
-            .unwrap_err();
+        let e = apply_err("memtable_mb = 17592186044416\n");
         assert!(
             e.contains(":1: memtable_mb: 17592186044416 MiB is too large"),
             "{e}"

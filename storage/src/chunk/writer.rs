@@ -13,7 +13,7 @@ use super::format::{
 };
 use crate::codec::{
     encode_adjacent_byte_strings, encode_byte_strings, encode_f64s, encode_i64s, encode_u64s,
-    encode_u64s_packed, put_varint, Compression,
+    encode_u64s_packed, min_max_by, put_varint, Compression,
 };
 use crate::hash::{dictionary_code, BytesKey};
 use crate::io::FileSystem;
@@ -476,7 +476,7 @@ pub(crate) fn encode_chunk(
                 for chunk in values.chunks(block_rows) {
                     raw.clear();
                     encode_f64s(chunk, &mut raw);
-                    let (lo, hi) = min_max(chunk, f64_key);
+                    let (lo, hi) = min_max_by(chunk, f64_key).unwrap_or((0, 0));
                     blocks.push(trial.push(&mut file, &raw, lo, hi)?);
                 }
                 FooterColumn {
@@ -560,35 +560,6 @@ pub(crate) fn f64_key(v: f64) -> u64 {
         !b
     } else {
         b | (1 << 63)
-    }
-}
-
-/// The smallest and largest of `key(x)` over `xs` in one pass; (0, 0)
-/// when empty.
-fn min_max<T: Copy>(xs: &[T], key: impl Fn(T) -> u64) -> (u64, u64) {
-    // Four independent lanes: one running min and max would make every
-    // value wait for the previous comparison.
-    let (mut lo, mut hi) = ([u64::MAX; 4], [0u64; 4]);
-    let mut chunks = xs.chunks_exact(4);
-    for c in &mut chunks {
-        for k in 0..4 {
-            let x = key(c[k]);
-            lo[k] = lo[k].min(x);
-            hi[k] = hi[k].max(x);
-        }
-    }
-    for &x in chunks.remainder() {
-        lo[0] = lo[0].min(key(x));
-        hi[0] = hi[0].max(key(x));
-    }
-    let (lo, hi) = (
-        lo.into_iter().min().unwrap_or(0),
-        hi.into_iter().max().unwrap_or(0),
-    );
-    if lo > hi {
-        (0, 0)
-    } else {
-        (lo, hi)
     }
 }
 

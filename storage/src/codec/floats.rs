@@ -102,7 +102,7 @@ fn choose_exponent(values: &[f64]) -> Option<u8> {
     }
     let stride = values.len().div_ceil(SAMPLE_LEN);
     let sample = || values.iter().step_by(stride).copied();
-    let sampled = sample().count();
+    let sampled = values.len().div_ceil(stride);
     let mut best: Option<(usize, u8)> = None;
     for (e, &scale) in POW10.iter().enumerate() {
         let mut exceptions = 0usize;

@@ -259,10 +259,10 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     }
 }
 
-/// The greatest common divisor of every `v - min` when it is at least 2
-/// and the first [`UNIT_PROBES`] non-zero distances already share it
-/// (values on a grid: rollup buckets, timestamps in whole seconds), else
-/// `None`. Unordered values give up after a few gcds, so other columns
+/// The greatest common divisor of every `v - min`, when the first
+/// [`UNIT_PROBES`] non-zero distances share a divisor of 2 or more and
+/// the rest keep one (values on a grid: rollup buckets, timestamps in
+/// whole seconds), else `None`. Unordered values give up after a few gcds, so other columns
 /// pay almost nothing.
 fn common_unit(values: &[u64], min: u64) -> Option<Unit> {
     let mut g = 0u64;
@@ -361,25 +361,31 @@ struct Plan {
 }
 
 /// The smallest and largest value, `None` when empty.
-pub(crate) fn min_max(values: &[u64]) -> Option<(u64, u64)> {
-    let first = *values.first()?;
+fn min_max(values: &[u64]) -> Option<(u64, u64)> {
+    min_max_by(values, |v| v)
+}
+
+/// The smallest and largest of `key(x)` over `xs`, `None` when empty.
+pub(crate) fn min_max_by<T: Copy>(xs: &[T], key: impl Fn(T) -> u64) -> Option<(u64, u64)> {
+    let first = key(*xs.first()?);
     // Eight independent lanes: one running min and max would make every
     // value wait for the previous comparison.
     let (mut lo, mut hi) = ([first; 8], [first; 8]);
-    let mut chunks = values.chunks_exact(8);
+    let mut chunks = xs.chunks_exact(8);
     for c in &mut chunks {
         for k in 0..8 {
-            lo[k] = lo[k].min(c[k]);
-            hi[k] = hi[k].max(c[k]);
+            let x = key(c[k]);
+            lo[k] = lo[k].min(x);
+            hi[k] = hi[k].max(x);
         }
     }
     for &v in chunks.remainder() {
-        lo[0] = lo[0].min(v);
-        hi[0] = hi[0].max(v);
+        lo[0] = lo[0].min(key(v));
+        hi[0] = hi[0].max(key(v));
     }
     Some((
-        lo.iter().copied().min().unwrap_or(first),
-        hi.iter().copied().max().unwrap_or(first),
+        lo.into_iter().min().unwrap_or(first),
+        hi.into_iter().max().unwrap_or(first),
     ))
 }
 
