@@ -17,6 +17,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use tally_storage::chunk::{
     write_chunk_unsynced, ChunkColumn, ChunkReader, ChunkSummary, ChunkWriteOptions, ColumnSource,
+    EncodedChunk,
 };
 use tally_storage::hash::{dictionary_code, BytesKey, FxHashMap};
 use tally_storage::io::{FileSystem, WritableFile};
@@ -88,13 +89,35 @@ impl ChunkSink<'_> {
     ) -> Result<(ChunkSummary, ChunkReader)> {
         let path = chunk_path(self.dir, id);
         let (summary, file) = write_chunk_unsynced(self.fs, &path, key_name, keys, columns, opts)?;
+        self.sync_and_open(&path, summary, file)
+    }
+
+    /// Writes chunk `id` from its encoded parts (see
+    /// [`tally_storage::chunk::ChunkBuilder`]), hands the file to the sync
+    /// threads and opens it.
+    pub(crate) fn write_encoded(
+        &self,
+        id: u64,
+        chunk: EncodedChunk,
+    ) -> Result<(ChunkSummary, ChunkReader)> {
+        let path = chunk_path(self.dir, id);
+        let (summary, file) = chunk.write_unsynced(self.fs, &path)?;
+        self.sync_and_open(&path, summary, file)
+    }
+
+    fn sync_and_open(
+        &self,
+        path: &Path,
+        summary: ChunkSummary,
+        file: Box<dyn WritableFile>,
+    ) -> Result<(ChunkSummary, ChunkReader)> {
         self.to_sync.send(file).map_err(|_| {
             EngineError::Poisoned(format!(
                 "cannot sync {}: the flush's sync threads stopped",
                 path.display()
             ))
         })?;
-        Ok((summary, ChunkReader::open(&path)?))
+        Ok((summary, ChunkReader::open(path)?))
     }
 }
 

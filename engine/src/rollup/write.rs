@@ -25,9 +25,9 @@
 //! `errors` and `server_errors` are not stored: the status class of a row
 //! decides them (`count` when the class is at least 4, resp. 5, else 0).
 
-use rayon::prelude::*;
-
-use tally_storage::chunk::{ChunkColumn, ChunkWriteOptions, ColumnSource};
+use tally_storage::chunk::{
+    ChunkBuilder, ChunkWriteOptions, ColumnSource, StreamColumn, StreamKind, KEY_COLUMN_NAME,
+};
 use tally_storage::hash::FxHashMap;
 
 use super::{col, latency_ns, status_class, stored_single, RollupLevel};
@@ -94,6 +94,55 @@ impl LevelColumns {
 
     fn rows(&self) -> usize {
         self.bucket.len()
+    }
+
+    /// Moves the rows from row `from` on to the end of `to`.
+    fn move_rows_from(&mut self, from: usize, to: &mut LevelColumns) {
+        fn tail<T: Copy>(v: &mut Vec<T>, from: usize, to: &mut Vec<T>) {
+            to.extend_from_slice(v.get(from..).unwrap_or_default());
+            v.truncate(from);
+        }
+        let sketch_start = from
+            .checked_sub(1)
+            .and_then(|i| self.sketch_ends.get(i))
+            .map_or(0, |&e| e);
+        let base = u32::try_from(to.sketches.len()).unwrap_or(u32::MAX);
+        to.sketch_ends.extend(
+            self.sketch_ends
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .map(|&e| e - sketch_start + base),
+        );
+        self.sketch_ends.truncate(from);
+        tail(&mut self.sketches, sketch_start as usize, &mut to.sketches);
+        tail(&mut self.key_codes, from, &mut to.key_codes);
+        tail(&mut self.bucket, from, &mut to.bucket);
+        tail(&mut self.endpoint_codes, from, &mut to.endpoint_codes);
+        tail(&mut self.method_codes, from, &mut to.method_codes);
+        tail(&mut self.class, from, &mut to.class);
+        tail(&mut self.count, from, &mut to.count);
+        tail(&mut self.latency_sum, from, &mut to.latency_sum);
+        tail(&mut self.latency_min, from, &mut to.latency_min);
+        tail(&mut self.latency_max, from, &mut to.latency_max);
+        tail(&mut self.request_bytes, from, &mut to.request_bytes);
+        tail(&mut self.response_bytes, from, &mut to.response_bytes);
+    }
+
+    fn clear(&mut self) {
+        self.key_codes.clear();
+        self.bucket.clear();
+        self.endpoint_codes.clear();
+        self.method_codes.clear();
+        self.class.clear();
+        self.count.clear();
+        self.latency_sum.clear();
+        self.latency_min.clear();
+        self.latency_max.clear();
+        self.request_bytes.clear();
+        self.response_bytes.clear();
+        self.sketches.clear();
+        self.sketch_ends.clear();
     }
 }
 
@@ -412,16 +461,30 @@ impl Slots {
     }
 }
 
-/// The union of several dictionaries, sorted by value (so a code is the
-/// value's rank), and per input the united code of each of its codes.
+/// The union of several dictionaries' values that their codes use,
+/// sorted by value (so a code is the value's rank), and per input the
+/// united code of each of its codes (0 for an unused one). A rollup
+/// chunk's dictionary has no unused values: it could then hold more
+/// values than rows, which a chunk cannot.
 fn sorted_union<'p, 'a: 'p>(
-    inputs: impl Iterator<Item = &'p [&'a [u8]]> + Clone,
+    inputs: impl Iterator<Item = (&'p [&'a [u8]], &'p [u32])> + Clone,
 ) -> (Vec<&'a [u8]>, Vec<Vec<u32>>) {
-    let mut values: Vec<&'a [u8]> = inputs.clone().flatten().copied().collect();
+    let mut used = Vec::new();
+    let mut values: Vec<&'a [u8]> = Vec::new();
+    for (dict, codes) in inputs.clone() {
+        used.clear();
+        used.resize(dict.len(), false);
+        for &c in codes {
+            if let Some(u) = used.get_mut(c as usize) {
+                *u = true;
+            }
+        }
+        values.extend(dict.iter().zip(&used).filter(|(_, &u)| u).map(|(&v, _)| v));
+    }
     values.sort_unstable();
     values.dedup();
     let remaps = inputs
-        .map(|dict| {
+        .map(|(dict, _)| {
             dict.iter()
                 .map(|v| values.binary_search(v).map_or(0, |c| c as u32))
                 .collect()
@@ -430,78 +493,131 @@ fn sorted_union<'p, 'a: 'p>(
     (values, remaps)
 }
 
-/// The rollups of one (month, shard): its three levels' columns and the
-/// dictionaries their codes index.
-struct MonthRollups<'a> {
+/// The dictionaries of one (month, shard)'s rollups, and how its days'
+/// codes and key runs map into them.
+struct MonthDictionaries<'a> {
     keys: Vec<&'a [u8]>,
     endpoints: Vec<&'a [u8]>,
     methods: Vec<&'a [u8]>,
-    levels: [LevelColumns; 3],
+    /// Per day, each of its endpoint (method) codes' united code.
+    endpoint_map: Vec<Vec<u32>>,
+    method_map: Vec<Vec<u32>>,
+    /// Per day, the runs of one key: (united key code, rows), in name
+    /// order.
+    runs: Vec<Vec<(u32, std::ops::Range<usize>)>>,
 }
 
-/// Rolls up the sorted days of one (month, shard) in day order.
-fn roll_up_month<'a>(days: &[SortedDay<'a>]) -> Result<MonthRollups<'a>> {
-    let (keys, key_map) = sorted_union(days.iter().map(|d| d.key_values.as_slice()));
-    let (endpoints, endpoint_map) = sorted_union(days.iter().map(|d| d.endpoint_values.as_slice()));
-    let (methods, method_map) = sorted_union(days.iter().map(|d| d.method_values.as_slice()));
-    if endpoints.len() as u64 > CODE_MASK || methods.len() as u64 > CODE_MASK {
-        return Err(EngineError::LimitExceeded(format!(
-            "{} endpoints and {} methods in one flush of a month and shard: at most {CODE_MASK} of each can be rolled up",
-            endpoints.len(),
-            methods.len()
-        )));
-    }
-    // Each day's runs of one key: (united key code, rows), in name order.
-    let runs: Vec<Vec<(u32, std::ops::Range<usize>)>> = days
-        .iter()
-        .zip(&key_map)
-        .map(|(d, map)| {
-            d.key_codes
-                .chunk_by(|a, b| a == b)
-                .scan(0usize, |at, run| {
-                    let start = *at;
-                    *at += run.len();
-                    let code = run.first().and_then(|&c| map.get(c as usize)).copied();
-                    Some((code.unwrap_or(0), start..*at))
-                })
-                .collect()
+impl<'a> MonthDictionaries<'a> {
+    fn of(days: &[SortedDay<'a>]) -> Result<MonthDictionaries<'a>> {
+        let (keys, key_map) = sorted_union(
+            days.iter()
+                .map(|d| (d.key_values.as_slice(), d.key_codes.as_slice())),
+        );
+        let (endpoints, endpoint_map) = sorted_union(
+            days.iter()
+                .map(|d| (d.endpoint_values.as_slice(), d.endpoint_codes.as_slice())),
+        );
+        let (methods, method_map) = sorted_union(
+            days.iter()
+                .map(|d| (d.method_values.as_slice(), d.method_codes.as_slice())),
+        );
+        if endpoints.len() as u64 > CODE_MASK || methods.len() as u64 > CODE_MASK {
+            return Err(EngineError::LimitExceeded(format!(
+                "{} endpoints and {} methods in one flush of a month and shard: at most {CODE_MASK} of each can be rolled up",
+                endpoints.len(),
+                methods.len()
+            )));
+        }
+        let runs = days
+            .iter()
+            .zip(&key_map)
+            .map(|(d, map)| {
+                d.key_codes
+                    .chunk_by(|a, b| a == b)
+                    .scan(0usize, |at, run| {
+                        let start = *at;
+                        *at += run.len();
+                        let code = run.first().and_then(|&c| map.get(c as usize)).copied();
+                        Some((code.unwrap_or(0), start..*at))
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(MonthDictionaries {
+            keys,
+            endpoints,
+            methods,
+            endpoint_map,
+            method_map,
+            runs,
         })
-        .collect();
-    let events: usize = days.iter().map(|d| d.ts.len()).sum();
-    let mut levels = [0, 1, 2].map(|_| LevelColumns::with_capacity(events));
-    let mut next_run = vec![0usize; days.len()];
-    let mut slots = Slots::new(endpoints.len(), methods.len());
-    let mut s = Scratch::default();
-    for key in 0..keys.len() as u32 {
-        for (d, day) in days.iter().enumerate() {
-            let (Some(day_runs), Some(next)) = (runs.get(d), next_run.get_mut(d)) else {
-                continue;
-            };
-            let Some((_, rows)) = day_runs.get(*next).filter(|(k, _)| *k == key) else {
-                continue;
-            };
-            *next += 1;
-            let maps = (
-                endpoint_map.get(d).map_or(&[][..], Vec::as_slice),
-                method_map.get(d).map_or(&[][..], Vec::as_slice),
-            );
-            roll_up_key_day(
-                key,
-                day,
-                rows.clone(),
-                maps,
-                &mut slots,
-                &mut s,
-                &mut levels,
-            )?;
+    }
+}
+
+/// The rollup pass over the sorted days of one (month, shard): keys in
+/// name order, each key's days in day order. Resumable, so that rows
+/// already made can be encoded while it makes the next ones.
+struct MonthPass<'p, 'a> {
+    days: &'p [SortedDay<'a>],
+    dicts: &'p MonthDictionaries<'a>,
+    next_key: u32,
+    /// Per day, its next run of one key.
+    next_run: Vec<usize>,
+    slots: Slots,
+    scratch: Scratch,
+}
+
+impl<'p, 'a> MonthPass<'p, 'a> {
+    fn new(days: &'p [SortedDay<'a>], dicts: &'p MonthDictionaries<'a>) -> MonthPass<'p, 'a> {
+        MonthPass {
+            days,
+            dicts,
+            next_key: 0,
+            next_run: vec![0; days.len()],
+            slots: Slots::new(dicts.endpoints.len(), dicts.methods.len()),
+            scratch: Scratch::default(),
         }
     }
-    Ok(MonthRollups {
-        keys,
-        endpoints,
-        methods,
-        levels,
-    })
+
+    /// Rolls up the next keys into `levels` until one of them holds
+    /// `enough` rows; returns whether keys remain.
+    fn run(&mut self, levels: &mut [LevelColumns; 3], enough: usize) -> Result<bool> {
+        while (self.next_key as usize) < self.dicts.keys.len() {
+            let key = self.next_key;
+            self.next_key += 1;
+            for (d, day) in self.days.iter().enumerate() {
+                let (Some(day_runs), Some(next)) =
+                    (self.dicts.runs.get(d), self.next_run.get_mut(d))
+                else {
+                    continue;
+                };
+                let Some((_, rows)) = day_runs.get(*next).filter(|(k, _)| *k == key) else {
+                    continue;
+                };
+                *next += 1;
+                let maps = (
+                    self.dicts
+                        .endpoint_map
+                        .get(d)
+                        .map_or(&[][..], Vec::as_slice),
+                    self.dicts.method_map.get(d).map_or(&[][..], Vec::as_slice),
+                );
+                roll_up_key_day(
+                    key,
+                    day,
+                    rows.clone(),
+                    maps,
+                    &mut self.slots,
+                    &mut self.scratch,
+                    levels,
+                )?;
+            }
+            if levels.iter().any(|l| l.rows() >= enough) {
+                break;
+            }
+        }
+        Ok((self.next_key as usize) < self.dicts.keys.len())
+    }
 }
 
 /// Scratch of [`roll_up_key_day`], kept from one key and day to the next.
@@ -628,6 +744,10 @@ fn roll_up_key_day(
 /// Rolls up the sorted days of one (month, shard) (in day order) and
 /// writes the rollups as three chunks (minute, hour, day) with ids
 /// `ids`, in partition (`month_day`, `shard`).
+///
+/// The levels' rows are not kept whole: every few blocks of rows go to
+/// their chunk's [`ChunkBuilder`], which encodes them while they are in
+/// cache, so a flush pages in the encoded rollups only.
 pub(crate) fn write_month_rollups(
     days: &[SortedDay<'_>],
     sink: &ChunkSink<'_>,
@@ -635,33 +755,100 @@ pub(crate) fn write_month_rollups(
     partition: (i32, u32),
     ids: [u64; 3],
 ) -> Result<Vec<LiveChunk>> {
-    if days.iter().all(|d| d.ts.is_empty()) {
+    let Some(first_ts) = days.iter().filter_map(|d| d.ts.iter().min()).min().copied() else {
         return Ok(Vec::new());
-    }
+    };
     let t = std::time::Instant::now();
-    let m = roll_up_month(days)?;
+    let dicts = MonthDictionaries::of(days)?;
+    let opts = ChunkWriteOptions {
+        block_rows: opts.block_rows.clamp(1, ROLLUP_BLOCK_ROWS),
+        ..*opts
+    };
+    let columns = stream_columns(&dicts);
+    let mut builders = Vec::with_capacity(3);
+    for level in RollupLevel::ALL {
+        // Buckets are monotonic in time: the first event's are the
+        // smallest.
+        builders.push(ChunkBuilder::new(
+            KEY_COLUMN_NAME,
+            &dicts.keys,
+            &columns,
+            level.bucket_of(first_ts),
+            &opts,
+        )?);
+    }
+    let [minute_level, hour_level, day_level] = RollupLevel::ALL;
+    let builder = |level: RollupLevel| {
+        // Buckets are monotonic in time: the first event's are the
+        // smallest.
+        ChunkBuilder::new(
+            KEY_COLUMN_NAME,
+            &dicts.keys,
+            &columns,
+            level.bucket_of(first_ts),
+            &opts,
+        )
+    };
+    let mut builders = [
+        builder(minute_level)?,
+        builder(hour_level)?,
+        builder(day_level)?,
+    ];
+    let br = opts.block_rows;
+    let stage_rows = STAGED_BLOCKS * br;
+    let staged = || [0, 1, 2].map(|_| LevelColumns::with_capacity(stage_rows + br));
+    let (mut ready, mut filling) = (staged(), staged());
+    let mut pass = MonthPass::new(days, &dicts);
+    let mut more = pass.run(&mut ready, stage_rows)?;
+    loop {
+        if !more {
+            // The last rows, the last block of each level partial.
+            let rows = ready.each_ref().map(LevelColumns::rows);
+            push_levels(&ready, rows, &mut builders, &dicts)?;
+            break;
+        }
+        // The whole blocks made so far go to the builders while the pass
+        // makes the next rows, which follow the rows left over.
+        let whole = ready.each_ref().map(|l| l.rows() / br * br);
+        for ((l, next), &w) in ready.iter_mut().zip(&mut filling).zip(&whole) {
+            l.move_rows_from(w, next);
+        }
+        let (pushed, ran) = rayon::join(
+            || push_levels(&ready, whole, &mut builders, &dicts),
+            || pass.run(&mut filling, stage_rows),
+        );
+        pushed?;
+        more = ran?;
+        std::mem::swap(&mut ready, &mut filling);
+        for l in &mut filling {
+            l.clear();
+        }
+    }
     tracing::debug!(
-        "rollup pass of month partition {partition:?}: {:.1} ms",
+        "rollup pass of month partition {partition:?}, rows encoded: {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
-    let dicts = Dictionaries {
-        keys: &m.keys,
-        endpoints: &m.endpoints,
-        methods: &m.methods,
-    };
-    // The three chunks in parallel: the minute level is the biggest.
-    let jobs: Vec<_> = m.levels.iter().zip(RollupLevel::ALL).zip(ids).collect();
-    jobs.into_par_iter()
-        .map(|((rows, level), id)| {
+    builders
+        .into_iter()
+        .zip(RollupLevel::ALL)
+        .zip(ids)
+        .map(|((builder, level), id)| {
             let t = std::time::Instant::now();
-            let chunk = write_level(&dicts, rows, level, sink, opts, partition, id)?;
+            let chunk = builder.finish()?;
+            let rows = chunk.summary().rows;
+            let (summary, reader) = sink.write_encoded(id, chunk)?;
             tracing::debug!(
-                "rollup level {}: {} rows written in {:.1} ms",
+                "rollup level {}: {rows} rows written in {:.1} ms",
                 level.table_name(),
-                rows.rows(),
                 t.elapsed().as_secs_f64() * 1e3
             );
-            Ok(chunk)
+            Ok(LiveChunk::fresh(
+                id,
+                partition,
+                level.table_id(),
+                &summary,
+                reader,
+            ))
         })
         .collect()
 }
@@ -673,83 +860,90 @@ pub(crate) fn write_month_rollups(
 /// not want.
 const ROLLUP_BLOCK_ROWS: usize = 1024;
 
-/// The dictionaries a level's codes index.
-struct Dictionaries<'d, 'a> {
-    keys: &'d [&'a [u8]],
-    endpoints: &'d [&'a [u8]],
-    methods: &'d [&'a [u8]],
+/// Blocks of rows a level holds before they go to its chunk builder:
+/// enough to push rarely, few enough to stay in cache.
+const STAGED_BLOCKS: usize = 8;
+
+/// A rollup chunk's columns after the key. No bitmap indexes: rollup
+/// chunks are read by key and time only.
+fn stream_columns<'d>(dicts: &'d MonthDictionaries<'_>) -> [StreamColumn<'d>; 11] {
+    let c = |name, kind| StreamColumn { name, kind };
+    // Counts and sums have no order a delta encoding could use.
+    let u = StreamKind::U64Packed;
+    [
+        c(col::BUCKET, StreamKind::Time),
+        c(col::ENDPOINT, StreamKind::Dict(&dicts.endpoints)),
+        c(col::METHOD, StreamKind::Dict(&dicts.methods)),
+        c(col::STATUS_CLASS, u),
+        c(col::COUNT, u),
+        c(col::LATENCY_SUM_NS, u),
+        c(col::LATENCY_MIN, StreamKind::F64),
+        c(col::LATENCY_MAX, StreamKind::F64),
+        // Sketches rarely repeat: plain, no dictionary attempt.
+        c(col::LATENCY_SKETCH, StreamKind::PlainBytes),
+        c(col::REQUEST_BYTES, u),
+        c(col::RESPONSE_BYTES, u),
+    ]
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call site, all needed")]
-fn write_level(
-    dicts: &Dictionaries<'_, '_>,
+/// Pushes the first `rows` rows of each level to its builder (the
+/// minute level's in parallel with the others').
+fn push_levels(
+    levels: &[LevelColumns; 3],
+    rows: [usize; 3],
+    [minutes, hours, days]: &mut [ChunkBuilder<'_>; 3],
+    dicts: &MonthDictionaries<'_>,
+) -> Result<()> {
+    let [m, h, d] = levels;
+    let [mr, hr, dr] = rows;
+    let (a, b) = rayon::join(
+        || push_rows(m, mr, minutes, dicts),
+        || push_rows(h, hr, hours, dicts).and_then(|()| push_rows(d, dr, days, dicts)),
+    );
+    a.and(b)
+}
+
+/// Pushes the first `n` rows of a level to its builder.
+fn push_rows(
     rows: &LevelColumns,
-    level: RollupLevel,
-    sink: &ChunkSink<'_>,
-    opts: &ChunkWriteOptions,
-    (day, shard): (i32, u32),
-    id: u64,
-) -> Result<LiveChunk> {
-    // No bitmap indexes: rollup chunks are read by key and time only.
-    let column = |name, source, time_column| ChunkColumn {
-        name,
-        source,
-        bitmap_index: false,
-        time_column,
-    };
-    let dict = |values, codes| ColumnSource::Dict { values, codes };
-    // Counts and sums have no order a delta encoding could use.
-    let u = ColumnSource::U64Packed;
-    let columns = [
-        column(col::BUCKET, ColumnSource::I64(&rows.bucket), true),
-        column(
-            col::ENDPOINT,
-            dict(dicts.endpoints, &rows.endpoint_codes),
-            false,
-        ),
-        column(col::METHOD, dict(dicts.methods, &rows.method_codes), false),
-        column(col::STATUS_CLASS, u(&rows.class), false),
-        column(col::COUNT, u(&rows.count), false),
-        column(col::LATENCY_SUM_NS, u(&rows.latency_sum), false),
-        column(
-            col::LATENCY_MIN,
-            ColumnSource::F64(&rows.latency_min),
-            false,
-        ),
-        column(
-            col::LATENCY_MAX,
-            ColumnSource::F64(&rows.latency_max),
-            false,
-        ),
-        column(
-            col::LATENCY_SKETCH,
-            // Sketches rarely repeat: plain, no dictionary attempt.
-            ColumnSource::PlainBytes {
-                bytes: &rows.sketches,
-                ends: &rows.sketch_ends,
-            },
-            false,
-        ),
-        column(col::REQUEST_BYTES, u(&rows.request_bytes), false),
-        column(col::RESPONSE_BYTES, u(&rows.response_bytes), false),
-    ];
-    let (summary, reader) = sink.write(
-        id,
-        "api_key",
-        dict(dicts.keys, &rows.key_codes),
-        &columns,
-        &ChunkWriteOptions {
-            block_rows: opts.block_rows.min(ROLLUP_BLOCK_ROWS),
-            ..*opts
+    n: usize,
+    builder: &mut ChunkBuilder<'_>,
+    dicts: &MonthDictionaries<'_>,
+) -> Result<()> {
+    fn first<T>(v: &[T], n: usize) -> &[T] {
+        v.get(..n).unwrap_or_default()
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let sketch_end = n
+        .checked_sub(1)
+        .and_then(|i| rows.sketch_ends.get(i))
+        .map_or(0, |&e| e as usize);
+    let sources = [
+        ColumnSource::I64(first(&rows.bucket, n)),
+        ColumnSource::Dict {
+            values: &dicts.endpoints,
+            codes: first(&rows.endpoint_codes, n),
         },
-    )?;
-    Ok(LiveChunk::fresh(
-        id,
-        (day, shard),
-        level.table_id(),
-        &summary,
-        reader,
-    ))
+        ColumnSource::Dict {
+            values: &dicts.methods,
+            codes: first(&rows.method_codes, n),
+        },
+        ColumnSource::U64Packed(first(&rows.class, n)),
+        ColumnSource::U64Packed(first(&rows.count, n)),
+        ColumnSource::U64Packed(first(&rows.latency_sum, n)),
+        ColumnSource::F64(first(&rows.latency_min, n)),
+        ColumnSource::F64(first(&rows.latency_max, n)),
+        ColumnSource::PlainBytes {
+            bytes: first(&rows.sketches, sketch_end),
+            ends: first(&rows.sketch_ends, n),
+        },
+        ColumnSource::U64Packed(first(&rows.request_bytes, n)),
+        ColumnSource::U64Packed(first(&rows.response_bytes, n)),
+    ];
+    builder.push(first(&rows.key_codes, n), &sources)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -837,6 +1031,21 @@ mod tests {
         )
         .expect("roll up");
         levels
+    }
+
+    #[test]
+    fn month_dictionaries_leave_out_unused_values() {
+        let mut d = one_key_day();
+        // "/z" and "PUT" are in the day's dictionaries but no row uses them.
+        d.endpoint_values.push(b"/z");
+        d.method_values.insert(0, b"PUT");
+        for m in &mut d.method_codes {
+            *m += 1;
+        }
+        let dicts = MonthDictionaries::of(std::slice::from_ref(&d)).expect("dictionaries");
+        assert_eq!(dicts.endpoints, [&b"/a"[..], b"/b", b"/c"]);
+        assert_eq!(dicts.methods, [&b"GET"[..], b"POST"]);
+        assert_eq!(dicts.method_map, [vec![0, 0, 1]]);
     }
 
     #[test]

@@ -10,14 +10,17 @@
 //! bitmap per dictionary entry.
 //!
 //! The byte layout is in docs/format.md ("Chunk files"); [`format`] holds
-//! the constants, `writer` writes, `reader` reads through mmap.
+//! the constants, `writer` writes whole columns, `builder` writes rows
+//! that arrive a few blocks at a time, `reader` reads through mmap.
 
+mod builder;
 mod dictionary;
 mod format;
 mod mmap;
 mod reader;
 mod writer;
 
+pub use builder::{ChunkBuilder, EncodedChunk, StreamColumn, StreamKind};
 pub use dictionary::Dictionary;
 pub use format::{
     ColumnKind, BLOCK_HEADER_LEN, CHUNK_MAGIC, CHUNK_VERSION, DEFAULT_BLOCK_ROWS, MAX_BLOCK_ROWS,

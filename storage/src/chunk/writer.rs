@@ -90,7 +90,7 @@ impl ColumnSource<'_> {
 
 /// A byte-string column, either form.
 #[derive(Clone, Copy)]
-enum Text<'a> {
+pub(super) enum Text<'a> {
     Bytes {
         bytes: &'a [u8],
         ends: &'a [u32],
@@ -110,7 +110,7 @@ impl<'a> Text<'a> {
     }
 
     /// Row `i`'s value (empty when out of range; callers check codes first).
-    fn get(&self, i: usize) -> &'a [u8] {
+    pub(super) fn get(&self, i: usize) -> &'a [u8] {
         match *self {
             Text::Bytes { bytes, ends } => bytes_at(bytes, ends, i),
             Text::Dict { values, codes } => codes
@@ -122,7 +122,7 @@ impl<'a> Text<'a> {
     }
 
     /// Checks that every code names a value.
-    fn check_codes(&self, column: &str) -> Result<()> {
+    pub(super) fn check_codes(&self, column: &str) -> Result<()> {
         if let Text::Dict { values, codes } = self {
             if let Some(i) = codes.iter().position(|&c| c as usize >= values.len()) {
                 return Err(StorageError::InvalidInput(format!(
@@ -333,31 +333,15 @@ pub(crate) fn encode_chunk(
     }
 
     let mut file = Vec::with_capacity(rows * 16 + 4096);
-    file.extend_from_slice(CHUNK_MAGIC);
-    file.extend_from_slice(&CHUNK_VERSION.to_le_bytes());
-    file.extend_from_slice(&0u32.to_le_bytes());
-    debug_assert_eq!(file.len(), HEADER_LEN);
+    write_header(&mut file);
 
     let mut raw = Vec::new();
     let mut column_bytes = Vec::new();
 
     // Key directory block: varint(len of encoded keys) keys ends.
-    let key_directory = {
-        let mut keys_enc = Vec::new();
-        encode_byte_strings(dir_keys.iter().copied(), &mut keys_enc);
-        raw.clear();
-        put_varint(&mut raw, keys_enc.len() as u64);
-        raw.extend_from_slice(&keys_enc);
-        encode_u64s(&dir_ends, &mut raw);
-        let offset = file.len() as u64;
-        write_block(&raw, opts.compression, &mut file)?;
-        let r = BlockRef {
-            offset,
-            len: file.len() as u64 - offset,
-        };
-        column_bytes.push((key_name.to_string(), r.len));
-        r
-    };
+    let key_directory =
+        write_key_directory(&dir_keys, &dir_ends, opts.compression, &mut raw, &mut file)?;
+    column_bytes.push((key_name.to_string(), key_directory.len));
 
     let (mut min_ts, mut max_ts) = (0i64, 0i64);
     let mut footer_columns = Vec::with_capacity(columns.len());
@@ -391,21 +375,7 @@ pub(crate) fn encode_chunk(
                 {
                     raw.clear();
                     let (lo, hi) = if c.time_column {
-                        // Each value as the step from the previous one of
-                        // its key in this block, or from the chunk's
-                        // minimum at a key's or the block's first row.
-                        tmp.clear();
-                        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-                        let mut prev = min_ts;
-                        for (&v, &start) in chunk.iter().zip(starts) {
-                            let from = if start { min_ts } else { prev };
-                            tmp.push(v.wrapping_sub(from) as u64);
-                            prev = v;
-                            lo = lo.min(v);
-                            hi = hi.max(v);
-                        }
-                        encode_u64s(&tmp, &mut raw);
-                        (i64_key(lo), i64_key(hi))
+                        encode_key_delta_block(chunk, starts, min_ts, &mut tmp, &mut raw)
                     } else {
                         // The encoder's min and max are of i64_key images.
                         encode_i64s(chunk, &mut raw)
@@ -475,8 +445,7 @@ pub(crate) fn encode_chunk(
                 let mut trial = CompressionTrial::new(opts.compression);
                 for chunk in values.chunks(block_rows) {
                     raw.clear();
-                    encode_f64s(chunk, &mut raw);
-                    let (lo, hi) = min_max_by(chunk, f64_key).unwrap_or((0, 0));
+                    let (lo, hi) = encode_f64_block(chunk, &mut raw);
                     blocks.push(trial.push(&mut file, &raw, lo, hi)?);
                 }
                 FooterColumn {
@@ -528,15 +497,7 @@ pub(crate) fn encode_chunk(
         columns: footer_columns,
     };
     let footer_offset = file.len() as u64;
-    write_block(&footer.encode(), Compression::None, &mut file)?;
-    let footer_len = (file.len() as u64 - footer_offset) as u32;
-    let mut trailer = Vec::with_capacity(24);
-    trailer.extend_from_slice(&footer_offset.to_le_bytes());
-    trailer.extend_from_slice(&footer_len.to_le_bytes());
-    let tcrc = crc32c::crc32c(&trailer);
-    trailer.extend_from_slice(&tcrc.to_le_bytes());
-    trailer.extend_from_slice(TRAILER_MAGIC);
-    file.extend_from_slice(&trailer);
+    write_footer(&footer, footer_offset, &mut file)?;
     let summary = ChunkSummary {
         rows: rows as u64,
         keys: dir_keys.len() as u64,
@@ -576,7 +537,7 @@ const MIN_GAIN: u64 = 32;
 /// fill and a pass over the block: a column whose first blocks did not
 /// shrink stores the rest raw (as `write_block` stores any block that does
 /// not shrink). Readers see only per-block compression codes.
-struct CompressionTrial {
+pub(super) struct CompressionTrial {
     compression: Compression,
     tried: u64,
     raw: u64,
@@ -584,7 +545,7 @@ struct CompressionTrial {
 }
 
 impl CompressionTrial {
-    fn new(compression: Compression) -> CompressionTrial {
+    pub(super) fn new(compression: Compression) -> CompressionTrial {
         CompressionTrial {
             compression,
             tried: 0,
@@ -595,7 +556,13 @@ impl CompressionTrial {
 
     /// Appends `raw` as the column's next block with statistics `min`
     /// and `max`.
-    fn push(&mut self, file: &mut Vec<u8>, raw: &[u8], min: u64, max: u64) -> Result<FooterBlock> {
+    pub(super) fn push(
+        &mut self,
+        file: &mut Vec<u8>,
+        raw: &[u8],
+        min: u64,
+        max: u64,
+    ) -> Result<FooterBlock> {
         let worth = self.tried < TRIAL_BLOCKS || self.saved * MIN_GAIN >= self.raw;
         let compression = if worth {
             self.compression
@@ -650,10 +617,7 @@ fn write_plain_bytes_column(
     while start < rows {
         let end = (start + block_rows).min(rows);
         raw.clear();
-        match adjacent(text, start..end, &mut lengths) {
-            Some(bytes) => encode_adjacent_byte_strings(&lengths, bytes, raw),
-            None => encode_byte_strings((start..end).map(|i| text.get(i)), raw),
-        }
+        encode_plain_block(text, start..end, &mut lengths, raw);
         blocks.push(trial.push(file, raw, 0, u64::MAX)?);
         start = end;
     }
@@ -688,55 +652,21 @@ fn write_bytes_column(
             (distinct, Cow::Owned(first_codes))
         }
     };
-    if distinct.len() > plain_limit {
+    // A dictionary never holds more values than the chunk has rows
+    // (readers refuse it): a dictionary source with unused values and few
+    // rows is stored plain.
+    if distinct.len() > plain_limit || distinct.len() > rows {
         return write_plain_bytes_column(file, c, text, block_rows, opts.compression, raw);
     }
-    let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| distinct.get(a as usize).cmp(&distinct.get(b as usize)));
-    if let Some(w) = order
-        .windows(2)
-        .find(|w| distinct.get(w[0] as usize) == distinct.get(w[1] as usize))
-    {
-        return Err(StorageError::InvalidInput(format!(
-            "column {}: dictionary value {:?} given twice",
-            c.name,
-            String::from_utf8_lossy(distinct.get(w[0] as usize).copied().unwrap_or(&[]))
-        )));
-    }
-    let mut remap = vec![0u32; distinct.len()];
-    for (new, &old) in order.iter().enumerate() {
-        if let Some(r) = remap.get_mut(old as usize) {
-            *r = new as u32;
-        }
-    }
+    let (dictionary, remap) = write_dictionary(c.name, &distinct, opts.compression, raw, file)?;
     let code = |c: u32| remap.get(c as usize).copied().unwrap_or(0);
-
-    // Dictionary block.
-    raw.clear();
-    encode_byte_strings(
-        order
-            .iter()
-            .map(|&o| distinct.get(o as usize).copied().unwrap_or(&[])),
-        raw,
-    );
-    let offset = file.len() as u64;
-    write_block(raw, opts.compression, file)?;
-    let dictionary = Some((
-        BlockRef {
-            offset,
-            len: file.len() as u64 - offset,
-        },
-        distinct.len() as u64,
-    ));
 
     let mut blocks = Vec::new();
     let mut trial = CompressionTrial::new(opts.compression);
     let mut codes: Vec<u64> = Vec::with_capacity(block_rows.min(rows));
     for chunk in first_codes.chunks(block_rows) {
         raw.clear();
-        codes.clear();
-        codes.extend(chunk.iter().map(|&c| u64::from(code(c))));
-        let (lo, hi) = encode_u64s(&codes, raw);
+        let (lo, hi) = encode_codes_block(chunk, &remap, &mut codes, raw);
         blocks.push(trial.push(file, raw, lo, hi)?);
     }
 
@@ -757,10 +687,161 @@ fn write_bytes_column(
         name: c.name.to_string(),
         kind: ColumnKind::Bytes,
         encoding: ColumnEncoding::Dictionary,
-        dictionary,
+        dictionary: Some(dictionary),
         bitmaps,
         blocks,
     })
+}
+
+/// Appends the chunk file header.
+pub(super) fn write_header(file: &mut Vec<u8>) {
+    file.extend_from_slice(CHUNK_MAGIC);
+    file.extend_from_slice(&CHUNK_VERSION.to_le_bytes());
+    file.extend_from_slice(&0u32.to_le_bytes());
+    debug_assert_eq!(file.len(), HEADER_LEN);
+}
+
+/// Appends the key directory block (varint length of the encoded keys,
+/// the keys, then the end row of each) to `file`.
+pub(super) fn write_key_directory(
+    keys: &[&[u8]],
+    ends: &[u64],
+    compression: Compression,
+    raw: &mut Vec<u8>,
+    file: &mut Vec<u8>,
+) -> Result<BlockRef> {
+    let mut keys_enc = Vec::new();
+    encode_byte_strings(keys.iter().copied(), &mut keys_enc);
+    raw.clear();
+    put_varint(raw, keys_enc.len() as u64);
+    raw.extend_from_slice(&keys_enc);
+    encode_u64s(ends, raw);
+    let offset = file.len() as u64;
+    write_block(raw, compression, file)?;
+    Ok(BlockRef {
+        offset,
+        len: file.len() as u64 - offset,
+    })
+}
+
+/// Appends the footer block and the trailer to `file`, whose footer
+/// starts at `footer_offset` of the whole file (`file` may be its tail).
+pub(super) fn write_footer(footer: &Footer, footer_offset: u64, file: &mut Vec<u8>) -> Result<()> {
+    let start = file.len();
+    write_block(&footer.encode(), Compression::None, file)?;
+    let footer_len = (file.len() - start) as u32;
+    let mut trailer = Vec::with_capacity(24);
+    trailer.extend_from_slice(&footer_offset.to_le_bytes());
+    trailer.extend_from_slice(&footer_len.to_le_bytes());
+    let tcrc = crc32c::crc32c(&trailer);
+    trailer.extend_from_slice(&tcrc.to_le_bytes());
+    trailer.extend_from_slice(TRAILER_MAGIC);
+    file.extend_from_slice(&trailer);
+    Ok(())
+}
+
+/// Encodes one block of a time column (`starts`: which rows begin a key):
+/// each value as the step from the previous one of its key in this block,
+/// or from the chunk's minimum `base` at a key's or the block's first row.
+/// Returns the block's statistics.
+pub(super) fn encode_key_delta_block(
+    values: &[i64],
+    starts: &[bool],
+    base: i64,
+    tmp: &mut Vec<u64>,
+    raw: &mut Vec<u8>,
+) -> (u64, u64) {
+    tmp.clear();
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let mut prev = base;
+    for (&v, &start) in values.iter().zip(starts) {
+        let from = if start { base } else { prev };
+        tmp.push(v.wrapping_sub(from) as u64);
+        prev = v;
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    encode_u64s(tmp, raw);
+    (i64_key(lo), i64_key(hi))
+}
+
+/// Encodes one block of floats; returns its statistics.
+pub(super) fn encode_f64_block(values: &[f64], raw: &mut Vec<u8>) -> (u64, u64) {
+    encode_f64s(values, raw);
+    min_max_by(values, f64_key).unwrap_or((0, 0))
+}
+
+/// Encodes rows `range` of a plain byte-string column as one block.
+pub(super) fn encode_plain_block(
+    text: Text<'_>,
+    range: Range<usize>,
+    lengths: &mut Vec<u64>,
+    raw: &mut Vec<u8>,
+) {
+    match adjacent(text, range.clone(), lengths) {
+        Some(bytes) => encode_adjacent_byte_strings(lengths, bytes, raw),
+        None => encode_byte_strings(range.map(|i| text.get(i)), raw),
+    }
+}
+
+/// Appends the dictionary block of the distinct values `distinct`
+/// (sorted, so codes preserve order) to `file`; returns where it is, its
+/// size, and the sorted code of each of `distinct`'s codes.
+pub(super) fn write_dictionary(
+    column: &str,
+    distinct: &[&[u8]],
+    compression: Compression,
+    raw: &mut Vec<u8>,
+    file: &mut Vec<u8>,
+) -> Result<((BlockRef, u64), Vec<u32>)> {
+    let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| distinct.get(a as usize).cmp(&distinct.get(b as usize)));
+    if let Some(w) = order
+        .windows(2)
+        .find(|w| distinct.get(w[0] as usize) == distinct.get(w[1] as usize))
+    {
+        return Err(StorageError::InvalidInput(format!(
+            "column {column}: dictionary value {:?} given twice",
+            String::from_utf8_lossy(distinct.get(w[0] as usize).copied().unwrap_or(&[]))
+        )));
+    }
+    let mut remap = vec![0u32; distinct.len()];
+    for (new, &old) in order.iter().enumerate() {
+        if let Some(r) = remap.get_mut(old as usize) {
+            *r = new as u32;
+        }
+    }
+    raw.clear();
+    encode_byte_strings(
+        order
+            .iter()
+            .map(|&o| distinct.get(o as usize).copied().unwrap_or(&[])),
+        raw,
+    );
+    let offset = file.len() as u64;
+    write_block(raw, compression, file)?;
+    let at = BlockRef {
+        offset,
+        len: file.len() as u64 - offset,
+    };
+    Ok(((at, distinct.len() as u64), remap))
+}
+
+/// Encodes one block of dictionary codes, each mapped through `remap`
+/// (`codes` is scratch); returns the block's statistics.
+pub(super) fn encode_codes_block(
+    block: &[u32],
+    remap: &[u32],
+    codes: &mut Vec<u64>,
+    raw: &mut Vec<u8>,
+) -> (u64, u64) {
+    codes.clear();
+    codes.extend(
+        block
+            .iter()
+            .map(|&c| u64::from(remap.get(c as usize).copied().unwrap_or(0))),
+    );
+    encode_u64s(codes, raw)
 }
 
 /// A value found in more than 1/DENSE_VALUE_FRACTION of a chunk's rows gets
