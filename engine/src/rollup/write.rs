@@ -555,12 +555,15 @@ impl<'a> MonthDictionaries<'a> {
 }
 
 /// The rollup pass over the sorted days of one (month, shard): keys in
-/// name order, each key's days in day order. Resumable, so that rows
-/// already made can be encoded while it makes the next ones.
+/// name order, each key's days in day order. Resumable after any key and
+/// day, so that rows already made can be encoded while it makes the next
+/// ones.
 struct MonthPass<'p, 'a> {
     days: &'p [SortedDay<'a>],
     dicts: &'p MonthDictionaries<'a>,
+    /// The next key and day to roll up.
     next_key: u32,
+    next_day: usize,
     /// Per day, its next run of one key.
     next_run: Vec<usize>,
     slots: Slots,
@@ -573,45 +576,51 @@ impl<'p, 'a> MonthPass<'p, 'a> {
             days,
             dicts,
             next_key: 0,
+            next_day: 0,
             next_run: vec![0; days.len()],
             slots: Slots::new(dicts.endpoints.len(), dicts.methods.len()),
             scratch: Scratch::default(),
         }
     }
 
-    /// Rolls up the next keys into `levels` until one of them holds
-    /// `enough` rows; returns whether keys remain.
+    /// Rolls up the next keys and days into `levels` until one of them
+    /// holds `enough` rows; returns whether any remain.
     fn run(&mut self, levels: &mut [LevelColumns; 3], enough: usize) -> Result<bool> {
         while (self.next_key as usize) < self.dicts.keys.len() {
             let key = self.next_key;
-            self.next_key += 1;
-            for (d, day) in self.days.iter().enumerate() {
-                let (Some(day_runs), Some(next)) =
-                    (self.dicts.runs.get(d), self.next_run.get_mut(d))
-                else {
-                    continue;
-                };
-                let Some((_, rows)) = day_runs.get(*next).filter(|(k, _)| *k == key) else {
-                    continue;
-                };
-                *next += 1;
-                let maps = (
-                    self.dicts
-                        .endpoint_map
-                        .get(d)
-                        .map_or(&[][..], Vec::as_slice),
-                    self.dicts.method_map.get(d).map_or(&[][..], Vec::as_slice),
-                );
-                roll_up_key_day(
-                    key,
-                    day,
-                    rows.clone(),
-                    maps,
-                    &mut self.slots,
-                    &mut self.scratch,
-                    levels,
-                )?;
+            let d = self.next_day;
+            self.next_day += 1;
+            if self.next_day >= self.days.len() {
+                self.next_day = 0;
+                self.next_key += 1;
             }
+            let (Some(day), Some(day_runs), Some(next)) = (
+                self.days.get(d),
+                self.dicts.runs.get(d),
+                self.next_run.get_mut(d),
+            ) else {
+                continue;
+            };
+            let Some((_, rows)) = day_runs.get(*next).filter(|(k, _)| *k == key) else {
+                continue;
+            };
+            *next += 1;
+            let maps = (
+                self.dicts
+                    .endpoint_map
+                    .get(d)
+                    .map_or(&[][..], Vec::as_slice),
+                self.dicts.method_map.get(d).map_or(&[][..], Vec::as_slice),
+            );
+            roll_up_key_day(
+                key,
+                day,
+                rows.clone(),
+                maps,
+                &mut self.slots,
+                &mut self.scratch,
+                levels,
+            )?;
             if levels.iter().any(|l| l.rows() >= enough) {
                 break;
             }
@@ -794,6 +803,11 @@ pub(crate) fn write_month_rollups(
         builder(hour_level)?,
         builder(day_level)?,
     ];
+    // A level has at most a row per event.
+    let events = days.iter().map(|d| d.ts.len()).sum();
+    for b in &mut builders {
+        b.expect_rows(events);
+    }
     let br = opts.block_rows;
     let stage_rows = STAGED_BLOCKS * br;
     let staged = || [0, 1, 2].map(|_| LevelColumns::with_capacity(stage_rows + br));

@@ -100,6 +100,8 @@ pub struct ChunkBuilder<'a> {
     closed: bool,
     /// A push failed: the builder's state is no longer a chunk's.
     failed: bool,
+    /// Rows the caller expects at most ([`ChunkBuilder::expect_rows`]).
+    rows_hint: usize,
     raw: Vec<u8>,
     scratch_u64: Vec<u64>,
     starts: Vec<bool>,
@@ -169,6 +171,7 @@ impl<'a> ChunkBuilder<'a> {
             last_time: None,
             closed: false,
             failed: false,
+            rows_hint: 0,
             raw,
             scratch_u64: Vec::new(),
             starts: Vec::new(),
@@ -183,6 +186,14 @@ impl<'a> ChunkBuilder<'a> {
     /// Rows pushed so far.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Says how many rows the chunk will have at most. After the first
+    /// push, each column then reserves room for that many rows at the
+    /// size its first rows took, so that its buffer is not copied as it
+    /// grows (room never written costs no memory).
+    pub fn expect_rows(&mut self, rows: usize) {
+        self.rows_hint = rows;
     }
 
     /// Appends rows: each row's key code (into the builder's keys, sorted
@@ -287,6 +298,15 @@ impl<'a> ChunkBuilder<'a> {
                 };
                 c.blocks.push(c.trial.push(&mut c.bytes, raw, lo, hi)?);
                 at = end;
+            }
+        }
+        if self.rows == 0 && self.rows_hint > n {
+            let more = self.rows_hint - n;
+            for c in &mut self.columns {
+                // A quarter more than the first rows' size, in case the
+                // later ones take more.
+                let per_row = c.bytes.len().div_ceil(n);
+                c.bytes.reserve(per_row.saturating_mul(more) / 4 * 5);
             }
         }
         self.rows += n;
