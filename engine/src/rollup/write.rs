@@ -247,6 +247,11 @@ impl KeyDay<'_> {
         out: &mut LevelColumns,
     ) -> Result<()> {
         let pb = self.pos_bits;
+        if let [k] = keys {
+            if k.place(pb) != NO_PLACE_CODE {
+                return self.write_single_row(*k, bucket, out);
+            }
+        }
         for run in keys.chunk_by(|a, b| a.rank(pb) == b.rank(pb)) {
             let Some(group) = run
                 .first()
@@ -314,6 +319,48 @@ impl KeyDay<'_> {
                     EngineError::LimitExceeded("rollup sketches exceed 4 GiB in one chunk".into())
                 })?);
         }
+        Ok(())
+    }
+
+    /// Appends the row of a bucket holding one event, whose latency the
+    /// sketch counts: what [`KeyDay::write_rows`] appends for it, without
+    /// the sums. Its minimum and maximum are its latency, so it stores a
+    /// maximum of +0.0, a sum of 0 ([`stored_single`]) and no sketch.
+    fn write_single_row<K: SortKey>(
+        &self,
+        k: K,
+        bucket: i64,
+        out: &mut LevelColumns,
+    ) -> Result<()> {
+        let pb = self.pos_bits;
+        let (Some(&group), Some(v)) = (
+            self.groups.get(k.rank(pb) as usize),
+            self.values.get(k.pos(pb) as usize),
+        ) else {
+            return Err(EngineError::Internal(format!(
+                "rollup event {} outside its key and day",
+                k.pos(pb)
+            )));
+        };
+        debug_assert_eq!(
+            stored_single(1, v.latency, v.latency, v.latency_ns),
+            (0.0, 0)
+        );
+        out.key_codes.push(self.key);
+        out.bucket.push(bucket);
+        out.endpoint_codes.push(group_endpoint(group));
+        out.method_codes.push(group_method(group));
+        out.class.push(group_class(group));
+        out.count.push(1);
+        out.latency_sum.push(0);
+        out.latency_min.push(v.latency);
+        out.latency_max.push(0.0);
+        out.request_bytes.push(v.request_bytes);
+        out.response_bytes.push(v.response_bytes);
+        out.sketch_ends
+            .push(u32::try_from(out.sketches.len()).map_err(|_| {
+                EngineError::LimitExceeded("rollup sketches exceed 4 GiB in one chunk".into())
+            })?);
         Ok(())
     }
 
