@@ -8,9 +8,13 @@ pair runs the two variants back to back (alternating which goes first)
 and the script prints every pair's ratio (speed with rollups / speed
 without) and their median. Issue 6's target is a ratio of at least 0.85.
 
-Two workloads:
+Three workloads:
   - `bench`: `tally bench ingest --events N --days D` (durable, 4 writers);
-  - `import`: `tally import FILE` of an NDJSON file (`tally gen` makes one).
+  - `import`: `tally import FILE` of an NDJSON file (`tally gen` makes one);
+  - `grpc`: a `tally serve --no-auth` on a fresh data directory (sync
+    durability) and `tally bench ingest --server URL --events N --days D`
+    (4 connections, columnar batches of 1,000) on the same machine; the
+    CPU is the server's and the client's.
 
 Single pairs range over ±0.07 around the median on the reference
 machine, so the default is 8 pairs.
@@ -30,7 +34,7 @@ ratio.
 
 Prints one JSON object. Not part of the test suite.
 
-Usage: benches/scripts/rollup_ingest_ratio.py [--workload bench|import]
+Usage: benches/scripts/rollup_ingest_ratio.py [--workload bench|import|grpc]
        [--pairs 8] [--events 10000000] [--days 7] [--file F] [--tally PATH]
 """
 import argparse
@@ -39,6 +43,8 @@ import os
 import re
 import resource
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -63,13 +69,49 @@ def run(cmd):
     return p.stdout + p.stderr, cpu, wall
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def grpc_run(args, data, flag):
+    """Serves `data` and ingests into it from a client process; returns
+    the client's output and the CPU and wall seconds of both."""
+    port = free_port()
+    cpu, wall = children_cpu(), time.monotonic()
+    server = subprocess.Popen([args.tally, "serve", "--data-dir", data, "--no-auth",
+                               "--listen", f"127.0.0.1:{port}"] + flag,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if server.poll() is not None:
+                sys.exit(f"tally serve exited: {server.stderr.read()}")
+            time.sleep(0.05)
+        p = subprocess.run([args.tally, "bench", "ingest", "--server", f"http://127.0.0.1:{port}",
+                            "--events", str(args.events), "--days", str(args.days)],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"bench ingest --server failed ({p.returncode}):\n{p.stderr}")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=300)
+    return p.stdout + p.stderr, children_cpu() - cpu, time.monotonic() - wall
+
+
 def speed(args, skip, work):
     """Events per second, CPU seconds and cores busy (CPU over wall time
     of the whole process) of one run (with rollups unless `skip`)."""
     data = os.path.join(work, "data")
     shutil.rmtree(data, ignore_errors=True)
     flag = ["--bench-skip-rollups"] if skip else []
-    if args.workload == "bench":
+    if args.workload == "grpc":
+        out, cpu, wall = grpc_run(args, data, flag)
+        m = re.search(r"ingested \d+ events through \S+ in [\d.]+ s: (\d+) events/s", out)
+    elif args.workload == "bench":
         out, cpu, wall = run([args.tally, "bench", "ingest", "--data-dir", data,
                               "--events", str(args.events), "--days", str(args.days)] + flag)
         m = re.search(r"ingested \d+ events in [\d.]+ s: (\d+) events/s", out)
@@ -83,7 +125,7 @@ def speed(args, skip, work):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--workload", choices=["bench", "import"], default="bench")
+    ap.add_argument("--workload", choices=["bench", "import", "grpc"], default="bench")
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--days", type=int, default=7)

@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Benchmarks only: write no rollups (rollups, billing and usage are
+    /// then wrong for this data directory), to measure their ingest cost
+    /// over gRPC.
+    #[arg(long, hide = true)]
+    bench_skip_rollups: bool,
 }
 
 pub fn run(a: ServeArgs) -> CliResult<ExitCode> {
@@ -66,6 +71,7 @@ pub fn run(a: ServeArgs) -> CliResult<ExitCode> {
     if let Some(f) = &file {
         f.apply(&mut engine_options, &mut options)?;
     }
+    engine_options.chunk.bench_skip_rollups = a.bench_skip_rollups;
     let tls_files = match (
         a.tls_cert
             .clone()
