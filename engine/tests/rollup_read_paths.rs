@@ -248,6 +248,20 @@ fn a_flush_writes_one_rollup_chunk_per_month_and_shard() {
     }
     assert!(by_day.stats().rollups[0].0 > months.len() as u64);
     assert_eq!(read_all(&by_day), from_memtable);
+
+    // Blocks of 3 rows: the rollup pass hands its rows to the chunk
+    // builders many times (whole blocks, the rest left for the next
+    // time), with the same rows read back.
+    let dir3 = tempfile::tempdir().unwrap();
+    let mut o = Options::default();
+    o.chunk.block_rows = 3;
+    let small_blocks = Db::open(dir3.path(), o).unwrap();
+    small_blocks
+        .ingest(&EventBatch::from_events(&events), &WriteOptions::default())
+        .unwrap();
+    small_blocks.flush().unwrap();
+    assert_eq!(read_all(&small_blocks), from_memtable);
+    small_blocks.verify().unwrap();
 }
 
 /// `estimate_rows` for given keys counts exactly their rows in the chunks
