@@ -322,48 +322,25 @@ fn sources_that_do_not_fit_their_columns_are_refused() {
             kind: StreamKind::U64Packed,
         },
     ];
-    let mut b = ChunkBuilder::new("api_key", &keys, &columns, smallest_time(&r), &opts(4)).unwrap();
-    let e = b
-        .push(
-            &r.key_codes[..4],
-            &[
-                ColumnSource::I64(&r.ts[..4]),
-                ColumnSource::F64(&r.floats[..4]),
-            ],
-        )
-        .unwrap_err();
+    // The error of one push into a fresh builder.
+    let refused = |key_codes: &[u32], count: ColumnSource<'_>| {
+        let mut b =
+            ChunkBuilder::new("api_key", &keys, &columns, smallest_time(&r), &opts(4)).unwrap();
+        let n = key_codes.len();
+        let e = b
+            .push(key_codes, &[ColumnSource::I64(&r.ts[..n]), count])
+            .unwrap_err();
+        error_text(&e)
+    };
+    let e = refused(&r.key_codes[..4], ColumnSource::F64(&r.floats[..4]));
     assert!(
-        error_text(&e).contains("column count: a packed u64 column cannot take f64 values"),
+        e.contains("column count: a packed u64 column cannot take f64 values"),
         "{e}"
     );
-    let mut b = ChunkBuilder::new("api_key", &keys, &columns, smallest_time(&r), &opts(4)).unwrap();
-    let e = b
-        .push(
-            &r.key_codes[..4],
-            &[
-                ColumnSource::I64(&r.ts[..4]),
-                ColumnSource::U64Packed(&r.wide[..3]),
-            ],
-        )
-        .unwrap_err();
-    assert!(
-        error_text(&e).contains("column count has 3 values for 4 rows"),
-        "{e}"
-    );
-    let mut b = ChunkBuilder::new("api_key", &keys, &columns, smallest_time(&r), &opts(4)).unwrap();
-    let e = b
-        .push(
-            &[9],
-            &[
-                ColumnSource::I64(&r.ts[..1]),
-                ColumnSource::U64Packed(&r.wide[..1]),
-            ],
-        )
-        .unwrap_err();
-    assert!(
-        error_text(&e).contains("row 0 has dictionary code 9 of 6 values"),
-        "{e}"
-    );
+    let e = refused(&r.key_codes[..4], ColumnSource::U64Packed(&r.wide[..3]));
+    assert!(e.contains("column count has 3 values for 4 rows"), "{e}");
+    let e = refused(&[9], ColumnSource::U64Packed(&r.wide[..1]));
+    assert!(e.contains("row 0 has dictionary code 9 of 6 values"), "{e}");
     let two_times = [columns[0], columns[0]];
     assert!(ChunkBuilder::new("api_key", &keys, &two_times, 0, &opts(4)).is_err());
 }

@@ -20,7 +20,8 @@
 //! ([`crate::sketch::encode_sorted_places`]) come straight from the run,
 //! and no sketch is built or merged. Minutes nest in hours and hours in
 //! days, so each level sorts the spans of the finer level in place. A
-//! level's rows go, in order, straight to its chunk columns.
+//! level's rows are staged a few blocks at a time and go, in order, to
+//! its chunk's [`ChunkBuilder`] while the pass goes on.
 //!
 //! `errors` and `server_errors` are not stored: the status class of a row
 //! decides them (`count` when the class is at least 4, resp. 5, else 0).
@@ -821,19 +822,6 @@ pub(crate) fn write_month_rollups(
         ..*opts
     };
     let columns = stream_columns(&dicts);
-    let mut builders = Vec::with_capacity(3);
-    for level in RollupLevel::ALL {
-        // Buckets are monotonic in time: the first event's are the
-        // smallest.
-        builders.push(ChunkBuilder::new(
-            KEY_COLUMN_NAME,
-            &dicts.keys,
-            &columns,
-            level.bucket_of(first_ts),
-            &opts,
-        )?);
-    }
-    let [minute_level, hour_level, day_level] = RollupLevel::ALL;
     let builder = |level: RollupLevel| {
         // Buckets are monotonic in time: the first event's are the
         // smallest.
@@ -845,11 +833,8 @@ pub(crate) fn write_month_rollups(
             &opts,
         )
     };
-    let mut builders = [
-        builder(minute_level)?,
-        builder(hour_level)?,
-        builder(day_level)?,
-    ];
+    let [minutes, hours, days_level] = RollupLevel::ALL.map(builder);
+    let mut builders = [minutes?, hours?, days_level?];
     // A level has at most a row per event.
     let events = days.iter().map(|d| d.ts.len()).sum();
     for b in &mut builders {
@@ -964,7 +949,8 @@ fn push_levels(
     a.and(b)
 }
 
-/// Pushes the first `n` rows of a level to its builder.
+/// Pushes the first `n` rows of a level to its builder, one source per
+/// column of [`stream_columns`], in its order.
 fn push_rows(
     rows: &LevelColumns,
     n: usize,

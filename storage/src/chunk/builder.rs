@@ -304,9 +304,10 @@ impl<'a> ChunkBuilder<'a> {
             let more = self.rows_hint - n;
             for c in &mut self.columns {
                 // A quarter more than the first rows' size, in case the
-                // later ones take more.
-                let per_row = c.bytes.len().div_ceil(n);
-                c.bytes.reserve(per_row.saturating_mul(more) / 4 * 5);
+                // later ones take more. Only a hint: room that cannot be
+                // had is not reserved.
+                let want = c.bytes.len().div_ceil(n).saturating_mul(more);
+                let _ = c.bytes.try_reserve(want.saturating_add(want / 4));
             }
         }
         self.rows += n;
