@@ -58,17 +58,30 @@ pub fn to_json(s: &DbStats) -> serde_json::Value {
             )
         })
         .collect();
-    let rollups: serde_json::Map<String, serde_json::Value> =
-        ["rollup_1m", "rollup_1h", "rollup_1d"]
+    let rollups: serde_json::Map<String, serde_json::Value> = [
+        "rollup_1m",
+        "rollup_1h",
+        "rollup_1d",
+    ]
+    .iter()
+    .zip(&s.rollups)
+    .zip(&s.rollup_column_bytes)
+    .map(|((name, &(chunks, rows, bytes)), cols)| {
+        let cols: serde_json::Map<String, serde_json::Value> = cols
             .iter()
-            .zip(&s.rollups)
-            .map(|(name, &(chunks, rows, bytes))| {
+            .map(|(n, b)| {
                 (
-                    name.to_string(),
-                    serde_json::json!({"chunks": chunks, "rows": rows, "bytes": bytes}),
+                    n.clone(),
+                    serde_json::json!({"bytes": b, "bytes_per_row": per_event(*b, rows)}),
                 )
             })
             .collect();
+        (
+            name.to_string(),
+            serde_json::json!({"chunks": chunks, "rows": rows, "bytes": bytes, "columns": cols}),
+        )
+    })
+    .collect();
     serde_json::json!({
         "events": s.events,
         "memtable_events": s.memtable_events,
@@ -111,6 +124,23 @@ pub fn to_table(s: &DbStats) -> String {
             "  {name:<12}{chunks:>8}{rows:>12}   {}\n",
             human_bytes(bytes)
         ));
+    }
+    if s.rollup_column_bytes.iter().any(|c| !c.is_empty()) {
+        out.push_str("rollup column    bytes/row:   1m        1h        1d\n");
+        let mut names: Vec<&str> = Vec::new();
+        for (n, _) in s.rollup_column_bytes.iter().flatten() {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+        for n in names {
+            out.push_str(&format!("  {n:<22}"));
+            for (cols, &(_, rows, _)) in s.rollup_column_bytes.iter().zip(&s.rollups) {
+                let b = cols.iter().find(|(c, _)| c == n).map_or(0, |&(_, b)| b);
+                out.push_str(&format!("{:>10.3}", per_event(b, rows)));
+            }
+            out.push('\n');
+        }
     }
     out
 }

@@ -139,6 +139,9 @@ pub struct DbStats {
     /// Rollup chunks (all levels) and their rows and bytes, per level
     /// (minute, hour, day): (chunks, rows, bytes).
     pub rollups: [(u64, u64, u64); 3],
+    /// Stored bytes per column of the rollup chunks, per level (minute,
+    /// hour, day), the key directory under the key column's name.
+    pub rollup_column_bytes: [Vec<(String, u64)>; 3],
 }
 
 /// One partition (a day and a key shard) and what it holds in chunks.
@@ -1109,6 +1112,16 @@ impl Inner {
                 r.0 += 1;
                 r.1 += c.entry.rows;
                 r.2 += c.entry.file_bytes;
+            }
+            if let Some(cols) = RollupLevel::ALL
+                .iter()
+                .position(|&l| Some(l) == level)
+                .and_then(|i| s.rollup_column_bytes.get_mut(i))
+            {
+                add(cols, c.reader.key_name(), c.reader.key_directory_bytes());
+                for m in c.reader.columns() {
+                    add(cols, &m.name, m.stored_bytes);
+                }
             }
         }
         let mem_rows = st.active.rows() + st.immutable.as_ref().map_or(0, |m| m.rows());

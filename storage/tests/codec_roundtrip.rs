@@ -304,6 +304,16 @@ proptest! {
     }
 
     #[test]
+    fn long_u64_blocks_round_trip(values in u64_column(3000)) {
+        // 512 values and more choose their width from a sampled histogram.
+        let encoded = enc_u64(&values);
+        prop_assert_eq!(dec_u64(&encoded, values.len()).unwrap(), values.clone());
+        let mut packed = Vec::new();
+        encode_u64s_packed(&values, &mut packed);
+        prop_assert_eq!(dec_u64(&packed, values.len()).unwrap(), values);
+    }
+
+    #[test]
     fn i64s_round_trip(values in i64_column(400)) {
         let encoded = enc_i64(&values);
         prop_assert_eq!(dec_i64(&encoded, values.len()).unwrap(), values);

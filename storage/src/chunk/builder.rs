@@ -16,6 +16,7 @@
 
 use std::path::Path;
 
+use super::buffers::Pooled;
 use super::format::{
     BlockRef, ColumnEncoding, ColumnKind, Footer, FooterBlock, FooterColumn, HEADER_LEN,
     MAX_BLOCK_ROWS, MAX_CHUNK_ROWS,
@@ -132,7 +133,7 @@ impl<'a> ChunkBuilder<'a> {
         let mut raw = Vec::new();
         let mut built = Vec::with_capacity(columns.len());
         for c in columns {
-            let mut bytes = Vec::new();
+            let mut bytes = super::buffers::take();
             let dictionary = match c.kind {
                 StreamKind::Dict(values) => Some(write_dictionary(
                     c.name,
@@ -400,7 +401,7 @@ impl<'a> ChunkBuilder<'a> {
         let mut column_bytes = vec![(self.key_name.to_string(), key_directory.len)];
         let mut offset = head.len() as u64;
         let mut footer_columns = Vec::with_capacity(self.columns.len());
-        let mut bodies = Vec::with_capacity(self.columns.len());
+        let mut bodies = Pooled(Vec::with_capacity(self.columns.len()));
         for c in self.columns {
             let shift = |r: BlockRef| BlockRef {
                 offset: r.offset + offset,
@@ -431,7 +432,7 @@ impl<'a> ChunkBuilder<'a> {
             });
             column_bytes.push((c.name.to_string(), c.bytes.len() as u64));
             offset += c.bytes.len() as u64;
-            bodies.push(c.bytes);
+            bodies.0.push(c.bytes);
         }
         let footer = Footer {
             rows: self.rows as u64,
@@ -567,7 +568,8 @@ fn check_time(
 #[derive(Debug)]
 pub struct EncodedChunk {
     head: Vec<u8>,
-    bodies: Vec<Vec<u8>>,
+    /// The columns' buffers, which go back to the pool when dropped.
+    bodies: Pooled,
     tail: Vec<u8>,
     summary: ChunkSummary,
 }
@@ -581,7 +583,7 @@ impl EncodedChunk {
     /// The file's parts, in order.
     pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
         std::iter::once(self.head.as_slice())
-            .chain(self.bodies.iter().map(Vec::as_slice))
+            .chain(self.bodies.0.iter().map(Vec::as_slice))
             .chain(std::iter::once(self.tail.as_slice()))
     }
 

@@ -13,6 +13,7 @@
 //! the constants, `writer` writes whole columns, `builder` writes rows
 //! that arrive a few blocks at a time, `reader` reads through mmap.
 
+mod buffers;
 mod builder;
 mod dictionary;
 mod format;
