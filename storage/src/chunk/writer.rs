@@ -12,7 +12,7 @@ use super::format::{
     TRAILER_MAGIC,
 };
 use crate::codec::{
-    encode_adjacent_byte_strings, encode_byte_strings, encode_f64s, encode_i64s, encode_u64s,
+    encode_adjacent_byte_strings, encode_byte_strings, encode_i64s, encode_u64s,
     encode_u64s_packed, min_max_by, put_varint, Compression,
 };
 use crate::hash::{dictionary_code, BytesKey};
@@ -767,8 +767,10 @@ pub(super) fn encode_key_delta_block(
 
 /// Encodes one block of floats; returns its statistics.
 pub(super) fn encode_f64_block(values: &[f64], raw: &mut Vec<u8>) -> (u64, u64) {
-    encode_f64s(values, raw);
-    min_max_by(values, f64_key).unwrap_or((0, 0))
+    match crate::codec::encode_f64s_ranged(values, raw) {
+        Some((lo, hi)) => (f64_key(lo), f64_key(hi)),
+        None => min_max_by(values, f64_key).unwrap_or((0, 0)),
+    }
 }
 
 /// Encodes rows `range` of a plain byte-string column as one block.

@@ -65,12 +65,21 @@ fn round(x: f64) -> f64 {
 /// smaller. Every f64 comes back bit for bit, including NaN payloads,
 /// -0.0, infinities and subnormals.
 pub fn encode_f64s(values: &[f64], out: &mut Vec<u8>) {
+    encode_f64s_ranged(values, out);
+}
+
+/// [`encode_f64s`], returning the smallest and largest value when the
+/// encoding gave them for free: a decimal encoding without exceptions,
+/// whose scaled integers are in the values' order (every value is an
+/// exact decimal, so none is NaN, infinite or -0.0, and distinct values
+/// have distinct integers). `None` otherwise.
+pub(crate) fn encode_f64s_ranged(values: &[f64], out: &mut Vec<u8>) -> Option<(f64, f64)> {
     let raw_size = 1 + 8 * values.len();
     if let Some(exponent) = choose_exponent(values) {
         let start = out.len();
-        write_decimal(values, exponent, out);
+        let range = write_decimal(values, exponent, out);
         if out.len() - start < raw_size {
-            return;
+            return range;
         }
         out.truncate(start);
     }
@@ -79,6 +88,7 @@ pub fn encode_f64s(values: &[f64], out: &mut Vec<u8>) {
     for v in values {
         out.extend_from_slice(&v.to_bits().to_le_bytes());
     }
+    None
 }
 
 /// Appends exactly `count` values decoded from an [`encode_f64s`]
@@ -135,7 +145,9 @@ fn choose_exponent(values: &[f64]) -> Option<u8> {
     (bytes < 8 * sampled).then_some(exponent)
 }
 
-fn write_decimal(values: &[f64], exponent: u8, out: &mut Vec<u8>) {
+/// Writes the decimal encoding; returns the smallest and largest value
+/// when there are no exceptions (see [`encode_f64s_ranged`]).
+fn write_decimal(values: &[f64], exponent: u8, out: &mut Vec<u8>) -> Option<(f64, f64)> {
     let scale = POW10[usize::from(exponent.min(MAX_EXPONENT))];
     // The integers as the i64 codec sees them (order-preserving u64s),
     // so they go to the u64 encoder without another copy.
@@ -170,13 +182,17 @@ fn write_decimal(values: &[f64], exponent: u8, out: &mut Vec<u8>) {
     out.push(FLOAT_DECIMAL);
     out.push(exponent);
     put_varint(out, exceptions.len() as u64);
+    let exact = exceptions.is_empty() && !values.is_empty();
     let mut next = 0usize;
     for (index, bits) in exceptions {
         put_varint(out, (index - next) as u64);
         out.extend_from_slice(&bits.to_le_bytes());
         next = index + 1;
     }
-    encode_u64s(&ints, out);
+    let (lo, hi) = encode_u64s(&ints, out);
+    // The decoder's formula, so these are the values bit for bit.
+    let value = |n: u64| ordered_to_i64(n) as f64 / scale;
+    exact.then(|| (value(lo), value(hi)))
 }
 
 fn decode_inner(data: &[u8], count: usize, out: &mut Vec<f64>) -> Result<()> {
@@ -281,6 +297,57 @@ fn next_exception(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The smallest and largest value in IEEE total order.
+    fn total_range(values: &[f64]) -> (f64, f64) {
+        let lo = values.iter().copied().min_by(f64::total_cmp).unwrap_or(0.0);
+        let hi = values.iter().copied().max_by(f64::total_cmp).unwrap_or(0.0);
+        (lo, hi)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_range_given_by_the_encoding_is_the_values_range(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![
+                    (0i64..40_000_000).prop_map(|n| n as f64 / 1000.0),
+                    (-500i64..500).prop_map(|n| n as f64 / 10.0),
+                    proptest::num::f64::ANY,
+                    proptest::sample::select(vec![0.0, -0.0, 1e300, -1e-300, f64::NAN]),
+                ],
+                0..300,
+            ),
+        ) {
+            let mut a = Vec::new();
+            let range = encode_f64s_ranged(&values, &mut a);
+            let mut b = Vec::new();
+            encode_f64s(&values, &mut b);
+            prop_assert_eq!(&a, &b);
+            if let Some((lo, hi)) = range {
+                let (tlo, thi) = total_range(&values);
+                prop_assert_eq!(lo.to_bits(), tlo.to_bits());
+                prop_assert_eq!(hi.to_bits(), thi.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_blocks_give_their_range_and_others_do_not() {
+        let latencies: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 30_000) as f64 / 1000.0)
+            .collect();
+        let mut out = Vec::new();
+        let range = encode_f64s_ranged(&latencies, &mut out).unwrap();
+        assert_eq!(range, total_range(&latencies));
+        assert_ne!(range.0, range.1);
+        for odd in [f64::NAN, -0.0, f64::INFINITY] {
+            let mut with = latencies.clone();
+            with[500] = odd;
+            assert_eq!(encode_f64s_ranged(&with, &mut Vec::new()), None, "{odd}");
+        }
+        assert_eq!(encode_f64s_ranged(&[], &mut Vec::new()), None);
+    }
 
     #[test]
     fn three_decimal_latencies_pick_exponent_three() {

@@ -368,12 +368,13 @@ fn min_max(values: &[u64]) -> Option<(u64, u64)> {
 /// The smallest and largest of `key(x)` over `xs`, `None` when empty.
 pub(crate) fn min_max_by<T: Copy>(xs: &[T], key: impl Fn(T) -> u64) -> Option<(u64, u64)> {
     let first = key(*xs.first()?);
-    // Eight independent lanes: one running min and max would make every
-    // value wait for the previous comparison.
-    let (mut lo, mut hi) = ([first; 8], [first; 8]);
-    let mut chunks = xs.chunks_exact(8);
+    // Four independent lanes: one running min and max would make every
+    // value wait for the previous comparison, and eight lanes' sixteen
+    // accumulators do not fit in the registers.
+    let (mut lo, mut hi) = ([first; 4], [first; 4]);
+    let mut chunks = xs.chunks_exact(4);
     for c in &mut chunks {
-        for k in 0..8 {
+        for k in 0..4 {
             let x = key(c[k]);
             lo[k] = lo[k].min(x);
             hi[k] = hi[k].max(x);

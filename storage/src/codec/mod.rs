@@ -26,6 +26,7 @@ mod varint;
 pub(crate) use bytes::encode_adjacent_byte_strings;
 pub use bytes::{decode_byte_strings, encode_byte_strings};
 pub use compress::{compress, decompress, Compression};
+pub(crate) use floats::encode_f64s_ranged;
 pub use floats::{decode_f64s, encode_f64s};
 pub(crate) use ints::min_max_by;
 pub use ints::{decode_i64s, decode_u64s, encode_i64s, encode_u64s, encode_u64s_packed};
