@@ -200,6 +200,8 @@ const UNIT_PROBES: usize = 8;
 struct Unit {
     unit: u64,
     shift: u32,
+    /// The low `shift` bits, which a multiple of the unit has clear.
+    low: u64,
     inverse: u64,
     /// Largest quotient by `odd`: `(d >> shift) * inverse` is at most this
     /// exactly when `odd` divides `d >> shift`.
@@ -219,6 +221,7 @@ impl Unit {
         Unit {
             unit,
             shift,
+            low: (1u64 << shift) - 1,
             inverse,
             limit: u64::MAX / odd,
         }
@@ -227,8 +230,7 @@ impl Unit {
     /// Whether `d` is a multiple of the unit.
     #[inline]
     fn divides(self, d: u64) -> bool {
-        d.trailing_zeros() >= self.shift
-            && (d >> self.shift).wrapping_mul(self.inverse) <= self.limit
+        d & self.low == 0 && (d >> self.shift).wrapping_mul(self.inverse) <= self.limit
     }
 
     /// `d / unit` for a multiple `d` of the unit.
@@ -528,18 +530,30 @@ fn best_width(hist: &[usize; 65], n: usize) -> (u32, usize) {
 fn write_body(xs: &[u64], t: Transform, base: u64, width: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&base.to_le_bytes());
     out.push(width as u8);
-    let mut exceptions = Vec::new();
-    match t {
-        Transform::Identity => bitpack::pack(xs, identity, base, width, out, &mut exceptions),
-        Transform::Zigzag => bitpack::pack(xs, zigzag, base, width, out, &mut exceptions),
+    // The exceptions of the last body this thread wrote: a buffer grown
+    // once instead of a few times per block.
+    thread_local! {
+        static EXCEPTIONS: std::cell::RefCell<Vec<(usize, u64)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
-    put_varint(out, exceptions.len() as u64);
-    let mut next = 0usize;
-    for (index, high) in exceptions {
-        put_varint(out, (index - next) as u64);
-        put_varint(out, high);
-        next = index + 1;
-    }
+    EXCEPTIONS.with_borrow_mut(|exceptions| {
+        exceptions.clear();
+        match t {
+            Transform::Identity => bitpack::pack(xs, identity, base, width, out, exceptions),
+            Transform::Zigzag => bitpack::pack(xs, zigzag, base, width, out, exceptions),
+        }
+        put_varint(out, exceptions.len() as u64);
+        let mut next = 0usize;
+        for &(index, high) in exceptions.iter() {
+            put_varint(out, (index - next) as u64);
+            put_varint(out, high);
+            next = index + 1;
+        }
+        if exceptions.capacity() > 1 << 16 {
+            // Keep no more than a block's worth for the thread's life.
+            *exceptions = Vec::new();
+        }
+    });
 }
 
 /// Decodes the integer encoding at `data[pos..]`, which must end exactly
