@@ -109,7 +109,8 @@ fn encode_u64s_choosing(values: &[u64], out: &mut Vec<u8>, try_deltas: bool) -> 
             .iter()
             .map(|&v| unit.steps(v.wrapping_sub(min)))
             .collect();
-        let (width, size) = best_width(&histogram(&steps, Transform::Identity, 0), n);
+        let top = unit.steps(max.wrapping_sub(min));
+        let (width, size) = best_width(&sampled_histogram(&steps, 0, top), n);
         if 1 + 16 + size < best.size {
             best = Plan {
                 codec: INT_SCALED,
@@ -450,7 +451,7 @@ fn histogram_of(xs: &[u64], f: impl Fn(u64) -> u64, base: u64) -> [usize; 65] {
 }
 
 /// Blocks shorter than this get an exact histogram from
-/// [`sampled_histogram`].
+/// [`sampled_histogram`] (BitPacked and Scaled candidates).
 const SAMPLED_HISTOGRAM_MIN: usize = 512;
 
 /// The bit-length histogram of `x - min` for values in `min..=max`, as
