@@ -226,8 +226,31 @@ fn a_flush_writes_one_rollup_chunk_per_month_and_shard() {
     let from_memtable = read_all(&db);
     db.flush().unwrap();
     let stats = db.stats();
-    for (level, &(chunks, _, _)) in RollupLevel::ALL.iter().zip(&stats.rollups) {
+    for ((level, &(chunks, _, bytes)), columns) in RollupLevel::ALL
+        .iter()
+        .zip(&stats.rollups)
+        .zip(&stats.rollup_column_bytes)
+    {
         assert_eq!(chunks, months.len() as u64, "{level:?} chunks");
+        // Every rollup column, and no more bytes than the files hold.
+        let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+        for name in [
+            "api_key",
+            "bucket",
+            "count",
+            "latency_sketch",
+            "response_bytes",
+        ] {
+            assert!(
+                names.contains(&name),
+                "{level:?}: {name} missing from {names:?}"
+            );
+        }
+        let stored: u64 = columns.iter().map(|&(_, b)| b).sum();
+        assert!(
+            stored > 0 && stored < bytes,
+            "{level:?}: {stored} of {bytes}"
+        );
     }
     assert_eq!(read_all(&db), from_memtable);
 
