@@ -151,16 +151,24 @@ fn unpack<const W: usize>(src: &[u8], dst: &mut [u64; BLOCK_LEN]) {
         return;
     }
     let mask = low_mask(W as u32);
-    // With W constant the compiler resolves every word index and shift.
-    for (i, d) in dst.iter_mut().enumerate() {
-        let bit = i * W;
-        let (wi, sh) = (bit / 64, bit % 64);
-        let mut v = words[wi] >> sh;
-        if sh + W > 64 {
-            v |= words[wi + 1] << (64 - sh);
-        }
-        *d = v & mask;
+    // Unrolled by hand, as in `pack_block`: every word index and shift
+    // is a constant.
+    macro_rules! get {
+        ($($i:literal)*) => {$({
+            let bit = $i * W;
+            let (wi, sh) = (bit / 64, bit % 64);
+            let mut v = words[wi] >> sh;
+            if sh + W > 64 {
+                v |= words[wi + 1] << (64 - sh);
+            }
+            dst[$i] = v & mask;
+        })*};
     }
+    get!(
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+        32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61
+        62 63
+    );
 }
 
 macro_rules! unpackers {
