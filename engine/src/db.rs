@@ -1092,36 +1092,20 @@ impl Inner {
                 None => (c.entry.min_ts, c.entry.max_ts),
                 Some((a, b)) => (a.min(c.entry.min_ts), b.max(c.entry.max_ts)),
             });
-            add(
-                &mut cols,
-                c.reader.key_name(),
-                c.reader.key_directory_bytes(),
-            );
-            for m in c.reader.columns() {
-                add(&mut cols, &m.name, m.stored_bytes);
-            }
+            add_column_bytes(&mut cols, &c.reader);
         }
         s.partitions = parts.len() as u64;
         for c in st.rollups.iter() {
             let level = RollupLevel::of_table(c.entry.table);
-            if let Some(r) = RollupLevel::ALL
-                .iter()
-                .position(|&l| Some(l) == level)
-                .and_then(|i| s.rollups.get_mut(i))
+            let Some(i) = RollupLevel::ALL.iter().position(|&l| Some(l) == level) else {
+                continue;
+            };
+            if let (Some(r), Some(cols)) = (s.rollups.get_mut(i), s.rollup_column_bytes.get_mut(i))
             {
                 r.0 += 1;
                 r.1 += c.entry.rows;
                 r.2 += c.entry.file_bytes;
-            }
-            if let Some(cols) = RollupLevel::ALL
-                .iter()
-                .position(|&l| Some(l) == level)
-                .and_then(|i| s.rollup_column_bytes.get_mut(i))
-            {
-                add(cols, c.reader.key_name(), c.reader.key_directory_bytes());
-                for m in c.reader.columns() {
-                    add(cols, &m.name, m.stored_bytes);
-                }
+                add_column_bytes(cols, &c.reader);
             }
         }
         let mem_rows = st.active.rows() + st.immutable.as_ref().map_or(0, |m| m.rows());
@@ -1138,5 +1122,14 @@ fn add(cols: &mut Vec<(String, u64)>, name: &str, b: u64) {
     match cols.iter_mut().find(|(n, _)| n == name) {
         Some((_, v)) => *v += b,
         None => cols.push((name.to_string(), b)),
+    }
+}
+
+/// Adds a chunk's stored bytes per column to `cols`, its key directory
+/// under the key column's name.
+fn add_column_bytes(cols: &mut Vec<(String, u64)>, reader: &tally_storage::chunk::ChunkReader) {
+    add(cols, reader.key_name(), reader.key_directory_bytes());
+    for m in reader.columns() {
+        add(cols, &m.name, m.stored_bytes);
     }
 }
