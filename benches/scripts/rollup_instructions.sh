@@ -5,8 +5,10 @@
 # machine), for comparing two builds of the rollup pass and the codecs.
 #
 # Runs the flush bench (benches/benches/flush.rs) with one rayon thread,
-# one round, rollups only, over TALLY_BENCH_EVENTS (default 300,000)
-# generated events, and counts the instructions inside
+# one round, rollups only, over TALLY_BENCH_EVENTS (default 1,500,000)
+# generated events over TALLY_BENCH_DAYS (default 1) days: what one flush
+# of the 10 M-event, 7-day ingest benchmark holds (a flush covers about a
+# day, so each key's day has ~1,500 events). Counts the instructions inside
 # `write_month_rollups` (the rollup pass and the encoding of the rollup
 # chunks; not the kernel's page faults and file writes, which callgrind
 # does not see).
@@ -34,7 +36,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for b in "${bins[@]}"; do
     RAYON_NUM_THREADS=1 TALLY_BENCH_ROUNDS=1 TALLY_BENCH_ONLY=rollups \
-        TALLY_BENCH_EVENTS="${TALLY_BENCH_EVENTS:-300000}" \
+        TALLY_BENCH_EVENTS="${TALLY_BENCH_EVENTS:-1500000}" \
+        TALLY_BENCH_DAYS="${TALLY_BENCH_DAYS:-1}" \
         valgrind --tool=callgrind --toggle-collect='*write_month_rollups*' \
         --callgrind-out-file="$out/cg.out" "$b" --bench > /dev/null 2> "$out/err"
     n=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/err")

@@ -249,6 +249,55 @@ struct EventValues {
     response_bytes: u64,
 }
 
+/// What a row sums of its events: kept per group for the hour and the
+/// day being rolled up, so that their rows add up the minute rows instead
+/// of visiting every event again.
+#[derive(Clone, Copy)]
+struct Totals {
+    count: u64,
+    sum_ns: u64,
+    min: f64,
+    max: f64,
+    request_bytes: u64,
+    response_bytes: u64,
+    /// Some latency was not counted by the sketch (NaN or infinite).
+    uncounted: bool,
+}
+
+impl Totals {
+    const EMPTY: Totals = Totals {
+        count: 0,
+        sum_ns: 0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        request_bytes: 0,
+        response_bytes: 0,
+        uncounted: false,
+    };
+
+    /// Adds `other` in. Saturating sums and `f64::min`/`max` are
+    /// associative, so totals of minute rows equal the totals of their
+    /// events.
+    #[inline(always)]
+    fn add(&mut self, other: &Totals) {
+        self.count += other.count;
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.request_bytes = self.request_bytes.saturating_add(other.request_bytes);
+        self.response_bytes = self.response_bytes.saturating_add(other.response_bytes);
+        self.uncounted |= other.uncounted;
+    }
+}
+
+/// The totals of the hour and the day being rolled up, per group rank:
+/// minute rows add to both; an hour's (a day's) rows take theirs out,
+/// leaving them empty for the next hour (day).
+struct OpenTotals<'t> {
+    hour: &'t mut [Totals],
+    day: &'t mut [Totals],
+}
+
 /// One key and day being rolled up: its groups by rank and its events'
 /// values, by position.
 struct KeyDay<'d> {
@@ -261,109 +310,171 @@ struct KeyDay<'d> {
 }
 
 impl KeyDay<'_> {
-    /// Appends to `out` one row per group of the events whose sorted keys
-    /// are `keys` (one bucket, starting at `bucket`), in group order.
+    /// The group of rank `rank`.
+    fn group(&self, rank: u32) -> Result<Group> {
+        self.groups
+            .get(rank as usize)
+            .copied()
+            .ok_or_else(|| EngineError::Internal("rollup row of an unknown group".into()))
+    }
+
+    /// The values of the event at `pos`.
+    fn values(&self, pos: u32) -> Result<&EventValues> {
+        self.values.get(pos as usize).ok_or_else(|| {
+            EngineError::Internal(format!("rollup event {pos} outside its key and day"))
+        })
+    }
+
+    /// Appends to `out` one minute row per group of the events whose
+    /// sorted keys are `keys` (one minute, starting at `bucket`), in group
+    /// order, summing each from its events; adds each row to `open`.
     /// `places` is scratch.
-    fn write_rows<K: SortKey>(
+    fn write_minute_rows<K: SortKey>(
         &self,
         keys: &[K],
         bucket: i64,
         places: &mut Vec<u32>,
         out: &mut LevelColumns,
+        open: &mut OpenTotals<'_>,
     ) -> Result<()> {
         let pb = self.pos_bits;
         if let [k] = keys {
             if k.place(pb) != NO_PLACE_CODE {
-                return self.write_single_row(*k, bucket, out);
+                return self.write_single_row(*k, bucket, out, open);
             }
         }
         for run in keys.chunk_by(|a, b| a.rank(pb) == b.rank(pb)) {
-            let Some(group) = run
-                .first()
-                .and_then(|k| self.groups.get(k.rank(pb) as usize))
-                .copied()
-            else {
-                return Err(EngineError::Internal(
-                    "rollup row of an unknown group".into(),
-                ));
+            let Some(rank) = run.first().map(|k| k.rank(pb)) else {
+                continue;
             };
-            let (mut sum_ns, mut min, mut max) = (0u64, f64::INFINITY, f64::NEG_INFINITY);
-            let (mut request_bytes, mut response_bytes) = (0u64, 0u64);
-            let mut uncounted = false;
+            let mut t = Totals::EMPTY;
             for k in run {
-                let Some(v) = self.values.get(k.pos(pb) as usize) else {
-                    return Err(EngineError::Internal(format!(
-                        "rollup event {} outside its key and day",
-                        k.pos(pb)
-                    )));
-                };
-                sum_ns = sum_ns.saturating_add(v.latency_ns);
-                min = min.min(v.latency);
-                max = max.max(v.latency);
-                request_bytes = request_bytes.saturating_add(v.request_bytes);
-                response_bytes = response_bytes.saturating_add(v.response_bytes);
+                let v = self.values(k.pos(pb))?;
+                t.sum_ns = t.sum_ns.saturating_add(v.latency_ns);
+                t.min = t.min.min(v.latency);
+                t.max = t.max.max(v.latency);
+                t.request_bytes = t.request_bytes.saturating_add(v.request_bytes);
+                t.response_bytes = t.response_bytes.saturating_add(v.response_bytes);
                 // NaN or infinite (validation rejects those).
-                uncounted |= k.place(pb) == NO_PLACE_CODE;
+                t.uncounted |= k.place(pb) == NO_PLACE_CODE;
             }
-            let count = run.len() as u64;
-            out.push_key(self.key, bucket, group);
-            out.count.push(count);
-            let (stored_max, stored_sum) = stored_single(count, min, max, sum_ns);
-            out.latency_sum.push(stored_sum);
-            out.latency_min.push(min);
-            out.latency_max.push(stored_max);
-            out.request_bytes.push(request_bytes);
-            out.response_bytes.push(response_bytes);
-            // Not stored when the count, min and max imply it (one event,
-            // equal latencies, or two events: RollupAgg::implied_latencies),
-            // unless some latency was not counted by the sketch.
-            if uncounted {
-                // Add the row's events one by one, as the memtable's
-                // rollups do.
-                let mut s = DdSketch::new();
-                for k in run {
-                    if let Some(v) = self.values.get(k.pos(pb) as usize) {
-                        s.add(v.latency);
-                    }
-                }
-                s.encode(&mut out.sketches);
-            } else if min != max && count != 2 {
-                places.clear();
-                places.extend(run.iter().map(|k| k.place(pb)));
-                let start = out.sketches.len();
-                encode_sorted_places(places, min, max, &mut out.sketches);
-                // The row holds the min and max.
-                drop_range(&mut out.sketches, start);
-            }
-            out.end_sketch()?;
+            t.count = run.len() as u64;
+            open_add(open, rank, &t)?;
+            self.push_row(run, rank, bucket, &t, places, out)?;
         }
         Ok(())
     }
 
-    /// Appends the row of a bucket holding one event, whose latency the
-    /// sketch counts: what [`KeyDay::write_rows`] appends for it, without
-    /// the sums. Its minimum and maximum are its latency, so it stores a
-    /// maximum of +0.0, a sum of 0 ([`stored_single`]) and no sketch.
+    /// Appends to `out` one row per group of the events whose sorted keys
+    /// are `keys` (one hour or day, starting at `bucket`), in group order,
+    /// taking each row's sums out of `totals` (which its minute rows
+    /// filled) and its sketch from its keys.
+    fn write_rows_from_totals<K: SortKey>(
+        &self,
+        keys: &[K],
+        bucket: i64,
+        totals: &mut [Totals],
+        places: &mut Vec<u32>,
+        out: &mut LevelColumns,
+    ) -> Result<()> {
+        let pb = self.pos_bits;
+        for run in keys.chunk_by(|a, b| a.rank(pb) == b.rank(pb)) {
+            let Some(rank) = run.first().map(|k| k.rank(pb)) else {
+                continue;
+            };
+            let Some(slot) = totals.get_mut(rank as usize) else {
+                return Err(EngineError::Internal(
+                    "rollup row of an unknown group".into(),
+                ));
+            };
+            let t = std::mem::replace(slot, Totals::EMPTY);
+            if t.count != run.len() as u64 {
+                return Err(EngineError::Internal(format!(
+                    "rollup row of {} events whose minute rows hold {}",
+                    run.len(),
+                    t.count
+                )));
+            }
+            self.push_row(run, rank, bucket, &t, places, out)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the row of one group's events (`run`, sorted keys of group
+    /// `rank`) that sum to `t`.
+    fn push_row<K: SortKey>(
+        &self,
+        run: &[K],
+        rank: u32,
+        bucket: i64,
+        t: &Totals,
+        places: &mut Vec<u32>,
+        out: &mut LevelColumns,
+    ) -> Result<()> {
+        let pb = self.pos_bits;
+        out.push_key(self.key, bucket, self.group(rank)?);
+        out.count.push(t.count);
+        let (stored_max, stored_sum) = stored_single(t.count, t.min, t.max, t.sum_ns);
+        out.latency_sum.push(stored_sum);
+        out.latency_min.push(t.min);
+        out.latency_max.push(stored_max);
+        out.request_bytes.push(t.request_bytes);
+        out.response_bytes.push(t.response_bytes);
+        // Not stored when the count, min and max imply it (one event,
+        // equal latencies, or two events: RollupAgg::implied_latencies),
+        // unless some latency was not counted by the sketch.
+        if t.uncounted {
+            // Add the row's events one by one, as the memtable's rollups
+            // do.
+            let mut s = DdSketch::new();
+            for k in run {
+                s.add(self.values(k.pos(pb))?.latency);
+            }
+            s.encode(&mut out.sketches);
+        } else if t.min != t.max && t.count != 2 {
+            places.clear();
+            places.extend(run.iter().map(|k| k.place(pb)));
+            let start = out.sketches.len();
+            encode_sorted_places(places, t.min, t.max, &mut out.sketches);
+            // The row holds the min and max.
+            drop_range(&mut out.sketches, start);
+        }
+        out.end_sketch()
+    }
+
+    /// Appends the minute row of a bucket holding one event, whose
+    /// latency the sketch counts: what [`KeyDay::write_minute_rows`]
+    /// appends for it, without the sums. Its minimum and maximum are its
+    /// latency, so it stores a maximum of +0.0, a sum of 0
+    /// ([`stored_single`]) and no sketch.
     fn write_single_row<K: SortKey>(
         &self,
         k: K,
         bucket: i64,
         out: &mut LevelColumns,
+        open: &mut OpenTotals<'_>,
     ) -> Result<()> {
         let pb = self.pos_bits;
-        let (Some(&group), Some(v)) = (
-            self.groups.get(k.rank(pb) as usize),
-            self.values.get(k.pos(pb) as usize),
-        ) else {
-            return Err(EngineError::Internal(format!(
-                "rollup event {} outside its key and day",
-                k.pos(pb)
-            )));
-        };
+        let rank = k.rank(pb);
+        let group = self.group(rank)?;
+        let v = self.values(k.pos(pb))?;
         debug_assert_eq!(
             stored_single(1, v.latency, v.latency, v.latency_ns),
             (0.0, 0)
         );
+        open_add(
+            open,
+            rank,
+            &Totals {
+                count: 1,
+                sum_ns: v.latency_ns,
+                min: v.latency,
+                max: v.latency,
+                request_bytes: v.request_bytes,
+                response_bytes: v.response_bytes,
+                uncounted: false,
+            },
+        )?;
         out.push_key(self.key, bucket, group);
         out.count.push(1);
         out.latency_sum.push(0);
@@ -376,15 +487,17 @@ impl KeyDay<'_> {
 
     /// Rolls up the key and day's events (their group `ranks` in time
     /// order; `ts` their timestamps) into the three levels, their sort
-    /// keys made in `keys` (scratch). Sorts the keys bucket by bucket:
-    /// minutes nest in hours, hours in days, so each level sorts spans the
-    /// finer level left as they were.
+    /// keys made in `keys` (scratch); `totals` is scratch too. Sorts the
+    /// keys bucket by bucket: minutes nest in hours, hours in days, so
+    /// each level sorts spans the finer level left sorted, and its rows
+    /// add up the finer level's.
     fn roll_up<K: SortKey>(
         &self,
         ts: &[i64],
         ranks: impl Iterator<Item = u32>,
         keys: &mut Vec<K>,
         places: &mut Vec<u32>,
+        totals: &mut Vec<Totals>,
         levels: &mut [LevelColumns; 3],
     ) -> Result<()> {
         keys.clear();
@@ -399,23 +512,48 @@ impl KeyDay<'_> {
                 keys.len()
             )));
         }
+        let g = self.groups.len();
+        totals.clear();
+        totals.resize(2 * g, Totals::EMPTY);
+        let (hour_totals, day_totals) = totals.split_at_mut(g);
         let [minutes, hours, days] = levels;
         for_each_bucket(ts, 0, ts.len(), RollupLevel::Day, |d0, d1, day| {
             for_each_bucket(ts, d0, d1, RollupLevel::Hour, |h0, h1, hour| {
                 for_each_bucket(ts, h0, h1, RollupLevel::Minute, |m0, m1, minute| {
                     let span = keys.get_mut(m0..m1).unwrap_or_default();
                     span.sort_unstable();
-                    self.write_rows(span, minute, places, minutes)
+                    let mut open = OpenTotals {
+                        hour: hour_totals,
+                        day: day_totals,
+                    };
+                    self.write_minute_rows(span, minute, places, minutes, &mut open)
                 })?;
                 let span = keys.get_mut(h0..h1).unwrap_or_default();
                 span.sort_unstable();
-                self.write_rows(span, hour, places, hours)
+                self.write_rows_from_totals(span, hour, hour_totals, places, hours)
             })?;
+            // Each hour's span is sorted: a stable sort merges the runs.
             let span = keys.get_mut(d0..d1).unwrap_or_default();
-            span.sort_unstable();
-            self.write_rows(span, day, places, days)
+            span.sort();
+            self.write_rows_from_totals(span, day, day_totals, places, days)
         })
     }
+}
+
+/// Adds a minute row of group `rank` to the open hour and day.
+#[inline(always)]
+fn open_add(open: &mut OpenTotals<'_>, rank: u32, t: &Totals) -> Result<()> {
+    let (Some(h), Some(d)) = (
+        open.hour.get_mut(rank as usize),
+        open.day.get_mut(rank as usize),
+    ) else {
+        return Err(EngineError::Internal(
+            "rollup row of an unknown group".into(),
+        ));
+    };
+    h.add(t);
+    d.add(t);
+    Ok(())
 }
 
 /// Calls `f(start, end, bucket)` for each span of `ts[from..to]` (ascending
@@ -697,6 +835,7 @@ struct Scratch {
     keys: Vec<u64>,
     wide_keys: Vec<u128>,
     places: Vec<u32>,
+    totals: Vec<Totals>,
     /// Tests: use `u128` keys even when `u64` ones fit.
     #[cfg(test)]
     always_wide: bool,
@@ -801,9 +940,16 @@ fn roll_up_key_day(
         pos_bits: if narrow { pos_bits } else { u32::BITS },
     };
     if narrow {
-        key_day.roll_up(ts, ranks, &mut s.keys, &mut s.places, levels)
+        key_day.roll_up(ts, ranks, &mut s.keys, &mut s.places, &mut s.totals, levels)
     } else {
-        key_day.roll_up(ts, ranks, &mut s.wide_keys, &mut s.places, levels)
+        key_day.roll_up(
+            ts,
+            ranks,
+            &mut s.wide_keys,
+            &mut s.places,
+            &mut s.totals,
+            levels,
+        )
     }
 }
 
