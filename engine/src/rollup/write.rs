@@ -19,7 +19,9 @@
 //! run of keys: its sums and its sketch bytes
 //! ([`crate::sketch::encode_sorted_places`]) come straight from the run,
 //! and no sketch is built or merged. Minutes nest in hours and hours in
-//! days, so each level sorts the spans of the finer level in place. A
+//! days, so each level sorts the spans of the finer level in place, and
+//! an hour's or a day's rows take their sums from the group totals its
+//! minute rows added up (only their sketches read the sorted keys). A
 //! level's rows are staged a few blocks at a time and go, in order, to
 //! its chunk's [`ChunkBuilder`] while the pass goes on.
 //!
