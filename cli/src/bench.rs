@@ -23,7 +23,7 @@ use tally_query::{QueryOptions, QueryResult, Scalar};
 mod via_server;
 
 use crate::import::remote::columns_of;
-use crate::util::{engine, CliResult};
+use crate::util::{engine, process_cpu_seconds, CliResult};
 
 /// `tally bench` workloads.
 #[derive(Subcommand, Debug)]
@@ -223,6 +223,7 @@ fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
     let next = AtomicUsize::new(0);
     let latencies = Mutex::new(Vec::with_capacity(batches.len()));
     let failure = Mutex::new(None::<String>);
+    let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..a.writers.max(1) {
@@ -246,12 +247,18 @@ fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
         }
     });
     let secs = start.elapsed().as_secs_f64();
+    let cpu_ingest = process_cpu_seconds();
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(format!("ingest failed: {e}"));
     }
     let flush_start = Instant::now();
     db.close().map_err(engine)?;
     let flush_secs = flush_start.elapsed().as_secs_f64();
+    // The CPU of the timed ingest and of the final flush: not the
+    // events' generation before it, which every run repeats.
+    let cpu = cpu_start.zip(cpu_ingest).zip(process_cpu_seconds());
+    let cpu_secs = cpu.map(|((a, b), _)| b - a);
+    let close_cpu_secs = cpu.map(|((_, b), c)| c - b);
     let rate = a.events as f64 / secs;
     let (p50, p99, max) =
         latency_summary(latencies.into_inner().unwrap_or_else(|p| p.into_inner()));
@@ -263,6 +270,7 @@ fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
                 "durability": a.durability, "seconds": secs, "events_per_sec": rate,
                 "ack_latency_us": {"p50": p50, "p99": p99, "max": max},
                 "close_flush_seconds": flush_secs,
+                "cpu_seconds": cpu_secs, "close_flush_cpu_seconds": close_cpu_secs,
             })
         );
     } else {
@@ -272,6 +280,9 @@ fn ingest(a: IngestArgs) -> CliResult<ExitCode> {
         );
         println!("ack latency: p50 {p50} µs, p99 {p99} µs, max {max} µs");
         println!("final flush on close: {flush_secs:.3} s");
+        if let (Some(c), Some(f)) = (cpu_secs, close_cpu_secs) {
+            println!("CPU: ingest {c:.2} s, final flush {f:.2} s");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

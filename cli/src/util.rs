@@ -69,3 +69,16 @@ pub fn parse_day_or_time(s: &str) -> Result<i64, String> {
     }
     parse_time_arg(s)
 }
+
+/// User and system CPU seconds of this process so far, from
+/// /proc/self/stat (Linux reports them in ticks of 1/100 s); None where
+/// there is no such file.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which ends with ')'): utime and
+    // stime are the 12th and 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}

@@ -110,21 +110,30 @@ pub(crate) fn with_row_range(stored: &[u8], min: f64, max: f64, out: &mut Vec<u8
 /// One store's encoding from its sorted codes (all of one part): the
 /// number of distinct buckets, then each bucket's index (the first
 /// zigzag-coded, later ones as the increase) and count.
+///
+/// One pass over the codes after counting the buckets: each bucket's
+/// count is written when the next bucket (or the end) is reached.
 fn encode_store(codes: &[u32], out: &mut Vec<u8>) {
-    let runs = codes.chunk_by(|a, b| a == b);
-    put_varint(out, runs.clone().count() as u64);
-    let mut previous: Option<i32> = None;
-    for run in runs {
-        let Some(&c) = run.first() else { continue };
-        let i = index(c);
-        let delta = match previous {
-            None => zigzag(i64::from(i)),
-            Some(p) => (i64::from(i) - i64::from(p)).unsigned_abs(),
-        };
-        put_varint(out, delta);
-        put_varint(out, run.len() as u64);
-        previous = Some(i);
+    let Some((&first, rest)) = codes.split_first() else {
+        put_varint(out, 0);
+        return;
+    };
+    let buckets = 1 + codes.windows(2).filter(|w| w.first() != w.last()).count();
+    put_varint(out, buckets as u64);
+    let (mut code, mut i) = (first, index(first));
+    put_varint(out, zigzag(i64::from(i)));
+    let mut count = 1u64;
+    for &c in rest {
+        if c == code {
+            count += 1;
+            continue;
+        }
+        put_varint(out, count);
+        let next = index(c);
+        put_varint(out, (i64::from(next) - i64::from(i)).unsigned_abs());
+        (code, i, count) = (c, next, 1);
     }
+    put_varint(out, count);
 }
 
 #[cfg(test)]
