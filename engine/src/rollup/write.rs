@@ -1256,6 +1256,58 @@ mod tests {
     }
 
     #[test]
+    fn an_hour_whose_minute_totals_disagree_with_its_events_fails() {
+        let v = EventValues {
+            latency: 1.0,
+            latency_ns: 1_000_000,
+            request_bytes: 1,
+            response_bytes: 2,
+        };
+        let values = [v, v];
+        let groups = [group(0, 0, 2)];
+        let key_day = KeyDay {
+            key: 0,
+            groups: &groups,
+            values: &values,
+            pos_bits: 1,
+        };
+        let place = place_code(1.0).expect("a counted latency").0;
+        let keys = [
+            <u64 as SortKey>::pack(0, place, 0, 1),
+            <u64 as SortKey>::pack(0, place, 1, 1),
+        ];
+        // The minute rows counted one event; the hour holds two.
+        let mut totals = [Totals {
+            count: 1,
+            ..Totals::EMPTY
+        }];
+        let mut out = LevelColumns::with_capacity(0);
+        let err = key_day
+            .write_rows_from_totals(&keys, 0, &mut totals, &mut Vec::new(), &mut out)
+            .expect_err("counts disagree");
+        assert!(
+            matches!(&err, EngineError::Internal(m) if m.contains("minute rows hold 1")),
+            "{err}"
+        );
+        assert_eq!(out.rows(), 0);
+        // Agreeing totals give the row.
+        let mut totals = [Totals {
+            count: 2,
+            sum_ns: 2_000_000,
+            min: 1.0,
+            max: 1.0,
+            request_bytes: 2,
+            response_bytes: 4,
+            uncounted: false,
+        }];
+        key_day
+            .write_rows_from_totals(&keys, 0, &mut totals, &mut Vec::new(), &mut out)
+            .expect("a row");
+        assert_eq!((out.rows(), out.count[0], out.request_bytes[0]), (1, 2, 2));
+        assert_eq!(totals[0].count, 0, "the totals are taken out");
+    }
+
+    #[test]
     fn wide_sort_keys_give_the_same_rows_as_narrow_ones() {
         let d = one_key_day();
         let narrow = roll_up(&d, false);
