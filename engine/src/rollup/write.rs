@@ -277,6 +277,21 @@ impl Totals {
         uncounted: false,
     };
 
+    /// The totals of one event (`counted`: whether the sketch counts its
+    /// latency).
+    #[inline(always)]
+    fn of_event(v: &EventValues, counted: bool) -> Totals {
+        Totals {
+            count: 1,
+            sum_ns: v.latency_ns,
+            min: v.latency,
+            max: v.latency,
+            request_bytes: v.request_bytes,
+            response_bytes: v.response_bytes,
+            uncounted: !counted,
+        }
+    }
+
     /// Adds `other` in. Saturating sums and `f64::min`/`max` are
     /// associative, so totals of minute rows equal the totals of their
     /// events.
@@ -317,7 +332,7 @@ impl KeyDay<'_> {
         self.groups
             .get(rank as usize)
             .copied()
-            .ok_or_else(|| EngineError::Internal("rollup row of an unknown group".into()))
+            .ok_or_else(unknown_group)
     }
 
     /// The values of the event at `pos`.
@@ -351,16 +366,13 @@ impl KeyDay<'_> {
             };
             let mut t = Totals::EMPTY;
             for k in run {
-                let v = self.values(k.pos(pb))?;
-                t.sum_ns = t.sum_ns.saturating_add(v.latency_ns);
-                t.min = t.min.min(v.latency);
-                t.max = t.max.max(v.latency);
-                t.request_bytes = t.request_bytes.saturating_add(v.request_bytes);
-                t.response_bytes = t.response_bytes.saturating_add(v.response_bytes);
-                // NaN or infinite (validation rejects those).
-                t.uncounted |= k.place(pb) == NO_PLACE_CODE;
+                // A latency at NO_PLACE_CODE is NaN or infinite
+                // (validation rejects those).
+                t.add(&Totals::of_event(
+                    self.values(k.pos(pb))?,
+                    k.place(pb) != NO_PLACE_CODE,
+                ));
             }
-            t.count = run.len() as u64;
             open_add(open, rank, &t)?;
             self.push_row(run, rank, bucket, &t, places, out)?;
         }
@@ -385,9 +397,7 @@ impl KeyDay<'_> {
                 continue;
             };
             let Some(slot) = totals.get_mut(rank as usize) else {
-                return Err(EngineError::Internal(
-                    "rollup row of an unknown group".into(),
-                ));
+                return Err(unknown_group());
             };
             let t = std::mem::replace(slot, Totals::EMPTY);
             if t.count != run.len() as u64 {
@@ -464,19 +474,7 @@ impl KeyDay<'_> {
             stored_single(1, v.latency, v.latency, v.latency_ns),
             (0.0, 0)
         );
-        open_add(
-            open,
-            rank,
-            &Totals {
-                count: 1,
-                sum_ns: v.latency_ns,
-                min: v.latency,
-                max: v.latency,
-                request_bytes: v.request_bytes,
-                response_bytes: v.response_bytes,
-                uncounted: false,
-            },
-        )?;
+        open_add(open, rank, &Totals::of_event(v, true))?;
         out.push_key(self.key, bucket, group);
         out.count.push(1);
         out.latency_sum.push(0);
@@ -549,13 +547,16 @@ fn open_add(open: &mut OpenTotals<'_>, rank: u32, t: &Totals) -> Result<()> {
         open.hour.get_mut(rank as usize),
         open.day.get_mut(rank as usize),
     ) else {
-        return Err(EngineError::Internal(
-            "rollup row of an unknown group".into(),
-        ));
+        return Err(unknown_group());
     };
     h.add(t);
     d.add(t);
     Ok(())
+}
+
+/// A rollup row's group rank that the key and day does not have (a bug).
+fn unknown_group() -> EngineError {
+    EngineError::Internal("rollup row of an unknown group".into())
 }
 
 /// Calls `f(start, end, bucket)` for each span of `ts[from..to]` (ascending
